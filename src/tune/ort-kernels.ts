@@ -1,0 +1,201 @@
+// Dense float32 kernels for training, executed by onnxruntime (MLAS): a JavaScript matrix
+// product runs at ~1-2 GFLOP/s, ORT's at tens. Each kernel is a one-node (or two-node) ONNX graph
+// with dynamic shapes, encoded here with a minimal protobuf writer (no weights, no external data).
+import * as ort from 'onnxruntime-node';
+
+// ---------------------------------------------------------------- protobuf (just what ONNX needs)
+
+class Pb {
+  private parts: number[] = [];
+  varint(v: number): this {
+    let x = BigInt.asUintN(64, BigInt(v));
+    while (x >= 0x80n) {
+      this.parts.push(Number((x & 0x7fn) | 0x80n));
+      x >>= 7n;
+    }
+    this.parts.push(Number(x));
+    return this;
+  }
+  tag(field: number, wire: number): this {
+    return this.varint((field << 3) | wire);
+  }
+  int(field: number, v: number): this {
+    return this.tag(field, 0).varint(v);
+  }
+  bytes(field: number, b: Uint8Array): this {
+    this.tag(field, 2).varint(b.length);
+    for (const x of b) this.parts.push(x);
+    return this;
+  }
+  str(field: number, s: string): this {
+    return this.bytes(field, Buffer.from(s, 'utf8'));
+  }
+  msg(field: number, m: Pb): this {
+    return this.bytes(field, m.finish());
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
+
+const FLOAT = 1;
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  /** Integer or integer-list attributes. */
+  attrs?: Record<string, number | number[]>;
+}
+
+function valueInfo(name: string, rank: number): Pb {
+  const shape = new Pb();
+  for (let i = 0; i < rank; i++) shape.msg(1, new Pb().str(2, `${name}_d${i}`));
+  const tensor = new Pb().int(1, FLOAT).msg(2, shape);
+  return new Pb().str(1, name).msg(2, new Pb().msg(1, tensor));
+}
+
+/** An ONNX model (opset 13) over float tensors of the given ranks. */
+export function encodeGraph(nodes: NodeSpec[], inputs: Array<[string, number]>, outputs: Array<[string, number]>): Uint8Array {
+  const graph = new Pb();
+  nodes.forEach((n, k) => {
+    const node = new Pb();
+    for (const i of n.inputs) node.str(1, i);
+    for (const o of n.outputs) node.str(2, o);
+    node.str(3, `n${k}`).str(4, n.op);
+    for (const [name, v] of Object.entries(n.attrs ?? {})) {
+      const a = new Pb().str(1, name);
+      if (Array.isArray(v)) {
+        for (const x of v) a.int(8, x);
+        a.int(20, 7); // INTS
+      } else {
+        a.int(3, v).int(20, 2); // INT
+      }
+      node.msg(5, a);
+    }
+    graph.msg(1, node);
+  });
+  graph.str(2, 'kernel');
+  for (const [name, rank] of inputs) graph.msg(11, valueInfo(name, rank));
+  for (const [name, rank] of outputs) graph.msg(12, valueInfo(name, rank));
+  return new Pb()
+    .int(1, 7) // ir_version
+    .str(2, 'hack-tokenizer')
+    .msg(7, graph)
+    .msg(8, new Pb().str(1, '').int(2, 13))
+    .finish();
+}
+
+// ---------------------------------------------------------------- kernels
+
+export interface Mat {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+export interface DenseKernels {
+  /** A [m x k] times B^T, B [n x k] -> [m x n]. */
+  matmulNT(a: Mat, b: Mat): Promise<Mat>;
+  /** A^T [k x m]^T times B [k x n] -> [m x n]. */
+  matmulTN(a: Mat, b: Mat): Promise<Mat>;
+  /** A [m x k] times B [k x n] -> [m x n]. */
+  matmulNN(a: Mat, b: Mat): Promise<Mat>;
+  /** Per row of A·B^T: log-sum-exp and max. */
+  lseMaxNT(a: Mat, b: Mat): Promise<{ lse: Float32Array; max: Float32Array }>;
+  dispose(): Promise<void>;
+}
+
+function tensor(m: Mat): ort.Tensor {
+  return new ort.Tensor('float32', m.data, [m.rows, m.cols]);
+}
+
+/** Kernels run by onnxruntime on the CPU with `threads` intra-op threads. */
+export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
+  const opts: ort.InferenceSession.SessionOptions = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    ...(threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+  };
+  const make = (nodes: NodeSpec[], outs: Array<[string, number]>) =>
+    ort.InferenceSession.create(encodeGraph(nodes, [['A', 2], ['B', 2]], outs), opts);
+  const [nt, tn, nn, lse] = await Promise.all([
+    make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transB: 1 } }], [['Y', 2]]),
+    make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transA: 1 } }], [['Y', 2]]),
+    make([{ op: 'MatMul', inputs: ['A', 'B'], outputs: ['Y'] }], [['Y', 2]]),
+    make(
+      [
+        { op: 'Gemm', inputs: ['A', 'B'], outputs: ['Z'], attrs: { transB: 1 } },
+        { op: 'ReduceLogSumExp', inputs: ['Z'], outputs: ['L'], attrs: { axes: [1], keepdims: 0 } },
+        { op: 'ReduceMax', inputs: ['Z'], outputs: ['M'], attrs: { axes: [1], keepdims: 0 } },
+      ],
+      [['L', 1], ['M', 1]],
+    ),
+  ]);
+  const run2 = async (s: ort.InferenceSession, a: Mat, b: Mat, rows: number, cols: number): Promise<Mat> => {
+    const out = await s.run({ A: tensor(a), B: tensor(b) });
+    return { data: out.Y.data as Float32Array, rows, cols };
+  };
+  return {
+    matmulNT: (a, b) => {
+      if (a.cols !== b.cols) throw new Error(`matmulNT: inner sizes differ (${a.cols} vs ${b.cols})`);
+      return run2(nt, a, b, a.rows, b.rows);
+    },
+    matmulTN: (a, b) => {
+      if (a.rows !== b.rows) throw new Error(`matmulTN: inner sizes differ (${a.rows} vs ${b.rows})`);
+      return run2(tn, a, b, a.cols, b.cols);
+    },
+    matmulNN: (a, b) => {
+      if (a.cols !== b.rows) throw new Error(`matmulNN: inner sizes differ (${a.cols} vs ${b.rows})`);
+      return run2(nn, a, b, a.rows, b.cols);
+    },
+    lseMaxNT: async (a, b) => {
+      if (a.cols !== b.cols) throw new Error(`lseMaxNT: inner sizes differ (${a.cols} vs ${b.cols})`);
+      const out = await lse.run({ A: tensor(a), B: tensor(b) });
+      return { lse: out.L.data as Float32Array, max: out.M.data as Float32Array };
+    },
+    dispose: async () => {
+      for (const s of [nt, tn, nn, lse]) await s.release();
+    },
+  };
+}
+
+/** The same kernels in plain JavaScript (float64 accumulation): the reference for tests. */
+export function createJsKernels(): DenseKernels {
+  const nt = (a: Mat, b: Mat): Mat => {
+    const y = new Float32Array(a.rows * b.rows);
+    for (let i = 0; i < a.rows; i++) {
+      for (let j = 0; j < b.rows; j++) {
+        let s = 0;
+        for (let k = 0; k < a.cols; k++) s += a.data[i * a.cols + k] * b.data[j * b.cols + k];
+        y[i * b.rows + j] = s;
+      }
+    }
+    return { data: y, rows: a.rows, cols: b.rows };
+  };
+  const transpose = (m: Mat): Mat => {
+    const t = new Float32Array(m.data.length);
+    for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) t[j * m.rows + i] = m.data[i * m.cols + j];
+    return { data: t, rows: m.cols, cols: m.rows };
+  };
+  return {
+    matmulNT: async (a, b) => nt(a, b),
+    matmulTN: async (a, b) => nt(transpose(a), transpose(b)),
+    matmulNN: async (a, b) => nt(a, transpose(b)),
+    lseMaxNT: async (a, b) => {
+      const z = nt(a, b);
+      const lse = new Float32Array(a.rows);
+      const max = new Float32Array(a.rows);
+      for (let i = 0; i < a.rows; i++) {
+        let m = -Infinity;
+        for (let j = 0; j < z.cols; j++) m = Math.max(m, z.data[i * z.cols + j]);
+        let s = 0;
+        for (let j = 0; j < z.cols; j++) s += Math.exp(z.data[i * z.cols + j] - m);
+        lse[i] = m + Math.log(s);
+        max[i] = m;
+      }
+      return { lse, max };
+    },
+    dispose: async () => undefined,
+  };
+}

@@ -1,0 +1,108 @@
+// Output rows of the new tokens, fitted by cross-entropy with the FULL softmax over the vocabulary.
+// Only the n new rows W move, so the old rows' contribution to every position's normalizer is a
+// constant, cached once (lseOld); a step then costs O(positions x n x d):
+//   z = W h,  lse = logaddexp(lseOld, logsumexp(z)),  loss = lse - logit(target)
+//   dloss/dW = (softmax(z; lse) - onehot(target))^T h
+import type { DenseKernels, Mat } from './ort-kernels.ts';
+
+/** A minibatch of frozen-model positions. */
+export interface OutputBatch {
+  count: number;
+  hidden: number;
+  /** [count x hidden] final hidden states (the lm_head input). */
+  h: Float32Array;
+  /** log-sum-exp of the old rows' logits at each position. */
+  lseOld: Float32Array;
+  /** Index of the target among the new rows, or -1 when the target is an old token. */
+  targetNew: Int32Array;
+  /** The target's logit when it is an old token (ignored otherwise). */
+  targetLogitOld: Float32Array;
+}
+
+export interface OutputLoss {
+  /** Mean cross-entropy (nats) over the batch. */
+  loss: number;
+  /** Positions whose target is a new token, and their summed loss. */
+  newCount: number;
+  newLoss: number;
+}
+
+/** Mean loss and its exact gradient with respect to W [n x hidden] (returned in a fresh array). */
+export async function outputLossAndGrad(k: DenseKernels, w: Mat, b: OutputBatch): Promise<OutputLoss & { grad: Float32Array }> {
+  if (w.cols !== b.hidden) throw new Error(`outputLossAndGrad: rows have ${w.cols} columns, hidden states ${b.hidden}`);
+  const H: Mat = { data: b.h, rows: b.count, cols: b.hidden };
+  const z = await k.matmulNT(H, w); // [count x n]
+  const n = w.rows;
+  const g = new Float32Array(b.count * n);
+  const inv = 1 / b.count;
+  let loss = 0;
+  let newLoss = 0;
+  let newCount = 0;
+  for (let p = 0; p < b.count; p++) {
+    const zr = z.data.subarray(p * n, (p + 1) * n);
+    let m = b.lseOld[p];
+    for (let j = 0; j < n; j++) if (zr[j] > m) m = zr[j];
+    let s = Math.exp(b.lseOld[p] - m);
+    for (let j = 0; j < n; j++) s += Math.exp(zr[j] - m);
+    const lse = m + Math.log(s);
+    const gr = g.subarray(p * n, (p + 1) * n);
+    for (let j = 0; j < n; j++) gr[j] = Math.exp(zr[j] - lse) * inv;
+    const t = b.targetNew[p];
+    const l = lse - (t >= 0 ? zr[t] : b.targetLogitOld[p]);
+    loss += l;
+    if (t >= 0) {
+      gr[t] -= inv;
+      newLoss += l;
+      newCount++;
+    }
+  }
+  const grad = await k.matmulTN({ data: g, rows: b.count, cols: n }, H); // [n x hidden]
+  return { loss: loss * inv, newLoss, newCount, grad: grad.data };
+}
+
+/** The same mean loss in float64 from scratch (reference for gradient checks). */
+export function outputLossReference(w: Float64Array | Float32Array, n: number, b: OutputBatch): number {
+  const d = b.hidden;
+  let total = 0;
+  const z = new Float64Array(n);
+  for (let p = 0; p < b.count; p++) {
+    let m = b.lseOld[p];
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let c = 0; c < d; c++) s += w[j * d + c] * b.h[p * d + c];
+      z[j] = s;
+      if (s > m) m = s;
+    }
+    let s = Math.exp(b.lseOld[p] - m);
+    for (let j = 0; j < n; j++) s += Math.exp(z[j] - m);
+    const t = b.targetNew[p];
+    total += m + Math.log(s) - (t >= 0 ? z[t] : b.targetLogitOld[p]);
+  }
+  return total / b.count;
+}
+
+/**
+ * The research's gradient-free update, for comparison: at every position whose target is new
+ * token t, E[t] += lr * (max logit - logit_t) * h / |h|. `maxOld` is the old rows' max logit.
+ */
+export async function seedHeuristicStep(k: DenseKernels, w: Mat, b: OutputBatch, maxOld: Float32Array, lr: number): Promise<number> {
+  const H: Mat = { data: b.h, rows: b.count, cols: b.hidden };
+  const z = await k.matmulNT(H, w);
+  const n = w.rows;
+  const d = b.hidden;
+  let updates = 0;
+  for (let p = 0; p < b.count; p++) {
+    const t = b.targetNew[p];
+    if (t < 0) continue;
+    let m = maxOld[p];
+    for (let j = 0; j < n; j++) if (z.data[p * n + j] > m) m = z.data[p * n + j];
+    const gap = m - z.data[p * n + t];
+    let norm = 0;
+    for (let c = 0; c < d; c++) norm += b.h[p * d + c] ** 2;
+    norm = Math.sqrt(norm) || 1;
+    const f = (lr * gap) / norm;
+    for (let c = 0; c < d; c++) w.data[t * d + c] += f * b.h[p * d + c];
+    updates++;
+  }
+  return updates;
+}
