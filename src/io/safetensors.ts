@@ -126,12 +126,15 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
     tensors.push({ name, dtype, shape: shape as number[], dataOffsets: [begin, end], byteOffset: dataStart + begin, byteLength: end - begin });
   }
   tensors.sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
-  for (let i = 1; i < tensors.length; i++) {
-    const prev = tensors[i - 1];
-    const cur = tensors[i];
-    if (cur.dataOffsets[0] < prev.dataOffsets[1] && cur.byteLength > 0 && prev.byteLength > 0) {
-      throw new SafetensorsError('OVERLAP', file, `tensors "${prev.name}" and "${cur.name}" overlap`);
+  // Compare each non-empty tensor with the furthest-reaching non-empty one before it: checking only
+  // adjacent pairs would let a zero-length tensor in between hide an overlap.
+  let reach: TensorInfo | null = null;
+  for (const cur of tensors) {
+    if (cur.byteLength === 0) continue;
+    if (reach && cur.dataOffsets[0] < reach.dataOffsets[1]) {
+      throw new SafetensorsError('OVERLAP', file, `tensors "${reach.name}" and "${cur.name}" overlap`);
     }
+    if (!reach || cur.dataOffsets[1] > reach.dataOffsets[1]) reach = cur;
   }
   return { path: file, fileSize, headerLength, dataStart, metadata, tensors, byName: new Map(tensors.map((t) => [t.name, t])) };
 }
