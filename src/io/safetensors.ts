@@ -169,8 +169,10 @@ export async function openSafetensors(file: string): Promise<SafetensorsFile> {
     throw new SafetensorsError('NOT_FOUND', file, code === 'ENOENT' ? 'file not found' : `cannot open (${code})`);
   }
   try {
-    const { size } = await fh.stat();
-    return await readHeaderFrom(fh, file, size);
+    const stat = await fh.stat();
+    // A directory opens fine on Linux but fails on read with a raw EISDIR: say what is wrong instead.
+    if (!stat.isFile()) throw new SafetensorsError('NOT_FOUND', file, 'not a regular file');
+    return await readHeaderFrom(fh, file, stat.size);
   } finally {
     await fh.close();
   }
