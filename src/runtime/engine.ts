@@ -1,0 +1,339 @@
+// The inference engine: ONNX Runtime (CPU) sessions over graphs built from config.json +
+// safetensors (see graph.ts), one session per graph variant, created on first use.
+// Batches are left-padded; position ids are cumsum(mask) - 1 (clamped at 0), as transformers does.
+import * as ort from 'onnxruntime-node';
+import * as path from 'node:path';
+import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
+import { buildGraph, checkSupported, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
+import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
+
+export interface EngineOptions {
+  /** Intra-op threads of ORT (default: ORT's choice, the number of physical cores). */
+  threads?: number;
+  /** Most sequences per forward pass for the batched APIs (default 16). */
+  maxBatch?: number;
+  /** Upper bound on batch * seq * vocab floats of logits per forward pass (default 32M = 128 MB). */
+  maxLogitFloats?: number;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Ids that end generation (included in the result). Default: the model's eos_token_id(s). */
+  eosIds?: number[];
+  /** Called for each new id; return true to stop after it. */
+  onToken?: (id: number) => void | boolean;
+}
+
+/** Incremental decoding on a KV cache for a batch of sequences. */
+export interface Decoder {
+  readonly batchSize: number;
+  /** Tokens fed so far per sequence. */
+  readonly lengths: readonly number[];
+  /**
+   * Append ids to each sequence (rows may differ in length, empty rows allowed) and return the
+   * logits after each sequence's last token.
+   */
+  feed(ids: number[][]): Promise<Float32Array[]>;
+}
+
+export interface Engine {
+  readonly model: ModelDir;
+  /** Logits width (= embedding rows). */
+  readonly vocabRows: number;
+  tokenLogprobs(batch: number[][]): Promise<Float32Array[]>;
+  scoreContinuations(items: Array<{ context: number[]; continuation: number[] }>): Promise<Array<{ logprobs: Float32Array; sum: number }>>;
+  lastLogits(batch: number[][]): Promise<Float32Array[]>;
+  logits(ids: number[]): Promise<Float32Array>;
+  hiddenStates(batch: number[][]): Promise<Float32Array[]>;
+  generate(prompt: number[], opts: GenerateOptions): Promise<number[]>;
+  /** Batched generation (one list of new ids per prompt); used by the benchmark. */
+  generateBatch(prompts: number[][], opts: GenerateOptions): Promise<number[][]>;
+  /** A KV-cache decoder for `batchSize` sequences starting empty. */
+  decoder(batchSize?: number): Decoder;
+  /** Default stop ids (eos_token_id of generation_config.json or config.json). */
+  readonly eosIds: number[];
+  dispose(): Promise<void>;
+}
+
+const DECODE: GraphVariant = { logits: 'last', hidden: false, cache: true, targets: false };
+const LAST: GraphVariant = { logits: 'last', hidden: false, cache: false, targets: false };
+const ALL: GraphVariant = { logits: 'all', hidden: false, cache: false, targets: false };
+const SCORE: GraphVariant = { logits: 'none', hidden: false, cache: false, targets: true };
+const HIDDEN: GraphVariant = { logits: 'none', hidden: true, cache: false, targets: false };
+
+function idsOf(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+interface Padded { ids: BigInt64Array; mask: BigInt64Array; pos: BigInt64Array; len: number }
+
+/** Left-pad ragged sequences; position ids = cumsum(mask) - 1 clamped at 0. */
+export function leftPad(batch: number[][], padId = 0): Padded {
+  const len = Math.max(1, ...batch.map((s) => s.length));
+  const B = batch.length;
+  const ids = new BigInt64Array(B * len).fill(BigInt(padId));
+  const mask = new BigInt64Array(B * len);
+  const pos = new BigInt64Array(B * len);
+  batch.forEach((s, b) => {
+    const off = len - s.length;
+    for (let i = 0; i < s.length; i++) {
+      ids[b * len + off + i] = BigInt(s[i]);
+      mask[b * len + off + i] = 1n;
+      pos[b * len + off + i] = BigInt(i);
+    }
+  });
+  return { ids, mask, pos, len };
+}
+
+class OrtEngine implements Engine {
+  readonly vocabRows: number;
+  readonly eosIds: number[];
+  private sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly maxBatch: number;
+  private readonly maxLogitFloats: number;
+
+  constructor(readonly model: ModelDir, private opts: EngineOptions) {
+    this.vocabRows = model.embeddingRows;
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 16);
+    this.maxLogitFloats = opts.maxLogitFloats ?? 32 * 1024 * 1024;
+    const eos = idsOf(model.generationConfig?.eos_token_id);
+    this.eosIds = eos.length ? eos : idsOf(model.config.eosTokenId);
+  }
+
+  session(variant: GraphVariant): Promise<ort.InferenceSession> {
+    const key = variantKey(variant);
+    let s = this.sessions.get(key);
+    if (!s) {
+      const dir = path.resolve(this.model.dir);
+      const built = buildGraph(this.model, variant, safetensorsLocator(this.model, dir));
+      const options: ort.InferenceSession.SessionOptions = {
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+        interOpNumThreads: 1,
+        // Graph loaded from memory: external data (the safetensors files) is resolved here.
+        extra: { session: { model_external_initializers_file_folder_path: dir } },
+      };
+      if (this.opts.threads) options.intraOpNumThreads = this.opts.threads;
+      s = ort.InferenceSession.create(built.bytes, options);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  private feeds(p: Padded, B: number): Record<string, ort.Tensor> {
+    return {
+      input_ids: new ort.Tensor('int64', p.ids, [B, p.len]),
+      attention_mask: new ort.Tensor('int64', p.mask, [B, p.len]),
+      position_ids: new ort.Tensor('int64', p.pos, [B, p.len]),
+    };
+  }
+
+  /** Split a ragged batch into chunks (sorted by length) that respect maxBatch and the logits budget. */
+  private chunks(batch: number[][], floatsPerToken: number): number[][] {
+    const order = batch.map((_, i) => i).sort((a, b) => batch[a].length - batch[b].length);
+    const out: number[][] = [];
+    let cur: number[] = [];
+    for (const i of order) {
+      const len = Math.max(1, batch[i].length);
+      const next = [...cur, i];
+      if (cur.length && (next.length > this.maxBatch || next.length * len * floatsPerToken > this.maxLogitFloats)) {
+        out.push(cur);
+        cur = [i];
+      } else cur = next;
+    }
+    if (cur.length) out.push(cur);
+    return out;
+  }
+
+  async tokenLogprobs(batch: number[][]): Promise<Float32Array[]> {
+    const result: Float32Array[] = batch.map(() => new Float32Array(0));
+    const work = batch.map((s, i) => ({ s, i })).filter(({ s }) => s.length >= 2);
+    const sess = await this.session(SCORE);
+    for (const chunk of this.chunks(work.map((w) => w.s), 2 * this.vocabRows)) {
+      const inputs = chunk.map((k) => work[k].s.slice(0, -1));
+      const targets = chunk.map((k) => work[k].s.slice(1));
+      const p = leftPad(inputs);
+      const t = leftPad(targets);
+      const out = await sess.run({ ...this.feeds(p, chunk.length), target_ids: new ort.Tensor('int64', t.ids, [chunk.length, t.len]) });
+      const lp = out.target_logprobs.data as Float32Array;
+      chunk.forEach((k, b) => {
+        const n = inputs[b].length;
+        result[work[k].i] = lp.slice(b * p.len + p.len - n, (b + 1) * p.len);
+      });
+    }
+    return result;
+  }
+
+  async scoreContinuations(items: Array<{ context: number[]; continuation: number[] }>): Promise<Array<{ logprobs: Float32Array; sum: number }>> {
+    for (const it of items) {
+      if (it.context.length === 0 && it.continuation.length > 0) {
+        throw new Error('scoreContinuations: an empty context cannot predict the first continuation token (prepend a BOS or other context)');
+      }
+    }
+    const lps = await this.tokenLogprobs(items.map((it) => [...it.context, ...it.continuation]));
+    return items.map((it, i) => {
+      const logprobs = lps[i].slice(lps[i].length - it.continuation.length);
+      let sum = 0;
+      for (const v of logprobs) sum += v;
+      return { logprobs, sum };
+    });
+  }
+
+  async lastLogits(batch: number[][]): Promise<Float32Array[]> {
+    for (const s of batch) if (s.length === 0) throw new Error('lastLogits: every sequence needs at least one token');
+    const result: Float32Array[] = new Array(batch.length);
+    const sess = await this.session(LAST);
+    for (const chunk of this.chunks(batch, 0)) {
+      const p = leftPad(chunk.map((i) => batch[i]));
+      const out = await sess.run(this.feeds(p, chunk.length));
+      const data = out.logits.data as Float32Array;
+      chunk.forEach((i, b) => { result[i] = data.slice(b * this.vocabRows, (b + 1) * this.vocabRows); });
+    }
+    return result;
+  }
+
+  async logits(ids: number[]): Promise<Float32Array> {
+    if (ids.length === 0) return new Float32Array(0);
+    const sess = await this.session(ALL);
+    const out = await sess.run(this.feeds(leftPad([ids]), 1));
+    return out.logits.data as Float32Array;
+  }
+
+  async hiddenStates(batch: number[][]): Promise<Float32Array[]> {
+    const H = this.model.hiddenSize;
+    const result: Float32Array[] = batch.map(() => new Float32Array(0));
+    const sess = await this.session(HIDDEN);
+    for (const chunk of this.chunks(batch, 0)) {
+      const p = leftPad(chunk.map((i) => batch[i]));
+      const out = await sess.run(this.feeds(p, chunk.length));
+      const data = out.hidden_states.data as Float32Array;
+      chunk.forEach((i, b) => {
+        const n = batch[i].length;
+        result[i] = data.slice((b * p.len + p.len - n) * H, (b + 1) * p.len * H);
+      });
+    }
+    return result;
+  }
+
+  decoder(batchSize = 1): Decoder {
+    return new KvDecoder(this, batchSize);
+  }
+
+  async generate(prompt: number[], opts: GenerateOptions): Promise<number[]> {
+    return (await this.generateBatch([prompt], opts))[0];
+  }
+
+  async generateBatch(prompts: number[][], opts: GenerateOptions): Promise<number[][]> {
+    for (const p of prompts) if (p.length === 0) throw new Error('generate: the prompt is empty (no token ids)');
+    const eos = new Set(opts.eosIds ?? this.eosIds);
+    const rand = seededRandom(opts.seed ?? 0);
+    const dec = this.decoder(prompts.length);
+    const out: number[][] = prompts.map(() => []);
+    const done = prompts.map(() => false);
+    if (opts.maxNewTokens <= 0) return out;
+    let logits = await dec.feed(prompts);
+    for (;;) {
+      const next: number[][] = prompts.map(() => []);
+      for (let b = 0; b < prompts.length; b++) {
+        if (done[b]) continue;
+        const id = sampleNext(logits[b], opts, rand);
+        out[b].push(id);
+        const stop = opts.onToken?.(id) === true;
+        if (stop || eos.has(id) || out[b].length >= opts.maxNewTokens) done[b] = true;
+        else next[b] = [id];
+      }
+      if (done.every(Boolean)) return out;
+      logits = await dec.feed(next);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s).release();
+  }
+
+  /** Used by KvDecoder. */
+  async runDecode(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    return (await this.session(DECODE)).run(feeds);
+  }
+
+  emptyPast(batchSize: number): Record<string, ort.Tensor> {
+    const c = this.model.config;
+    const past: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
+      past[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [batchSize, c.numKvHeads, 0, c.headDim]);
+    }
+    return past;
+  }
+}
+
+class KvDecoder implements Decoder {
+  private past: Record<string, ort.Tensor>;
+  /** attention mask so far, per row (1 = real token, 0 = padding). */
+  private mask: number[][];
+  private counts: number[];
+  private last: Float32Array[];
+
+  constructor(private engine: OrtEngine, readonly batchSize: number) {
+    this.past = engine.emptyPast(batchSize);
+    this.mask = Array.from({ length: batchSize }, () => []);
+    this.counts = new Array(batchSize).fill(0);
+    this.last = Array.from({ length: batchSize }, () => new Float32Array(0));
+  }
+
+  get lengths(): readonly number[] { return this.counts; }
+
+  async feed(ids: number[][]): Promise<Float32Array[]> {
+    if (ids.length !== this.batchSize) throw new Error(`decoder.feed: expected ${this.batchSize} rows, got ${ids.length}`);
+    const S = Math.max(...ids.map((r) => r.length));
+    if (S === 0) return this.last;
+    const B = this.batchSize;
+    const total = this.mask[0].length + S;
+    const inIds = new BigInt64Array(B * S);
+    const pos = new BigInt64Array(B * S);
+    const mask = new BigInt64Array(B * total);
+    for (let b = 0; b < B; b++) {
+      const row = ids[b];
+      const off = S - row.length;
+      const m = this.mask[b];
+      for (let i = 0; i < S; i++) {
+        const real = i >= off;
+        inIds[b * S + i] = real ? BigInt(row[i - off]) : 0n;
+        pos[b * S + i] = BigInt(real ? this.counts[b] + i - off : Math.max(0, this.counts[b] - 1));
+        m.push(real ? 1 : 0);
+      }
+      for (let j = 0; j < total; j++) mask[b * total + j] = BigInt(m[j]);
+      this.counts[b] += row.length;
+    }
+    const out = await this.engine.runDecode({
+      input_ids: new ort.Tensor('int64', inIds, [B, S]),
+      attention_mask: new ort.Tensor('int64', mask, [B, total]),
+      position_ids: new ort.Tensor('int64', pos, [B, S]),
+      ...this.past,
+    });
+    const c = this.engine.model.config;
+    for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
+      this.past[`past_key_values.${l}.${kv}`] = out[`present.${l}.${kv}`] as ort.Tensor;
+    }
+    const V = this.engine.vocabRows;
+    const data = out.logits.data as Float32Array;
+    for (let b = 0; b < B; b++) if (ids[b].length) this.last[b] = data.slice(b * V, (b + 1) * V);
+    return this.last;
+  }
+}
+
+/** Load a model directory (or use a loaded one) and check that the engine supports it. */
+export async function loadEngine(model: ModelDir | string, opts: EngineOptions = {}): Promise<Engine> {
+  const m = typeof model === 'string' ? await loadModelDir(model) : model;
+  checkSupported(m);
+  return new OrtEngine(m, opts);
+}
+
+export { logSoftmax };

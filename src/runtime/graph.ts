@@ -1,0 +1,340 @@
+// ONNX graph builder for decoder-only transformers (Llama family and Qwen2), in the
+// transformers.js I/O layout: input_ids, attention_mask, position_ids,
+// past_key_values.{i}.key|value -> logits, present.{i}.key|value.
+// Weights are initializers with external data pointing into the .safetensors files
+// (offset + length, nothing copied); bf16/f16 weights are Cast to float32, which ORT
+// constant-folds once at session creation, so the compute is float32 throughout.
+import type { ModelDir } from '../io/model-dir.ts';
+import { EMBED_TENSOR, LM_HEAD_TENSOR } from '../io/model-dir.ts';
+import type { ModelConfig } from '../io/config.ts';
+import { weightFile, weightInfo, hasTensor } from '../io/weights.ts';
+import type { DType } from '../io/dtype.ts';
+import {
+  DataType, encodeModel, type AttrValue, type DataTypeCode, type NodeDef, type TensorDef, type ValueInfo, type ModelDef,
+} from './onnx-proto.ts';
+import * as path from 'node:path';
+
+export const SUPPORTED_ARCHITECTURES = [
+  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM',
+] as const;
+
+export class UnsupportedModelError extends Error {
+  constructor(readonly dir: string, message: string) {
+    super(`${dir}: ${message}`);
+    this.name = 'UnsupportedModelError';
+  }
+}
+
+export interface GraphVariant {
+  /** Logits for every position, only the last position, or none. */
+  logits: 'all' | 'last' | 'none';
+  /** Also output `hidden_states` (after the final norm, the lm_head input). */
+  hidden: boolean;
+  /** past_key_values inputs and present outputs (decoding with a KV cache). */
+  cache: boolean;
+  /** Extra input `target_ids` [batch, seq] and output `target_logprobs` [batch, seq] = log_softmax(logits)[target]. */
+  targets: boolean;
+}
+
+export const FULL_VARIANT: GraphVariant = { logits: 'all', hidden: false, cache: true, targets: false };
+
+export function variantKey(v: GraphVariant): string {
+  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}`;
+}
+
+/** Where a weight's bytes live: resolves a tensor name to an external-data reference. */
+export type WeightLocator = (name: string) => { location: string; offset: number; length: number };
+
+function onnxType(dtype: DType, dir: string, name: string): DataTypeCode {
+  switch (dtype) {
+    case 'F32': return DataType.FLOAT;
+    case 'BF16': return DataType.BFLOAT16;
+    case 'F16': return DataType.FLOAT16;
+    default: throw new UnsupportedModelError(dir, `weight "${name}" has dtype ${dtype}; supported: F32, BF16, F16`);
+  }
+}
+
+/** Check the architecture and the weights the builder needs; throws a clear error otherwise. */
+export function checkSupported(model: ModelDir): void {
+  const c = model.config;
+  const arch = c.architecture || c.modelType;
+  const ok = (SUPPORTED_ARCHITECTURES as readonly string[]).includes(c.architecture) ||
+    (!c.architecture && ['llama', 'mistral', 'qwen2'].includes(c.modelType));
+  if (!ok) {
+    throw new UnsupportedModelError(model.dir, `unsupported architecture "${arch}"; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
+  }
+  const sw = c.raw.sliding_window;
+  const useSw = c.raw.use_sliding_window;
+  if (c.modelType === 'mistral' && typeof sw === 'number' && sw < c.maxPositionEmbeddings) {
+    throw new UnsupportedModelError(model.dir, `sliding-window attention (sliding_window=${sw}) is not supported`);
+  }
+  if (c.modelType === 'qwen2' && useSw === true) {
+    throw new UnsupportedModelError(model.dir, 'sliding-window attention (use_sliding_window=true) is not supported');
+  }
+  if (!['silu', 'swish'].includes(c.hiddenAct)) {
+    throw new UnsupportedModelError(model.dir, `hidden_act "${c.hiddenAct}" is not supported (expected silu)`);
+  }
+  if (c.mlpBias) throw new UnsupportedModelError(model.dir, 'mlp_bias=true is not supported');
+  const rt = c.ropeScaling.type;
+  if (!['default', 'linear', 'llama3'].includes(rt)) {
+    throw new UnsupportedModelError(model.dir, `RoPE scaling "${rt}" is not supported; supported: default, linear, llama3`);
+  }
+}
+
+/** RoPE inverse frequencies as transformers computes them (default, linear, llama3). */
+export function ropeInvFreq(c: ModelConfig): Float32Array {
+  const half = c.headDim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    // transformers: 1 / base ** (arange(0, dim, 2).float() / dim), computed in float32
+    const expo = Math.fround(Math.fround(2 * i) / c.headDim);
+    inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, expo)));
+  }
+  const s = c.ropeScaling;
+  if (s.type === 'linear') {
+    const f = s.factor ?? 1;
+    for (let i = 0; i < half; i++) inv[i] = Math.fround(inv[i] / f);
+  } else if (s.type === 'llama3') {
+    const factor = s.factor ?? 8;
+    const low = s.lowFreqFactor ?? 1;
+    const high = s.highFreqFactor ?? 4;
+    const oldCtx = s.originalMaxPositionEmbeddings ?? 8192;
+    const lowWl = oldCtx / low;
+    const highWl = oldCtx / high;
+    for (let i = 0; i < half; i++) {
+      const wl = (2 * Math.PI) / inv[i];
+      let v = wl > lowWl ? inv[i] / factor : inv[i];
+      const smooth = (oldCtx / wl - low) / (high - low);
+      const scaled = (1 - smooth) * (v / factor) + smooth * v;
+      const medium = !(wl < highWl) && !(wl > lowWl);
+      if (medium) v = scaled;
+      inv[i] = Math.fround(v);
+    }
+  }
+  return inv;
+}
+
+class GraphBuilder {
+  nodes: NodeDef[] = [];
+  inits: TensorDef[] = [];
+  private n = 0;
+  private consts = new Map<string, string>();
+  private weights = new Map<string, string>();
+
+  constructor(private model: ModelDir, private locate: WeightLocator) {}
+
+  op(op: string, inputs: string[], attrs?: Record<string, AttrValue>, nOut = 1, domain?: string): string[] {
+    const id = this.n++;
+    const outputs = Array.from({ length: nOut }, (_, k) => `${op.toLowerCase()}_${id}${nOut > 1 ? '_' + k : ''}`);
+    this.nodes.push({ op, inputs, outputs, name: `${op}_${id}`, attrs, domain });
+    return outputs;
+  }
+  op1(op: string, inputs: string[], attrs?: Record<string, AttrValue>, domain?: string): string {
+    return this.op(op, inputs, attrs, 1, domain)[0];
+  }
+  /** Same op with a fixed output name. */
+  named(name: string, op: string, inputs: string[], attrs?: Record<string, AttrValue>): string {
+    this.nodes.push({ op, inputs, outputs: [name], name: `${op}_${name}`, attrs });
+    return name;
+  }
+
+  i64(vals: number[], scalar = false): string {
+    const key = `i64:${scalar}:${vals.join(',')}`;
+    let name = this.consts.get(key);
+    if (!name) {
+      name = `const_i64_${this.consts.size}`;
+      const raw = new Uint8Array(new BigInt64Array(vals.map(BigInt)).buffer);
+      this.inits.push({ name, dataType: DataType.INT64, dims: scalar ? [] : [vals.length], raw });
+      this.consts.set(key, name);
+    }
+    return name;
+  }
+  f32(vals: number[] | Float32Array, dims?: number[]): string {
+    const arr = Float32Array.from(vals);
+    const key = `f32:${dims?.join('x') ?? 's'}:${Array.from(arr).join(',')}`;
+    let name = this.consts.get(key);
+    if (!name) {
+      name = `const_f32_${this.consts.size}`;
+      this.inits.push({ name, dataType: DataType.FLOAT, dims: dims ?? [], raw: new Uint8Array(arr.buffer) });
+      this.consts.set(key, name);
+    }
+    return name;
+  }
+
+  /** The raw weight (its stored dtype), as an external-data initializer. */
+  rawWeight(tensor: string): string {
+    let name = this.weights.get(tensor);
+    if (name) return name;
+    const info = weightInfo(this.model.weights, tensor);
+    name = tensor;
+    this.inits.push({ name, dataType: onnxType(info.dtype, this.model.dir, tensor), dims: info.shape, external: this.locate(tensor) });
+    this.weights.set(tensor, name);
+    return name;
+  }
+  /** The weight as float32 (Cast unless stored as F32). */
+  weightF32(tensor: string): string {
+    const info = weightInfo(this.model.weights, tensor);
+    const raw = this.rawWeight(tensor);
+    if (info.dtype === 'F32') return raw;
+    return this.named(`${tensor}.f32`, 'Cast', [raw], { to: { kind: 'int', v: DataType.FLOAT } });
+  }
+  /** [out, in] weight transposed to [in, out] float32 (constant-folded by ORT). */
+  weightT(tensor: string): string {
+    return this.named(`${tensor}.T`, 'Transpose', [this.weightF32(tensor)], { perm: { kind: 'ints', v: [1, 0] } });
+  }
+
+  linear(x: string, prefix: string, bias: boolean): string {
+    let y = this.op1('MatMul', [x, this.weightT(`${prefix}.weight`)]);
+    if (bias) y = this.op1('Add', [y, this.weightF32(`${prefix}.bias`)]);
+    return y;
+  }
+
+  /** RMSNorm in the pattern ORT fuses into SimplifiedLayerNormalization. */
+  rmsNorm(x: string, weight: string, eps: number): string {
+    const sq = this.op1('Pow', [x, this.f32([2])]);
+    const mean = this.op1('ReduceMean', [sq], { axes: { kind: 'ints', v: [-1] }, keepdims: { kind: 'int', v: 1 } });
+    const den = this.op1('Sqrt', [this.op1('Add', [mean, this.f32([eps])])]);
+    const normed = this.op1('Div', [x, den]);
+    return this.op1('Mul', [normed, this.weightF32(weight)]);
+  }
+}
+
+export interface BuiltGraph { bytes: Uint8Array; inputs: string[]; outputs: string[] }
+
+/** Build the ONNX model bytes for one variant. */
+export function buildGraph(model: ModelDir, variant: GraphVariant, locate: WeightLocator): BuiltGraph {
+  checkSupported(model);
+  const c = model.config;
+  const g = new GraphBuilder(model, locate);
+  const H = c.hiddenSize;
+  const nH = c.numHeads;
+  const nKV = c.numKvHeads;
+  const hd = c.headDim;
+  const group = nH / nKV;
+  if (!Number.isInteger(group)) throw new UnsupportedModelError(model.dir, `num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
+  const V = model.embeddingRows;
+  const inputs: ValueInfo[] = [
+    { name: 'input_ids', elemType: DataType.INT64, shape: ['batch_size', 'sequence_length'] },
+    { name: 'attention_mask', elemType: DataType.INT64, shape: ['batch_size', 'total_sequence_length'] },
+    { name: 'position_ids', elemType: DataType.INT64, shape: ['batch_size', 'sequence_length'] },
+  ];
+  const outputs: ValueInfo[] = [];
+  if (variant.cache) {
+    for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
+      inputs.push({ name: `past_key_values.${l}.${kv}`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'past_sequence_length', hd] });
+    }
+  }
+  if (variant.targets) inputs.push({ name: 'target_ids', elemType: DataType.INT64, shape: ['batch_size', 'sequence_length'] });
+
+  // ---- masks and rotary tables, shared by all layers
+  const shapeIds = g.op1('Shape', ['input_ids']);
+  const S = g.op1('Gather', [shapeIds, g.i64([1], true)], { axis: { kind: 'int', v: 0 } });
+  const shapeMask = g.op1('Shape', ['attention_mask']);
+  const T = g.op1('Gather', [shapeMask, g.i64([1], true)], { axis: { kind: 'int', v: 0 } });
+  const past = g.op1('Sub', [T, S]);
+  const one = g.i64([1], true);
+  const kIdx = g.op1('Range', [g.i64([0], true), T, one]);
+  const qIdx = g.op1('Range', [past, T, one]);
+  const causal = g.op1('LessOrEqual', [
+    g.op1('Unsqueeze', [kIdx, g.i64([0])]),
+    g.op1('Unsqueeze', [qIdx, g.i64([1])]),
+  ]); // [S, T]
+  const pad = g.op1('Unsqueeze', [g.op1('Cast', ['attention_mask'], { to: { kind: 'int', v: DataType.BOOL } }), g.i64([1])]); // [B,1,T]
+  const allowed = g.op1('And', [causal, pad]); // [B,S,T]
+  const bias = g.op1('Where', [allowed, g.f32([0]), g.f32([-3.4028234663852886e38])]);
+  // Queries of one KV group are stacked along the sequence axis: [B, nKV, group*S, hd].
+  const biasG = g.op1('Tile', [g.op1('Unsqueeze', [bias, g.i64([1])]), g.i64([1, 1, group, 1])]); // [B,1,group*S,T]
+
+  const invFreq = g.f32(ropeInvFreq(c), [1, 1, hd / 2]);
+  const pos = g.op1('Unsqueeze', [g.op1('Cast', ['position_ids'], { to: { kind: 'int', v: DataType.FLOAT } }), g.i64([2])]); // [B,S,1]
+  const freqs = g.op1('Mul', [pos, invFreq]); // [B,S,hd/2]
+  const emb = g.op1('Concat', [freqs, freqs], { axis: { kind: 'int', v: -1 } });
+  const cos = g.op1('Unsqueeze', [g.op1('Cos', [emb]), g.i64([1])]); // [B,1,S,hd]
+  const sinHalf = g.op1('Sin', [freqs]);
+  // rotate_half(x) * sin == concat(x2, x1) * concat(-sin, sin)
+  const sinSigned = g.op1('Unsqueeze', [g.op1('Concat', [g.op1('Neg', [sinHalf]), sinHalf], { axis: { kind: 'int', v: -1 } }), g.i64([1])]);
+  const halfSplit = g.i64([hd / 2, hd / 2]);
+  const rope = (x: string): string => {
+    const [x1, x2] = g.op('Split', [x, halfSplit], { axis: { kind: 'int', v: -1 } }, 2);
+    const swapped = g.op1('Concat', [x2, x1], { axis: { kind: 'int', v: -1 } });
+    return g.op1('Add', [g.op1('Mul', [x, cos]), g.op1('Mul', [swapped, sinSigned])]);
+  };
+  const heads = (x: string, n: number): string =>
+    g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
+  const scale = g.f32([1 / Math.sqrt(hd)]);
+
+  // ---- layers
+  let h = g.op1('Gather', [g.rawWeight(EMBED_TENSOR), 'input_ids'], { axis: { kind: 'int', v: 0 } });
+  if (weightInfo(model.weights, EMBED_TENSOR).dtype !== 'F32') h = g.op1('Cast', [h], { to: { kind: 'int', v: DataType.FLOAT } });
+  const bias3 = c.attentionBias;
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `model.layers.${l}`;
+    const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
+    const q = rope(heads(g.linear(x, `${p}.self_attn.q_proj`, bias3 && hasTensor(model.weights, `${p}.self_attn.q_proj.bias`)), nH));
+    let k = rope(heads(g.linear(x, `${p}.self_attn.k_proj`, bias3 && hasTensor(model.weights, `${p}.self_attn.k_proj.bias`)), nKV));
+    let v = heads(g.linear(x, `${p}.self_attn.v_proj`, bias3 && hasTensor(model.weights, `${p}.self_attn.v_proj.bias`)), nKV);
+    if (variant.cache) {
+      k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
+      v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
+      outputs.push({ name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
+      outputs.push({ name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
+    }
+    const qg = g.op1('Reshape', [g.op1('Mul', [q, scale]), g.i64([0, nKV, -1, hd])]); // [B,nKV,group*S,hd]
+    const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
+    const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), biasG]);
+    const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
+    const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
+    const merged = g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
+    h = g.op1('Add', [h, g.linear(merged, `${p}.self_attn.o_proj`, false)]);
+    const x2 = g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps);
+    const gate = g.linear(x2, `${p}.mlp.gate_proj`, false);
+    const up = g.linear(x2, `${p}.mlp.up_proj`, false);
+    const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
+    h = g.op1('Add', [h, g.linear(act, `${p}.mlp.down_proj`, false)]);
+  }
+  const final = g.rmsNorm(h, 'model.norm.weight', c.rmsNormEps);
+  if (variant.hidden) {
+    g.named('hidden_states', 'Identity', [final]);
+    outputs.unshift({ name: 'hidden_states', elemType: DataType.FLOAT, shape: ['batch_size', 'sequence_length', H] });
+  }
+  if (variant.logits !== 'none' || variant.targets) {
+    const headT = g.weightT(model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR);
+    const headIn = variant.logits === 'last' && !variant.targets
+      ? g.op1('Slice', [final, g.i64([-1]), g.i64([Number.MAX_SAFE_INTEGER]), g.i64([1])])
+      : final;
+    const logits = g.op1('MatMul', [headIn, headT]);
+    if (variant.logits !== 'none') {
+      const name = g.named('logits', 'Identity', [variant.logits === 'last' && variant.targets
+        ? g.op1('Slice', [logits, g.i64([-1]), g.i64([Number.MAX_SAFE_INTEGER]), g.i64([1])])
+        : logits]);
+      outputs.unshift({ name, elemType: DataType.FLOAT, shape: ['batch_size', variant.logits === 'last' ? 1 : 'sequence_length', V] });
+    }
+    if (variant.targets) {
+      const lp = g.op1('LogSoftmax', [logits], { axis: { kind: 'int', v: -1 } });
+      const picked = g.op1('GatherElements', [lp, g.op1('Unsqueeze', ['target_ids', g.i64([2])])], { axis: { kind: 'int', v: 2 } });
+      g.named('target_logprobs', 'Squeeze', [picked, g.i64([2])]);
+      outputs.push({ name: 'target_logprobs', elemType: DataType.FLOAT, shape: ['batch_size', 'sequence_length'] });
+    }
+  }
+  const def: ModelDef = {
+    graphName: `${c.modelType || 'decoder'}-${variantKey(variant)}`,
+    nodes: g.nodes,
+    initializers: g.inits,
+    inputs,
+    outputs,
+    opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+    irVersion: 8,
+    metadata: { 'hack-tokenizer.variant': variantKey(variant) },
+  };
+  return { bytes: encodeModel(def), inputs: inputs.map((i) => i.name), outputs: outputs.map((o) => o.name) };
+}
+
+/** External data pointing into the model's own safetensors files, relative to `graphDir`. */
+export function safetensorsLocator(model: ModelDir, graphDir: string, nameOf?: (file: string) => string): WeightLocator {
+  return (tensor) => {
+    const st = weightFile(model.weights, tensor);
+    const info = st.byName.get(tensor)!;
+    const location = nameOf ? nameOf(st.path) : path.relative(graphDir, st.path);
+    return { location, offset: info.byteOffset, length: info.byteLength };
+  };
+}
