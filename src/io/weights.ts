@@ -85,10 +85,11 @@ export function weightInfo(w: WeightSet, name: string): TensorInfo {
   return weightFile(w, name).byName.get(name)!;
 }
 
-export const readWeightBytes = (w: WeightSet, name: string) => readTensorBytes(weightFile(w, name), name);
-export const readWeightRows = (w: WeightSet, name: string, start: number, end: number) =>
+// async, so an unknown name rejects the promise instead of throwing synchronously
+export const readWeightBytes = async (w: WeightSet, name: string) => readTensorBytes(weightFile(w, name), name);
+export const readWeightRows = async (w: WeightSet, name: string, start: number, end: number) =>
   readTensorRows(weightFile(w, name), name, start, end);
-export const readWeightF32 = (w: WeightSet, name: string, rows?: [number, number]) =>
+export const readWeightF32 = async (w: WeightSet, name: string, rows?: [number, number]) =>
   readTensorF32(weightFile(w, name), name, rows);
 
 /** Total parameter count over all tensors. */
