@@ -88,8 +88,9 @@ export function encodeGraph(nodes: NodeSpec[], inputs: Array<[string, number]>, 
 
 // ---------------------------------------------------------------- kernels
 
+/** Row-major matrix; float64 data is accepted by the JS kernels (exact reference computations). */
 export interface Mat {
-  data: Float32Array;
+  data: Float32Array | Float64Array;
   rows: number;
   cols: number;
 }
@@ -107,7 +108,8 @@ export interface DenseKernels {
 }
 
 function tensor(m: Mat): ort.Tensor {
-  return new ort.Tensor('float32', m.data, [m.rows, m.cols]);
+  const data = m.data instanceof Float32Array ? m.data : Float32Array.from(m.data);
+  return new ort.Tensor('float32', data, [m.rows, m.cols]);
 }
 
 /** Kernels run by onnxruntime on the CPU with `threads` intra-op threads. */
@@ -163,7 +165,7 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
 /** The same kernels in plain JavaScript (float64 accumulation): the reference for tests. */
 export function createJsKernels(): DenseKernels {
   const nt = (a: Mat, b: Mat): Mat => {
-    const y = new Float32Array(a.rows * b.rows);
+    const y = a.data instanceof Float64Array ? new Float64Array(a.rows * b.rows) : new Float32Array(a.rows * b.rows);
     for (let i = 0; i < a.rows; i++) {
       for (let j = 0; j < b.rows; j++) {
         let s = 0;
@@ -174,7 +176,7 @@ export function createJsKernels(): DenseKernels {
     return { data: y, rows: a.rows, cols: b.rows };
   };
   const transpose = (m: Mat): Mat => {
-    const t = new Float32Array(m.data.length);
+    const t = m.data instanceof Float64Array ? new Float64Array(m.data.length) : new Float32Array(m.data.length);
     for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) t[j * m.rows + i] = m.data[i * m.cols + j];
     return { data: t, rows: m.cols, cols: m.rows };
   };
@@ -186,6 +188,7 @@ export function createJsKernels(): DenseKernels {
       const z = nt(a, b);
       const lse = new Float32Array(a.rows);
       const max = new Float32Array(a.rows);
+      // (log-sum-exp results are float32 in both implementations)
       for (let i = 0; i < a.rows; i++) {
         let m = -Infinity;
         for (let j = 0; j < z.cols; j++) m = Math.max(m, z.data[i * z.cols + j]);
