@@ -1,0 +1,239 @@
+// Initialization methods for the embedding rows of new tokens: one registry, each method a small
+// pure function. A new token's "sub-token rows" are the rows (of the matrix being initialized) of
+// its tokenization by the ORIGINAL tokenizer, special tokens never included. Methods that do not
+// look at sub-tokens (random, hf-mean-resizing) read statistics of the existing rows and a seeded
+// random source from the context instead.
+
+/** Statistics over the existing rows of one matrix (only what the chosen methods need). */
+export interface RowStats {
+  rows: number;
+  hidden: number;
+  /** Per-dimension minimum / maximum (for `random`). */
+  min: Float32Array;
+  max: Float32Array;
+  /** Per-dimension mean (for `hf-mean-resizing` and padding rows). */
+  mean: Float64Array;
+  /**
+   * Lower Cholesky factor (row-major hidden x hidden) of the scaled covariance 1e-9 * Σ used by
+   * `hf-mean-resizing`; null when Σ is not positive definite (then the mean is used, as transformers does).
+   */
+  cholesky: Float64Array | null;
+}
+
+export interface InitContext {
+  hidden: number;
+  /** Present when the method needs it (see `needs`). */
+  stats: RowStats | null;
+  /** Uniform [0, 1) source, seeded by the caller. */
+  random: () => number;
+}
+
+export type MethodName =
+  | 'mean' | 'min' | 'max' | 'quantile' | 'weighted_drop' | 'random' | 'hf-mean-resizing' | 'zero' | 'first' | 'last';
+
+export interface InitMethod {
+  /** Canonical spelling, e.g. `quantile(0.25)`. */
+  spec: string;
+  name: MethodName;
+  param: number | null;
+  /** What the method reads: the sub-token rows, the per-dimension range, the mean + covariance, or nothing. */
+  needs: 'subtokens' | 'range' | 'gaussian' | 'none';
+  /** Write the new row into `out` (length hidden). */
+  init(sub: readonly Float32Array[], ctx: InitContext, out: Float32Array): void;
+}
+
+export class InitMethodError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InitMethodError';
+  }
+}
+
+/** transformers scales the covariance by this before sampling (`_init_added_embeddings_weights_with_mean`). */
+export const HF_COVARIANCE_SCALE = 1e-9;
+
+export const VALID_FORMS = [
+  'mean', 'min', 'max', 'quantile(q) with 0 <= q <= 1, e.g. quantile(0.25)',
+  'weighted_drop(K) with K > 0, e.g. weighted_drop(2)', 'random', 'hf-mean-resizing', 'zero', 'first', 'last',
+];
+
+function requireSub(sub: readonly Float32Array[], spec: string): void {
+  if (sub.length === 0) throw new InitMethodError(`${spec}: the new token has no sub-tokens to initialize from`);
+}
+
+// ------------------------------------------------------------------ the methods (pure)
+
+export function initMean(sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'mean');
+  const h = out.length;
+  for (let d = 0; d < h; d++) {
+    let s = 0;
+    for (const r of sub) s += r[d];
+    out[d] = s / sub.length;
+  }
+}
+
+export function initMin(sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'min');
+  out.set(sub[0].subarray(0, out.length));
+  for (let i = 1; i < sub.length; i++) for (let d = 0; d < out.length; d++) if (sub[i][d] < out[d]) out[d] = sub[i][d];
+}
+
+export function initMax(sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'max');
+  out.set(sub[0].subarray(0, out.length));
+  for (let i = 1; i < sub.length; i++) for (let d = 0; d < out.length; d++) if (sub[i][d] > out[d]) out[d] = sub[i][d];
+}
+
+/** Per-dimension quantile with linear interpolation between order statistics (numpy/torch default). */
+export function initQuantile(q: number, sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'quantile');
+  const n = sub.length;
+  const pos = q * (n - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, n - 1);
+  const frac = pos - lo;
+  const col = new Float64Array(n);
+  for (let d = 0; d < out.length; d++) {
+    for (let i = 0; i < n; i++) col[i] = sub[i][d];
+    col.sort();
+    out[d] = col[lo] + (col[hi] - col[lo]) * frac;
+  }
+}
+
+/** Weights K^n, K^(n-1), ..., K^1 over the n sub-tokens in order, normalized to sum 1. */
+export function weightedDropWeights(k: number, n: number): Float64Array {
+  const w = new Float64Array(n);
+  let s = 0;
+  for (let i = 0; i < n; i++) { w[i] = Math.pow(k, n - i); s += w[i]; }
+  for (let i = 0; i < n; i++) w[i] /= s;
+  return w;
+}
+
+export function initWeightedDrop(k: number, sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'weighted_drop');
+  const w = weightedDropWeights(k, sub.length);
+  for (let d = 0; d < out.length; d++) {
+    let s = 0;
+    for (let i = 0; i < sub.length; i++) s += w[i] * sub[i][d];
+    out[d] = s;
+  }
+}
+
+/** Uniform within each dimension's [min, max] over the existing rows. */
+export function initRandom(stats: RowStats, random: () => number, out: Float32Array): void {
+  for (let d = 0; d < out.length; d++) out[d] = stats.min[d] + (stats.max[d] - stats.min[d]) * random();
+}
+
+/** Standard normal via Box-Muller (one value per call; deterministic for the source). */
+export function normal(random: () => number): number {
+  let u = random();
+  while (u <= 0) u = random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+}
+
+/** A sample of N(mean, 1e-9 Σ) (or the mean when Σ is not positive definite), as transformers' mean resizing. */
+export function initHfMeanResizing(stats: RowStats, random: () => number, out: Float32Array): void {
+  const h = out.length;
+  if (!stats.cholesky) {
+    for (let d = 0; d < h; d++) out[d] = stats.mean[d];
+    return;
+  }
+  const z = new Float64Array(h);
+  for (let d = 0; d < h; d++) z[d] = normal(random);
+  const L = stats.cholesky;
+  for (let i = 0; i < h; i++) {
+    let s = stats.mean[i];
+    const row = i * h;
+    for (let j = 0; j <= i; j++) s += L[row + j] * z[j];
+    out[i] = s;
+  }
+}
+
+export function initZero(out: Float32Array): void {
+  out.fill(0);
+}
+
+export function initFirst(sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'first');
+  out.set(sub[0].subarray(0, out.length));
+}
+
+export function initLast(sub: readonly Float32Array[], out: Float32Array): void {
+  requireSub(sub, 'last');
+  out.set(sub[sub.length - 1].subarray(0, out.length));
+}
+
+function needStats(ctx: InitContext, spec: string): RowStats {
+  if (!ctx.stats) throw new InitMethodError(`${spec}: statistics of the existing rows were not computed`);
+  return ctx.stats;
+}
+
+// ------------------------------------------------------------------ registry + parser
+
+const SIMPLE: Record<string, Omit<InitMethod, 'spec' | 'param'>> = {
+  mean: { name: 'mean', needs: 'subtokens', init: (s, _c, o) => initMean(s, o) },
+  min: { name: 'min', needs: 'subtokens', init: (s, _c, o) => initMin(s, o) },
+  max: { name: 'max', needs: 'subtokens', init: (s, _c, o) => initMax(s, o) },
+  random: { name: 'random', needs: 'range', init: (_s, c, o) => initRandom(needStats(c, 'random'), c.random, o) },
+  'hf-mean-resizing': {
+    name: 'hf-mean-resizing', needs: 'gaussian',
+    init: (_s, c, o) => initHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, o),
+  },
+  zero: { name: 'zero', needs: 'none', init: (_s, _c, o) => initZero(o) },
+  first: { name: 'first', needs: 'subtokens', init: (s, _c, o) => initFirst(s, o) },
+  last: { name: 'last', needs: 'subtokens', init: (s, _c, o) => initLast(s, o) },
+};
+
+/** Every method name, in documentation order (parameterized ones with their research defaults). */
+export const ALL_METHODS = ['mean', 'min', 'max', 'quantile(0.5)', 'weighted_drop(2)', 'random', 'hf-mean-resizing', 'zero', 'first', 'last'];
+
+const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+function invalid(spec: string, why: string): InitMethodError {
+  return new InitMethodError(`invalid init method ${JSON.stringify(spec)}: ${why}. Valid forms: ${VALID_FORMS.join('; ')}`);
+}
+
+/** Parse a method string strictly: `mean`, `quantile(0.25)`, `weighted_drop(1.5)`, ... */
+export function parseInitMethod(spec: string): InitMethod {
+  if (typeof spec !== 'string') throw invalid(String(spec), 'expected a string');
+  const simple = SIMPLE[spec];
+  if (simple && Object.prototype.hasOwnProperty.call(SIMPLE, spec)) return { ...simple, spec, param: null };
+  const m = /^(quantile|weighted_drop)\((.*)\)$/.exec(spec);
+  if (!m) throw invalid(spec, 'unknown method');
+  const [, name, arg] = m;
+  if (!NUMBER.test(arg)) throw invalid(spec, `the argument ${JSON.stringify(arg)} is not a plain decimal number`);
+  const v = Number(arg);
+  if (!Number.isFinite(v)) throw invalid(spec, 'the argument is not finite');
+  if (name === 'quantile') {
+    if (v < 0 || v > 1) throw invalid(spec, 'q must be within [0, 1]');
+    return { spec: `quantile(${v})`, name: 'quantile', param: v, needs: 'subtokens', init: (s, _c, o) => initQuantile(v, s, o) };
+  }
+  if (!(v > 0)) throw invalid(spec, 'K must be > 0');
+  return { spec: `weighted_drop(${v})`, name: 'weighted_drop', param: v, needs: 'subtokens', init: (s, _c, o) => initWeightedDrop(v, s, o) };
+}
+
+/** Parse a comma-separated list (`mean,quantile(0.25),weighted_drop(2)`); duplicates are an error. */
+export function parseInitMethodList(list: string): InitMethod[] {
+  const parts = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (parts.length === 0) throw new InitMethodError(`no init methods given. Valid forms: ${VALID_FORMS.join('; ')}`);
+  const out = parts.map(parseInitMethod);
+  const seen = new Set<string>();
+  for (const m of out) {
+    if (seen.has(m.spec)) throw new InitMethodError(`init method ${m.spec} is listed twice`);
+    seen.add(m.spec);
+  }
+  return out;
+}
+
+/** Mulberry32: a small seeded uniform [0, 1) source (deterministic across platforms). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
