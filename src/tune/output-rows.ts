@@ -57,7 +57,7 @@ export async function outputLossAndGrad(k: DenseKernels, w: Mat, b: OutputBatch)
     }
   }
   const grad = await k.matmulTN({ data: g, rows: b.count, cols: n }, H); // [n x hidden]
-  return { loss: loss * inv, newLoss, newCount, grad: grad.data };
+  return { loss: loss * inv, newLoss, newCount, grad: grad.data as Float32Array };
 }
 
 /** The same mean loss in float64 from scratch (reference for gradient checks). */
