@@ -1,12 +1,84 @@
-// `hack-tokenizer generate`: reserved; implemented by issue #5.
+// `hack-tokenizer generate`: text generation with the ONNX Runtime engine, streamed to stdout.
+// `--encode-with <original>`: extended-vocabulary decoding (the model reads through the original
+// tokenizer and may emit the new tokens of its own, extended, tokenizer).
 import type { Command } from 'commander';
+import * as path from 'node:path';
+import { resolveModel } from '../io/hub.ts';
+import { loadModelDir } from '../io/model-dir.ts';
+import { decode, encode, loadTokenizer, tokenizerFromJson } from '../tokenizer/load.ts';
+import { loadEngine } from '../runtime/engine.ts';
+import { generateExtended, newTokenMap } from '../runtime/extended-decoding.ts';
+import { TextStream } from '../runtime/text-stream.ts';
+import { info } from './progress.ts';
+
+interface GenerateFlags {
+  model: string; prompt: string; maxNewTokens: string; temperature: string; topK?: string; topP?: string;
+  seed: string; stop?: string[]; encodeWith?: string; threads?: string; special: boolean; stats?: boolean;
+}
+
+function number(flag: string, v: string | undefined, check: (n: number) => boolean, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || !check(n)) throw new Error(`${flag} ${v}: expected ${what}`);
+  return n;
+}
 
 export function register(program: Command): void {
   program
     .command('generate')
-    .description('Generate text with a model (not implemented yet: issue #5)')
-    .allowUnknownOption(true)
-    .action(() => {
-      throw new Error('the "generate" command is not implemented yet (issue #5)');
+    .description('Generate text with a model (ONNX Runtime, CPU); the generated text alone goes to stdout, streamed')
+    .requiredOption('--model <dir|repo-id>', 'model directory or Hugging Face repo id')
+    .requiredOption('--prompt <text>', 'prompt text')
+    .option('--max-new-tokens <n>', 'most tokens to generate', '64')
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy', '0')
+    .option('--top-k <k>', 'sample among the k most likely tokens')
+    .option('--top-p <p>', 'nucleus sampling: smallest set with probability >= p')
+    .option('--seed <s>', 'random seed for sampling', '0')
+    .option('--stop <str...>', 'stop when the generated text contains any of these strings (not printed)')
+    .option('--encode-with <original-model>', 'extended-vocabulary decoding: read the input through this ORIGINAL model\'s tokenizer; new tokens the model emits are fed back as their original sub-tokens')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads')
+    .option('--no-special', 'do not add the tokenizer\'s special tokens (BOS) to the prompt')
+    .option('--stats', 'print tokens and speed to stderr at the end')
+    .action(async (o: GenerateFlags) => {
+      const maxNewTokens = number('--max-new-tokens', o.maxNewTokens, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0')!;
+      const temperature = number('--temperature', o.temperature, (n) => n >= 0, 'a number >= 0')!;
+      const topK = number('--top-k', o.topK, (n) => Number.isInteger(n) && n > 0, 'an integer > 0');
+      const topP = number('--top-p', o.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+      const seed = number('--seed', o.seed, Number.isInteger, 'an integer')!;
+      const threads = number('--threads', o.threads, (n) => Number.isInteger(n) && n > 0, 'an integer > 0');
+      const model = await loadModelDir(await resolveModel(o.model));
+      const tokenizer = tokenizerFromJson(model.tokenizerJson, model.tokenizerPath);
+      const engine = await loadEngine(model, { threads });
+      try {
+        let readTok = tokenizer;
+        let map: Map<number, number[]> | null = null;
+        if (o.encodeWith) {
+          const origDir = await resolveModel(o.encodeWith);
+          readTok = await loadTokenizer(path.join(origDir, 'tokenizer.json')).catch((e: Error) => {
+            throw new Error(`--encode-with ${o.encodeWith}: ${e.message}`);
+          });
+          map = await newTokenMap(tokenizer, readTok);
+        }
+        const prompt = await encode(readTok, o.prompt, o.special);
+        if (prompt.length === 0) throw new Error('--prompt: the prompt encodes to no tokens');
+        const stream = new TextStream((ids) => decode(tokenizer, ids, true), o.stop ?? []);
+        const ids: number[] = [];
+        const onToken = async (id: number): Promise<boolean> => {
+          ids.push(id);
+          process.stdout.write(await stream.update(ids));
+          return stream.stopped;
+        };
+        const t0 = performance.now();
+        const opts = { maxNewTokens, temperature, topK, topP, seed, onToken };
+        if (map) await generateExtended(engine, map, prompt, opts);
+        else await engine.generate(prompt, opts);
+        process.stdout.write(stream.flush() + (process.stdout.isTTY ? '\n' : ''));
+        if (o.stats) {
+          const s = (performance.now() - t0) / 1000;
+          info(`${prompt.length} prompt tokens, ${ids.length} new tokens in ${s.toFixed(2)} s (${(ids.length / s).toFixed(1)} tok/s)`);
+        }
+      } finally {
+        await engine.dispose();
+      }
     });
 }

@@ -24,8 +24,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Ids that end generation (included in the result). Default: the model's eos_token_id(s). */
   eosIds?: number[];
-  /** Called for each new id; return true to stop after it. */
-  onToken?: (id: number) => void | boolean;
+  /** Called for each new id; return true (or a promise of true) to stop after it. */
+  onToken?: (id: number) => void | boolean | Promise<void | boolean>;
 }
 
 /** Incremental decoding on a KV cache for a batch of sequences. */
@@ -244,7 +244,7 @@ class OrtEngine implements Engine {
         if (done[b]) continue;
         const id = sampleNext(logits[b], opts, rand);
         out[b].push(id);
-        const stop = opts.onToken?.(id) === true;
+        const stop = (await opts.onToken?.(id)) === true;
         if (stop || eos.has(id) || out[b].length >= opts.maxNewTokens) done[b] = true;
         else next[b] = [id];
       }
