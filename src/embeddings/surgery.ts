@@ -1,0 +1,254 @@
+// Embedding surgery: grow `embed_tokens` (and an untied `lm_head`) to a new vocabulary and write
+// the whole model again. Old rows are copied byte for byte, new rows are computed by an init
+// method from their sub-token rows, every other tensor is streamed through unchanged (dtype and
+// sharding kept). The big matrices are read and written row-chunk by row-chunk, so memory stays
+// bounded by the chunk size plus the new rows.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { type DType, dtypeSize, fromFloat32, isFloatDType, toFloat32 } from '../io/dtype.ts';
+import { copySource, readTensorRows, writeSafetensors, type SafetensorsFile, type TensorInfo, type TensorSource } from '../io/safetensors.ts';
+import { INDEX_FILE, weightFile, weightInfo } from '../io/weights.ts';
+import { EMBED_TENSOR, LM_HEAD_TENSOR, copySideFiles, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
+import { withVocabSize } from '../io/config.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { type InitMethod, type RowStats, seededRandom } from './init-methods.ts';
+import { RowStatsAccumulator } from './row-stats.ts';
+
+export class SurgeryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SurgeryError';
+  }
+}
+
+export interface PlanOptions {
+  /** Reuse the free padding rows past the tokenizer (ids from tokenizerSize) instead of appending after them. */
+  usePaddingRows?: boolean;
+  /** Round the new row count up to a multiple of this (e.g. 64). */
+  padToMultipleOf?: number;
+}
+
+export interface RowPlan {
+  /** Rows of the original matrices. */
+  oldRows: number;
+  /** Rows after the surgery (= the new config's vocab_size). */
+  rows: number;
+  tokenizerSize: number;
+  /** Id of the first new token; new tokens take consecutive ids from here. */
+  firstId: number;
+  count: number;
+  /** Rows that belong to no token (the --pad-to-multiple-of tail): filled with the mean of the old rows. */
+  fillRows: [number, number];
+}
+
+/**
+ * Where `count` new tokens go. By default after every existing row (a padded vocabulary keeps its
+ * padding rows untouched); with usePaddingRows from the tokenizer's size, reusing free padding rows.
+ */
+export function planRows(model: Pick<ModelDir, 'embeddingRows' | 'tokenizerSize'>, count: number, opts: PlanOptions = {}): RowPlan {
+  if (!Number.isSafeInteger(count) || count < 0) throw new SurgeryError(`the number of new tokens must be a non-negative integer, got ${count}`);
+  const m = opts.padToMultipleOf;
+  if (m !== undefined && (!Number.isSafeInteger(m) || m < 1)) {
+    throw new SurgeryError(`--pad-to-multiple-of must be a positive integer, got ${m}`);
+  }
+  const oldRows = model.embeddingRows;
+  const firstId = opts.usePaddingRows ? model.tokenizerSize : oldRows;
+  const used = firstId + count;
+  let rows = Math.max(oldRows, used);
+  if (m) rows = Math.ceil(rows / m) * m;
+  // Rows past the old matrix that no token occupies (pad-to-multiple-of tail).
+  const fillStart = Math.max(oldRows, used);
+  return { oldRows, rows, tokenizerSize: model.tokenizerSize, firstId, count, fillRows: [fillStart, rows] };
+}
+
+export interface NewRowSpec {
+  /** Id of the new token (row index). */
+  id: number;
+  /** Its tokenization by the original tokenizer (no special tokens). */
+  subIds: number[];
+}
+
+/** Rows that replace or extend a matrix, as bytes of the matrix's dtype, keyed by row index. */
+export interface RowPatch {
+  dtype: DType;
+  hidden: number;
+  rowBytes: number;
+  rows: Map<number, Uint8Array>;
+}
+
+const CHUNK_BYTES = 16 << 20;
+
+/**
+ * One streaming pass over the old rows of `tensor`: gathers the sub-token rows the new tokens need
+ * and the statistics the method needs (min/max/mean always, covariance for hf-mean-resizing).
+ */
+async function scanMatrix(model: ModelDir, tensor: string, needed: Set<number>, withCovariance: boolean):
+  Promise<{ sub: Map<number, Float32Array>; stats: RowStats; info: TensorInfo }> {
+  const st = weightFile(model.weights, tensor);
+  const info = weightInfo(model.weights, tensor);
+  const [rows, hidden] = info.shape;
+  const acc = new RowStatsAccumulator(hidden, withCovariance);
+  const sub = new Map<number, Float32Array>();
+  const rowBytes = hidden * dtypeSize(info.dtype);
+  const step = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+  for (let a = 0; a < rows; a += step) {
+    const b = Math.min(rows, a + step);
+    const data = toFloat32(await readTensorRows(st, tensor, a, b), info.dtype);
+    acc.add(data, b - a);
+    for (const id of needed) if (id >= a && id < b) sub.set(id, data.slice((id - a) * hidden, (id - a + 1) * hidden));
+  }
+  return { sub, stats: acc.finish(), info };
+}
+
+export interface ComputeRowsOptions {
+  plan: RowPlan;
+  tokens: NewRowSpec[];
+  method: InitMethod;
+  seed: number;
+}
+
+/** The new rows of one matrix (new tokens by `method`, the fill tail by the mean of the old rows). */
+export async function computeNewRows(model: ModelDir, tensor: string, opts: ComputeRowsOptions): Promise<RowPatch> {
+  const { plan, tokens, method } = opts;
+  const needed = new Set<number>();
+  if (method.needs === 'subtokens') for (const t of tokens) for (const id of t.subIds) needed.add(id);
+  const { sub, stats, info } = await scanMatrix(model, tensor, needed, method.needs === 'gaussian');
+  if (!isFloatDType(info.dtype)) throw new SurgeryError(`"${tensor}" has dtype ${info.dtype}; only float embeddings can be extended`);
+  const hidden = info.shape[1];
+  const ctx = { hidden, stats, random: seededRandom(opts.seed) };
+  const rows = new Map<number, Uint8Array>();
+  const out = new Float32Array(hidden);
+  for (const t of tokens) {
+    const subRows = method.needs === 'subtokens' ? t.subIds.map((id) => sub.get(id)!) : [];
+    method.init(subRows, ctx, out);
+    rows.set(t.id, fromFloat32(out, info.dtype));
+  }
+  const meanRow = fromFloat32(Float32Array.from(stats.mean), info.dtype);
+  for (let r = plan.fillRows[0]; r < plan.fillRows[1]; r++) rows.set(r, meanRow);
+  return { dtype: info.dtype, hidden, rowBytes: hidden * dtypeSize(info.dtype), rows };
+}
+
+/** A tensor source that streams the old rows (patched where `patch` says) and then the added rows. */
+export function grownSource(st: SafetensorsFile, name: string, oldRows: number, newRows: number, patch: RowPatch): TensorSource {
+  return {
+    name,
+    dtype: patch.dtype,
+    shape: [newRows, patch.hidden],
+    produce: async (sink) => {
+      const step = Math.max(1, Math.floor(CHUNK_BYTES / patch.rowBytes));
+      for (let a = 0; a < oldRows; a += step) {
+        const b = Math.min(oldRows, a + step);
+        const bytes = await readTensorRows(st, name, a, b);
+        for (const [id, row] of patch.rows) if (id >= a && id < b) bytes.set(row, (id - a) * patch.rowBytes);
+        await sink(bytes);
+      }
+      for (let a = oldRows; a < newRows; a += step) {
+        const b = Math.min(newRows, a + step);
+        const bytes = new Uint8Array((b - a) * patch.rowBytes);
+        for (let r = a; r < b; r++) {
+          const row = patch.rows.get(r);
+          if (!row) throw new SurgeryError(`internal: no content for new row ${r} of "${name}"`);
+          bytes.set(row, (r - a) * patch.rowBytes);
+        }
+        await sink(bytes);
+      }
+    },
+  };
+}
+
+/** Check the sub-token lists: existing, non-special ids of the original tokenizer, never empty. */
+export function validateNewRows(plan: RowPlan, tokens: NewRowSpec[], specialIds: Set<number>, label: (i: number) => string): void {
+  const seen = new Set<number>();
+  tokens.forEach((t, i) => {
+    if (!Number.isSafeInteger(t.id) || t.id < plan.firstId || t.id >= plan.firstId + plan.count) {
+      throw new SurgeryError(`${label(i)}: id ${t.id} is outside the planned range [${plan.firstId}, ${plan.firstId + plan.count})`);
+    }
+    if (seen.has(t.id)) throw new SurgeryError(`${label(i)}: id ${t.id} is assigned twice`);
+    seen.add(t.id);
+    if (t.subIds.length === 0) throw new SurgeryError(`${label(i)}: empty tokenization by the original tokenizer (nothing to initialize from)`);
+    for (const s of t.subIds) {
+      if (!Number.isSafeInteger(s) || s < 0 || s >= plan.tokenizerSize) {
+        throw new SurgeryError(`${label(i)}: sub-token id ${s} is not an id of the original tokenizer (size ${plan.tokenizerSize})`);
+      }
+      if (specialIds.has(s)) throw new SurgeryError(`${label(i)}: sub-token id ${s} is a special token; special tokens never take part in initialization`);
+    }
+  });
+}
+
+export interface WriteModelOptions {
+  plan: RowPlan;
+  tokens: NewRowSpec[];
+  /** Extended tokenizer.json to write. */
+  tokenizerJson: TokenizerJson;
+  /** Extra files (name -> content) written as they are, e.g. an updated tokenizer_config.json. */
+  extraFiles?: Record<string, string>;
+  init: InitMethod;
+  /** Output rows of an untied model (default: `init`). Ignored for tied models, which have one matrix. */
+  initOutput?: InitMethod;
+  seed?: number;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface WriteModelResult {
+  rows: number;
+  files: string[];
+  tied: boolean;
+}
+
+/** Seeds of the input and output matrices differ so random methods draw independent rows. */
+const OUTPUT_SEED_OFFSET = 0x9e3779b9;
+
+/** Write the extended model into the (temporary, empty) directory `dir`. */
+export async function writeExtendedModel(model: ModelDir, dir: string, opts: WriteModelOptions): Promise<WriteModelResult> {
+  const { plan, tokens } = opts;
+  const seed = opts.seed ?? 0;
+  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed });
+  const headPatch = model.tied ? null
+    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: opts.initOutput ?? opts.init, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0 });
+
+  let totalBytes = 0;
+  for (const f of model.weights.files) for (const t of f.tensors) totalBytes += t.byteLength;
+  totalBytes += (plan.rows - plan.oldRows) * embedPatch.rowBytes * (headPatch ? 2 : 1);
+  let done = 0;
+  const tally = (src: TensorSource): TensorSource => ({
+    ...src,
+    produce: (sink) => src.produce(async (chunk) => {
+      await sink(chunk);
+      done += chunk.byteLength;
+      opts.onProgress?.(done, totalBytes);
+    }),
+  });
+
+  const files: string[] = [];
+  const weightMap: Record<string, string> = {};
+  let outTotal = 0;
+  for (const st of model.weights.files) {
+    const name = path.basename(st.path);
+    const sources = st.tensors.map((t) => {
+      if (t.name === EMBED_TENSOR) return grownSource(st, t.name, plan.oldRows, plan.rows, embedPatch);
+      if (t.name === LM_HEAD_TENSOR && headPatch) return grownSource(st, t.name, plan.oldRows, plan.rows, headPatch);
+      return copySource(st, t.name);
+    });
+    for (const s of sources) {
+      weightMap[s.name] = name;
+      outTotal += s.shape.reduce((a, b) => a * b, 1) * dtypeSize(s.dtype);
+    }
+    await writeSafetensors(path.join(dir, name), sources.map(tally), st.metadata);
+    files.push(name);
+  }
+  if (model.weights.sharded) {
+    // Keep the index's own metadata, with total_size recomputed; weight_map in the original order.
+    const origIndex = JSON.parse(await fsp.readFile(path.join(model.dir, INDEX_FILE), 'utf8')) as { metadata?: Record<string, unknown>; weight_map: Record<string, string> };
+    const ordered: Record<string, string> = {};
+    for (const k of Object.keys(origIndex.weight_map)) ordered[k] = weightMap[k];
+    await fsp.writeFile(path.join(dir, INDEX_FILE), JSON.stringify({ metadata: { ...(origIndex.metadata ?? {}), total_size: outTotal }, weight_map: ordered }, null, 2) + '\n');
+    files.push(INDEX_FILE);
+  }
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(withVocabSize(model.config, plan.rows), null, 2) + '\n');
+  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(opts.tokenizerJson));
+  const extra = opts.extraFiles ?? {};
+  for (const [name, content] of Object.entries(extra)) await writeFileAtomic(path.join(dir, name), content);
+  files.push('config.json', 'tokenizer.json', ...Object.keys(extra));
+  files.push(...(await copySideFiles(model.dir, dir, Object.keys(extra))));
+  return { rows: plan.rows, files, tied: model.tied };
+}
