@@ -1,13 +1,42 @@
-// `hack-tokenizer download <repo-id>`: fetch a model from the Hugging Face Hub into the local cache.
+// `hack-tokenizer download <repo-id>`: fetch a model from the Hugging Face Hub into the local cache
+// (or find it there) and print its directory on stdout.
 import type { Command } from 'commander';
-import { resolveModel } from '../io/hub.ts';
+import { defaultCacheDir, downloadModel, findCachedSnapshot, HubError, isRepoId } from '../io/hub.ts';
+import { info } from './progress.ts';
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
+  return `${v.toFixed(1)} ${units[i]}`;
+}
 
 export function register(program: Command): void {
   program
     .command('download')
-    .description('Download a model (config, tokenizer, safetensors) from the Hugging Face Hub into the local cache')
-    .argument('<repo-id>', 'e.g. HuggingFaceTB/SmolLM2-135M')
-    .action(async (repo: string) => {
-      process.stdout.write((await resolveModel(repo)) + '\n');
+    .description('Download a model (config, tokenizer, safetensors) from the Hugging Face Hub into the local cache and print its directory')
+    .argument('<repo-id>', 'Hub repo id, e.g. HuggingFaceTB/SmolLM2-135M')
+    .option('--revision <rev>', 'branch, tag or commit', 'main')
+    .option('--cache-dir <dir>', 'cache directory (default: $HACK_TOKENIZER_CACHE, $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)')
+    .option('--force', 'ask the Hub even if a complete snapshot is cached (files already downloaded are kept)')
+    .addHelpText('after', '\nEnvironment: HF_ENDPOINT (Hub URL), HF_TOKEN (gated/private repos), HF_HUB_OFFLINE=1 (cache only),\nHACK_TOKENIZER_HUB_TIMEOUT_MS (how long to wait for the Hub, default 10000).')
+    .action(async (repo: string, opts: { revision: string; cacheDir?: string; force?: boolean }) => {
+      if (!isRepoId(repo)) {
+        throw new HubError('BAD_REPO_ID', `<repo-id> "${repo}": expected a Hugging Face repo id of the form owner/name (e.g. HuggingFaceTB/SmolLM2-135M)`);
+      }
+      const cacheDir = opts.cacheDir ?? defaultCacheDir();
+      let dir = opts.force ? null : await findCachedSnapshot(repo, { cacheDir, revision: opts.revision });
+      if (dir) {
+        info(`${repo}: complete in the cache`);
+      } else {
+        dir = await downloadModel(repo, {
+          cacheDir,
+          revision: opts.revision,
+          onProgress: (p) => info(`[${p.index + 1}/${p.total}] ${p.file} (${formatBytes(p.bytes)})${p.cached ? ' cached' : ''}`),
+        });
+      }
+      process.stdout.write(dir + '\n');
     });
 }
