@@ -1,0 +1,139 @@
+// The CLI as users run it (a child process of src/cli/run.ts, the source twin of bin/): --help on the
+// program and every command, info/demo output, and errors that name the flag or file with exit code != 0.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildProgram, main } from '../src/cli/main.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DEMO_DIR = path.join('assets', 'models', 'tiny-en-llama');
+const execFileP = promisify(execFile);
+
+interface Result { code: number; stdout: string; stderr: string }
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+      cwd: repoRoot, env: { ...process.env, ...env }, maxBuffer: 16 << 20,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** Run main() in this process, capturing stdout/stderr (for the cheap --help sweep over every command). */
+async function inProcess(args: string[]): Promise<Result> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const w1 = process.stdout.write.bind(process.stdout);
+  const w2 = process.stderr.write.bind(process.stderr);
+  const saved = process.exitCode;
+  process.exitCode = undefined;
+  process.stdout.write = ((s: string | Uint8Array) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((s: string | Uint8Array) => { err.push(String(s)); return true; }) as typeof process.stderr.write;
+  let code: number;
+  try {
+    await main(['node', 'hack-tokenizer', ...args]);
+    code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } finally {
+    process.stdout.write = w1;
+    process.stderr.write = w2;
+    process.exitCode = saved;
+  }
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+const RESERVED = ['tokens', 'extend', 'tune', 'generate', 'eval', 'compare-init', 'experiment', 'inspect', 'demo'];
+
+test('the program registers the reserved commands plus info and download', () => {
+  const names = buildProgram().commands.map((c) => c.name());
+  for (const n of [...RESERVED, 'info', 'download']) assert.ok(names.includes(n), `command ${n}`);
+  assert.equal(new Set(names).size, names.length, 'no duplicate command names');
+});
+
+test('--help works (exit 0, usage on stdout) for every registered command', async () => {
+  for (const name of buildProgram().commands.map((c) => c.name())) {
+    const r = await inProcess([name, '--help']);
+    assert.equal(r.code, 0, `${name} --help exit code (stderr: ${r.stderr})`);
+    assert.match(r.stdout, new RegExp(`Usage: hack-tokenizer ${name}`), name);
+  }
+});
+
+test('hack-tokenizer --help and --version in a child process', async () => {
+  const help = await cli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: hack-tokenizer/);
+  for (const n of [...RESERVED, 'info', 'download']) assert.match(help.stdout, new RegExp(`\\n  ${n}\\b`), n);
+  const info = await cli(['info', '--help']);
+  assert.equal(info.code, 0);
+  assert.match(info.stdout, /--model <dir\|repo-id>/);
+  const v = await cli(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+test('info --model prints architecture, parameters, vocabulary, tied; --json is machine-readable', async () => {
+  const r = await cli(['info', '--model', DEMO_DIR]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /architecture\s+LlamaForCausalLM \(llama, config v5\)/);
+  assert.match(r.stdout, /parameters\s+15,735,168 \(bfloat16, 1 file\)/);
+  assert.match(r.stdout, /vocabulary\s+8,192 tokens, 8,192 embedding rows/);
+  assert.match(r.stdout, /embeddings\s+tied/);
+  assert.match(r.stdout, /tokenizer\s+BPE, pre-tokenizer ByteLevel/);
+  const j = await cli(['info', '--model', DEMO_DIR, '--json']);
+  assert.equal(j.code, 0, j.stderr);
+  const s = JSON.parse(j.stdout);
+  assert.equal(s.architecture, 'LlamaForCausalLM');
+  assert.equal(s.parameters, 15735168);
+  assert.equal(s.tokenizerSize, 8192);
+  assert.equal(s.tied, true);
+  assert.equal(s.configFormat, 'v5');
+});
+
+test('info on the v4 untied random-qwen2 fixture', async () => {
+  const r = await cli(['info', '--model', path.resolve(repoRoot, '..', 'shared', 'fixtures', 'models', 'random-qwen2'), '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.deepEqual([s.architecture, s.configFormat, s.tied, s.dtype], ['Qwen2ForCausalLM', 'v4', false, 'float16']);
+});
+
+test('demo prints the summary of the shipped model', async () => {
+  const r = await cli(['demo']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /tiny-en-llama/);
+  assert.match(r.stdout, /LlamaForCausalLM/);
+  assert.match(r.stdout, /embeddings\s+tied/);
+});
+
+test('bad flags and missing or broken model directories: exit code != 0 and a message naming the flag or file', async () => {
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'cli-test-'));
+  try {
+    const cases: Array<[string[], RegExp]> = [
+      [['info', '--model', DEMO_DIR, '--bogus'], /unknown option '--bogus'/],
+      [['info'], /required option '--model <dir\|repo-id>' not specified/],
+      [['info', '--model'], /option '--model <dir\|repo-id>' argument missing/],
+      [['info', '--model', path.join(tmp, 'missing-dir')], /--model .*missing-dir: no such directory/],
+      [['info', '--model', './no/such/model'], /--model \.\/no\/such\/model: no such directory/],
+      [['info', '--model', path.join(DEMO_DIR, 'config.json')], /config\.json: not a directory/],
+      [['info', '--model', tmp], /missing config\.json/],
+      [['demo', '--model', path.join(tmp, 'nothing')], /nothing: model directory not found/],
+      [['no-such-command'], /unknown command 'no-such-command'/],
+      [['download'], /missing required argument 'repo-id'/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await cli(args, { HF_HUB_OFFLINE: '1' });
+      assert.notEqual(r.code, 0, `${args.join(' ')} should fail`);
+      assert.match(r.stderr, pattern, args.join(' '));
+      assert.equal(r.stdout, '', `${args.join(' ')}: nothing on stdout`);
+    }
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+});
