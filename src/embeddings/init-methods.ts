@@ -61,6 +61,20 @@ function requireSub(sub: readonly Float32Array[], spec: string): void {
   if (sub.length === 0) throw new InitMethodError(`${spec}: the new token has no sub-tokens to initialize from`);
 }
 
+/** Σ a[ia + k] * b[ib + k] for k < n, with four independent accumulators (no add-latency chain). */
+export function dot(a: Float64Array, ia: number, b: Float64Array, ib: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let k = 0;
+  for (; k + 3 < n; k += 4) {
+    s0 += a[ia + k] * b[ib + k];
+    s1 += a[ia + k + 1] * b[ib + k + 1];
+    s2 += a[ia + k + 2] * b[ib + k + 2];
+    s3 += a[ia + k + 3] * b[ib + k + 3];
+  }
+  for (; k < n; k++) s0 += a[ia + k] * b[ib + k];
+  return (s0 + s1) + (s2 + s3);
+}
+
 // ------------------------------------------------------------------ the methods (pure)
 
 export function initMean(sub: readonly Float32Array[], out: Float32Array): void {
@@ -142,12 +156,7 @@ export function initHfMeanResizing(stats: RowStats, random: () => number, out: F
   const z = new Float64Array(h);
   for (let d = 0; d < h; d++) z[d] = normal(random);
   const L = stats.cholesky;
-  for (let i = 0; i < h; i++) {
-    let s = stats.mean[i];
-    const row = i * h;
-    for (let j = 0; j <= i; j++) s += L[row + j] * z[j];
-    out[i] = s;
-  }
+  for (let i = 0; i < h; i++) out[i] = stats.mean[i] + dot(L, i * h, z, 0, i + 1);
 }
 
 export function initZero(out: Float32Array): void {

@@ -1,7 +1,7 @@
 // Statistics of the existing rows of an embedding matrix, accumulated chunk by chunk while the
 // matrix streams past (so it is never held whole): per-dimension min/max/mean and, only when
 // `hf-mean-resizing` asks for it, the covariance and its Cholesky factor.
-import { HF_COVARIANCE_SCALE, type RowStats } from './init-methods.ts';
+import { HF_COVARIANCE_SCALE, dot, type RowStats } from './init-methods.ts';
 
 export class RowStatsAccumulator {
   private rows = 0;
@@ -32,16 +32,19 @@ export class RowStatsAccumulator {
       }
     }
     if (outer) {
-      // Σ x xᵀ over the chunk, upper triangle; rows of the chunk are copied to f64 once.
-      const x = new Float64Array(h);
-      for (let r = 0; r < count; r++) {
-        const o = r * h;
-        for (let d = 0; d < h; d++) x[d] = data[o + d];
+      // Σ x xᵀ over the chunk (upper triangle) as dot products of the chunk's columns: the chunk is
+      // transposed into f64 so each product runs over contiguous memory with four accumulators.
+      const B = 256;
+      const xt = new Float64Array(h * B);
+      for (let r0 = 0; r0 < count; r0 += B) {
+        const nb = Math.min(B, count - r0);
+        for (let r = 0; r < nb; r++) {
+          const o = (r0 + r) * h;
+          for (let d = 0; d < h; d++) xt[d * B + r] = data[o + d];
+        }
         for (let i = 0; i < h; i++) {
-          const xi = x[i];
-          if (xi === 0) continue;
           const base = i * h;
-          for (let j = i; j < h; j++) outer[base + j] += xi * x[j];
+          for (let j = i; j < h; j++) outer[base + j] += dot(xt, i * B, xt, j * B, nb);
         }
       }
     }
@@ -79,17 +82,14 @@ export function choleskyLower(a: Float64Array, n: number, scale = 1): Float64Arr
   for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, a[i * n + i]);
   const tol = maxDiag * 1e-12;
   for (let j = 0; j < n; j++) {
-    let s = a[j * n + j];
     const rj = j * n;
-    for (let k = 0; k < j; k++) s -= L[rj + k] * L[rj + k];
+    const s = a[rj + j] - dot(L, rj, L, rj, j);
     if (!(s > tol)) return null;
     const d = Math.sqrt(s);
     L[rj + j] = d;
     for (let i = j + 1; i < n; i++) {
       const ri = i * n;
-      let t = a[ri + j];
-      for (let k = 0; k < j; k++) t -= L[ri + k] * L[rj + k];
-      L[ri + j] = t / d;
+      L[ri + j] = (a[ri + j] - dot(L, ri, L, rj, j)) / d;
     }
   }
   if (scale !== 1) {
@@ -98,3 +98,4 @@ export function choleskyLower(a: Float64Array, n: number, scale = 1): Float64Arr
   }
   return L;
 }
+
