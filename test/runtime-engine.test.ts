@@ -1,0 +1,152 @@
+// Engine behaviour beyond parity: ragged/left-padded batches agree with single sequences, the
+// KV-cache decoder agrees with full forwards, hidden states feed the head, sampling, errors.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeTestModel } from './support/factory.ts';
+import { loadEngine, type Engine } from '../src/runtime/engine.ts';
+import { readWeightF32 } from '../src/io/weights.ts';
+import { argmax, sampleNext, seededRandom, logSoftmax } from '../src/runtime/sampling.ts';
+import { ropeInvFreq } from '../src/runtime/graph.ts';
+import { parseConfig } from '../src/io/config.ts';
+
+let tmp: string;
+let llama: Engine;
+let qwen: Engine;
+before(async () => {
+  tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'rt-engine-'));
+  llama = await loadEngine(await writeTestModel(path.join(tmp, 'llama'), { arch: 'llama', seed: 3, padRows: 3 }), { threads: 1, maxBatch: 2 });
+  qwen = await loadEngine(await writeTestModel(path.join(tmp, 'qwen'), { arch: 'qwen2', dtype: 'F16', seed: 4, shards: 2 }), { threads: 1 });
+});
+after(async () => {
+  await llama.dispose();
+  await qwen.dispose();
+  await fsp.rm(tmp, { recursive: true, force: true });
+});
+
+const close = (a: Float32Array, b: Float32Array, tol: number, what: string) => {
+  assert.equal(a.length, b.length, what);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  assert.ok(m <= tol, `${what}: max|Δ| ${m} > ${tol}`);
+};
+
+const seqs = [[5, 9, 30, 41, 7, 8, 100], [12], [60, 61, 62], [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]];
+
+for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['qwen2 (f16, bias, untied, sharded)', () => qwen]] as const) {
+  test(`${name}: batched APIs equal one-at-a-time`, async () => {
+    const e = get();
+    const V = e.vocabRows;
+    const batched = await e.lastLogits(seqs);
+    const lps = await e.tokenLogprobs(seqs);
+    const hs = await e.hiddenStates(seqs);
+    for (let i = 0; i < seqs.length; i++) {
+      const all = await e.logits(seqs[i]);
+      const n = seqs[i].length;
+      close(batched[i], all.subarray((n - 1) * V), 1e-4, `lastLogits[${i}]`);
+      assert.equal(lps[i].length, n - 1);
+      for (let t = 1; t < n; t++) {
+        const ls = logSoftmax(all.subarray((t - 1) * V, t * V));
+        assert.ok(Math.abs(ls[seqs[i][t]] - lps[i][t - 1]) < 1e-4, `tokenLogprobs[${i}][${t}]`);
+      }
+      assert.equal(hs[i].length, n * e.model.hiddenSize);
+    }
+    // the head applied to the hidden states gives the logits
+    const head = await readWeightF32(e.model.weights, e.model.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    const H = e.model.hiddenSize;
+    const all0 = await e.logits(seqs[0]);
+    for (const v of [0, 17, V - 1]) {
+      let dot = 0;
+      for (let k = 0; k < H; k++) dot += hs[0][k] * head[v * H + k];
+      assert.ok(Math.abs(dot - all0[v]) < 1e-3, `hidden @ head^T = logits (row ${v})`);
+    }
+    const sc = await e.scoreContinuations([{ context: [5, 9, 30], continuation: [41, 7] }, { context: [12], continuation: [] }]);
+    close(sc[0].logprobs, lps[0].subarray(2, 4), 1e-5, 'scoreContinuations');
+    assert.ok(Math.abs(sc[0].sum - (lps[0][2] + lps[0][3])) < 1e-5);
+    assert.equal(sc[1].logprobs.length, 0);
+    assert.equal(sc[1].sum, 0);
+    await assert.rejects(e.scoreContinuations([{ context: [], continuation: [3] }]), /empty context/);
+  });
+
+  test(`${name}: KV-cache decoding equals full forwards (ragged feeds, batched generation)`, async () => {
+    const e = get();
+    const V = e.vocabRows;
+    const dec = e.decoder(2);
+    let out = await dec.feed([[5, 9, 30], [12]]);
+    close(out[0], (await e.lastLogits([[5, 9, 30]]))[0], 1e-4, 'prefill row 0');
+    close(out[1], (await e.lastLogits([[12]]))[0], 1e-4, 'prefill row 1');
+    out = await dec.feed([[41], [60, 61, 62, 63]]);
+    close(out[0], (await e.lastLogits([[5, 9, 30, 41]]))[0], 1e-4, 'step row 0');
+    close(out[1], (await e.lastLogits([[12, 60, 61, 62, 63]]))[0], 1e-4, 'ragged step row 1');
+    const kept = out[1];
+    out = await dec.feed([[7], []]);
+    close(out[0], (await e.lastLogits([[5, 9, 30, 41, 7]]))[0], 1e-4, 'row 0 alone');
+    assert.equal(out[1], kept, 'an empty row keeps its logits');
+    assert.deepEqual([...dec.lengths], [5, 5]);
+    // greedy generation = argmax over re-run prefixes; batched = single
+    const prompts = [[5, 9, 30], [60, 61, 62, 63, 64, 65]];
+    const gens = await e.generateBatch(prompts, { maxNewTokens: 6, eosIds: [] });
+    for (let b = 0; b < prompts.length; b++) {
+      assert.deepEqual(gens[b], await e.generate(prompts[b], { maxNewTokens: 6, eosIds: [] }));
+      const seq = [...prompts[b]];
+      for (const id of gens[b]) {
+        const all = await e.logits(seq);
+        assert.equal(argmax(all.subarray((seq.length - 1) * V)), id);
+        seq.push(id);
+      }
+    }
+  });
+}
+
+test('generate stops at eos ids and on request; sampling is seeded', async () => {
+  const first = (await llama.generate([5, 9], { maxNewTokens: 1, eosIds: [] }))[0];
+  assert.deepEqual(await llama.generate([5, 9], { maxNewTokens: 5, eosIds: [first] }), [first]);
+  let n = 0;
+  assert.equal((await llama.generate([5, 9], { maxNewTokens: 9, eosIds: [], onToken: () => ++n === 2 })).length, 2);
+  const s = (seed: number) => llama.generate([5, 9], { maxNewTokens: 8, temperature: 1, seed, eosIds: [] });
+  assert.deepEqual(await s(1), await s(1));
+  assert.notDeepEqual(await s(1), await s(2));
+  assert.deepEqual(await llama.generate([5, 9], { maxNewTokens: 8, temperature: 1, topK: 1, eosIds: [] }),
+    await llama.generate([5, 9], { maxNewTokens: 8, eosIds: [] }), 'top-k 1 is greedy');
+  assert.deepEqual(await llama.generate([], { maxNewTokens: 0 }).catch((e: Error) => e.message), 'generate: the prompt is empty (no token ids)');
+});
+
+test('sampleNext: greedy ties go to the lowest id; top-p keeps the nucleus; frequencies follow softmax', () => {
+  assert.equal(sampleNext(Float32Array.from([1, 3, 3, 2]), {}, Math.random), 1);
+  const logits = Float32Array.from([Math.log(0.5), Math.log(0.3), Math.log(0.2)]);
+  const rand = seededRandom(5);
+  const counts = [0, 0, 0];
+  for (let i = 0; i < 20000; i++) counts[sampleNext(logits, { temperature: 1 }, rand)]++;
+  assert.ok(Math.abs(counts[0] / 20000 - 0.5) < 0.02 && Math.abs(counts[2] / 20000 - 0.2) < 0.02, `counts ${counts}`);
+  for (let i = 0; i < 200; i++) assert.notEqual(sampleNext(logits, { temperature: 1, topP: 0.7 }, rand), 2);
+  for (let i = 0; i < 200; i++) assert.equal(sampleNext(logits, { temperature: 1, topP: 0.4 }, rand), 0);
+});
+
+test('RoPE inverse frequencies: default, linear and llama3 scaling as transformers computes them', () => {
+  const base = { architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 512, num_attention_heads: 4, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 8 };
+  const def = ropeInvFreq(parseConfig({ ...base, rope_theta: 500000 }));
+  assert.equal(def.length, 64);
+  const rel = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.abs(b);
+  assert.ok(rel(def[1], 1 / Math.pow(500000, 2 / 128)));
+  const lin = ropeInvFreq(parseConfig({ ...base, rope_theta: 500000, rope_scaling: { rope_type: 'linear', factor: 4 } }));
+  assert.ok(rel(lin[5], def[5] / 4));
+  const l3 = ropeInvFreq(parseConfig({ ...base, rope_theta: 500000, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }));
+  // high frequencies (short wavelengths) unchanged, low frequencies divided by the factor
+  assert.equal(l3[0], def[0]);
+  assert.ok(rel(l3[63], def[63] / 8));
+  // a medium frequency is interpolated between the two
+  const i = [...def].findIndex((f) => { const wl = 2 * Math.PI / f; return wl > 8192 / 4 && wl < 8192; });
+  assert.ok(l3[i] < def[i] && l3[i] > def[i] / 8);
+});
+
+test('unsupported architectures and features are clear errors', async () => {
+  const dir = await writeTestModel(path.join(tmp, 'gpt2'), { arch: 'llama', seed: 1 });
+  const cfgPath = path.join(dir, 'config.json');
+  const cfg = JSON.parse(await fsp.readFile(cfgPath, 'utf8'));
+  await fsp.writeFile(cfgPath, JSON.stringify({ ...cfg, architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }));
+  await assert.rejects(loadEngine(dir), /unsupported architecture "GPT2LMHeadModel"; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM/);
+  await fsp.writeFile(cfgPath, JSON.stringify({ ...cfg, rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 10000 } }));
+  await assert.rejects(loadEngine(dir), /RoPE scaling "yarn" is not supported/);
+});
