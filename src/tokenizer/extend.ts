@@ -178,3 +178,12 @@ export function extendTokenizerConfig(config: Record<string, unknown> | null, ad
   }
   return out;
 }
+
+/** Write tokenizer.json (+ tokenizer_config.json when there is one) into a directory. */
+export async function writeTokenizerFiles(dir: string, json: TokenizerJson, config: Record<string, unknown> | null): Promise<void> {
+  const { promises: fsp } = await import('node:fs');
+  const path = await import('node:path');
+  await fsp.mkdir(dir, { recursive: true });
+  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(json, null, 2) + '\n');
+  if (config) await fsp.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config, null, 2) + '\n');
+}

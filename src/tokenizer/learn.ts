@@ -6,7 +6,7 @@
 import type { LoadedTokenizer } from './load.ts';
 import { bpeModelOf, segmentWord, tokenText, type BpeModel } from './bpe-model.ts';
 import { BpeTrainer, type WordTable } from './bpe-train.ts';
-import type { WordFrequencies } from './corpus.ts';
+import { countWords, type CorpusProgress, type WordFrequencies } from './corpus.ts';
 import type { NewToken, NewTokenList, TokensMethod, TokensRank } from './tokens-file.ts';
 
 export interface LearnOptions {
@@ -188,4 +188,20 @@ export function tokenList(
     stats: { lines: freq.lines, words: freq.total, distinctWords: freq.words.length, mergesLearned: result.mergesLearned, seconds },
     tokens: result.tokens,
   };
+}
+
+/** Count the corpus words with the tokenizer's own pre-tokenizer, learn the tokens, build tokens.json. */
+export async function learnTokensFromCorpus(
+  tok: LoadedTokenizer,
+  tokenizerPath: string,
+  corpus: string[],
+  opts: LearnOptions & { onCorpusProgress?: (p: CorpusProgress) => void },
+): Promise<NewTokenList> {
+  if (corpus.length === 0) throw new Error('--corpus: give at least one corpus file');
+  const t0 = performance.now();
+  const model = bpeModelOf(tok.json);
+  const freq = await countWords(tok, model.kind, corpus, opts.onCorpusProgress);
+  if (freq.words.length === 0) throw new Error(`--corpus ${corpus.join(' ')}: no text (empty corpus)`);
+  const result = learnTokens(tok, freq, opts);
+  return tokenList(tokenizerPath, corpus, opts, result, freq, (performance.now() - t0) / 1000);
 }
