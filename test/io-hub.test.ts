@@ -158,6 +158,33 @@ test('sharded model: index and every shard are downloaded; a missing shard in th
   });
 });
 
+test('a transfer cut off midway leaves no complete-looking file; the next run fetches what is missing', async () => {
+  await withTmp(async (tmp) => {
+    const src = await writeTestModel(path.join(tmp, 'src'), { arch: 'llama', merges: 10 });
+    const repo = await repoFromDir('org/flaky', src);
+    const cacheDir = path.join(tmp, 'cache');
+    const flaky = await startHubServer([repo], { cutOff: ['model.safetensors'] });
+    try {
+      await assert.rejects(resolveModel('org/flaky', { cacheDir, hubUrl: flaky.url }),
+        isHub('INCOMPLETE', /downloading model\.safetensors of "org\/flaky".*run the command again/));
+    } finally {
+      await flaky.close();
+    }
+    assert.equal(await findCachedSnapshot('org/flaky', { cacheDir }), null);
+    const snap = path.join(repoCacheDir(cacheDir, 'org/flaky'), 'snapshots', repo.commit);
+    assert.ok(!(await fsp.readdir(snap)).includes('model.safetensors'));
+    const healthy = await startHubServer([repo]);
+    try {
+      const dir = await resolveModel('org/flaky', { cacheDir, hubUrl: healthy.url });
+      assert.ok((await fsp.readFile(path.join(dir, 'model.safetensors'))).equals(await fsp.readFile(path.join(src, 'model.safetensors'))));
+      // the side files from the first attempt were kept: only the weights were fetched again
+      assert.deepEqual(healthy.requests.filter((r) => r.startsWith('GET /org/flaky/resolve/')).map((r) => path.basename(r)), ['model.safetensors', 'model.safetensors']);
+    } finally {
+      await healthy.close();
+    }
+  });
+});
+
 test('offline with nothing cached fails fast with a clear message (refused connection, silent server, HF_HUB_OFFLINE)', async () => {
   await withTmp(async (tmp) => {
     const cacheDir = path.join(tmp, 'cache');

@@ -152,10 +152,11 @@ function fetchWithTimeout(base: typeof fetch, ms: number): typeof fetch {
 
 /** Why a request failed, in words: the network cause (ECONNREFUSED, ENOTFOUND, timeout) if there is one. */
 function describeCause(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } } | null;
-  if (e?.cause?.code) return e.cause.code;
-  if (e?.cause?.message) return e.cause.message;
-  return e?.message ?? String(err);
+  if (typeof err !== 'object' || err === null) return String(err); // stream aborts carry a plain string
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.cause?.code) return e.cause.code;
+  if (e.cause?.message) return e.cause.message;
+  return e.message ?? String(err);
 }
 
 function isNetworkError(err: unknown): boolean {
@@ -220,6 +221,10 @@ export async function downloadModel(repo: string, opts: ResolveOptions = {}): Pr
       return await fn();
     } catch (err) {
       if (err instanceof HubError) throw err;
+      if (what.startsWith('downloading')) {
+        // the Hub answered before: this is a transfer cut off midway; files already complete stay cached
+        throw new HubError('INCOMPLETE', `${what} of "${repo}" from ${s.hubUrl} failed (${describeCause(err)}); run the command again to resume`);
+      }
       if (isNetworkError(err)) {
         throw new HubError('UNREACHABLE', `could not reach the Hugging Face Hub at ${s.hubUrl} to download "${repo}" (${describeCause(err)}), and it is not in the cache (${s.cacheDir}). ${hint}`);
       }
@@ -227,7 +232,7 @@ export async function downloadModel(repo: string, opts: ResolveOptions = {}): Pr
       if (status === 401 || status === 403 || status === 404) {
         throw new HubError('NOT_ON_HUB', `"${repo}" (revision ${s.revision}) was not found on ${s.hubUrl}, or it is private/gated: check the name, or set HF_TOKEN (${(err as Error).message})`);
       }
-      throw new HubError('UNREACHABLE', `${what} for "${repo}" failed: ${(err as Error).message}`);
+      throw new HubError('UNREACHABLE', `${what} for "${repo}" on ${s.hubUrl} failed: ${describeCause(err)}`);
     }
   };
 

@@ -61,7 +61,7 @@ function treeEntry(f: RepoFile, commit: string, withCommit: boolean): Record<str
   };
 }
 
-export async function startHubServer(repos: Repo[], opts: { token?: string } = {}): Promise<HubServer> {
+export async function startHubServer(repos: Repo[], opts: { token?: string; cutOff?: string[] } = {}): Promise<HubServer> {
   const byId = new Map(repos.map((r) => [r.id, r]));
   const requests: string[] = [];
   const revOk = (r: Repo, rev: string) => rev === 'main' || rev === r.commit;
@@ -135,6 +135,12 @@ export async function startHubServer(repos: Repo[], opts: { token?: string } = {
       }
       headers['Content-Length'] = String(body.byteLength);
       res.writeHead(status, headers);
+      if (opts.cutOff?.includes(f.path) && body.byteLength > 1) {
+        // a transfer that breaks midway: half the bytes, then the connection drops
+        res.write(body.subarray(0, body.byteLength >> 1));
+        setTimeout(() => res.destroy(), 20);
+        return;
+      }
       return res.end(req.method === 'HEAD' ? undefined : body);
     }
     return notFound();
