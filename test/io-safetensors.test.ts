@@ -129,6 +129,28 @@ test('writer: tensors of every dtype round-trip; header padded to 8 bytes; empty
   }
 });
 
+test('writer keeps the given tensor order in the header, integer-like names included', async () => {
+  const dir = await tmpDir();
+  try {
+    const names = ['10', 'b', '2', '__proto__', 'a.0', '0'];
+    const out = path.join(dir, 'order.safetensors');
+    await writeSafetensors(out, names.map((n, i) => bytesSource(n, 'U8', [i + 1], new Uint8Array(i + 1).fill(i))), null);
+    const st = await openSafetensors(out);
+    assert.deepEqual(st.tensors.map((t) => t.name), names);
+    for (const [i, n] of names.entries()) assert.deepEqual([...(await readTensorBytes(st, n))], new Array(i + 1).fill(i));
+    // header text lists the names in data order
+    const text = (await fsp.readFile(out)).subarray(8, st.dataStart).toString('utf8');
+    const positions = names.map((n) => text.indexOf(JSON.stringify(n) + ':'));
+    assert.deepEqual([...positions].sort((x, y) => x - y), positions);
+    // and a rewrite with copySource is byte-identical
+    const copy = path.join(dir, 'copy.safetensors');
+    await writeSafetensors(copy, st.tensors.map((t) => copySource(st, t.name)), st.metadata);
+    assert.equal(await sha256(copy), await sha256(out));
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('writer is atomic: a failing producer leaves no file, no temp file, and an existing target untouched', async () => {
   const dir = await tmpDir();
   try {

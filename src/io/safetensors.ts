@@ -281,18 +281,20 @@ export function serializeHeader(
   tensors: Array<Pick<TensorSource, 'name' | 'dtype' | 'shape'>>,
   metadata: Record<string, string> | null = null,
 ): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
+  // Built entry by entry rather than with one object: JS objects put integer-like keys ("0", "12")
+  // first, which would reorder the header away from the data order.
+  const entries: string[] = [];
+  if (metadata) entries.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let offset = 0;
   const seen = new Set<string>();
   for (const t of tensors) {
     if (t.name === '__metadata__' || seen.has(t.name)) throw new SafetensorsError('BAD_ARGUMENT', '<writer>', `duplicate or reserved tensor name "${t.name}"`);
     seen.add(t.name);
     const len = numel(t.shape) * dtypeSize(t.dtype);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + len] };
+    entries.push(`${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + len] })}`);
     offset += len;
   }
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const json = Buffer.from(`{${entries.join(',')}}`, 'utf8');
   // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
   const padded = Math.ceil(json.byteLength / 8) * 8;
   const out = Buffer.alloc(8 + padded, 0x20);

@@ -1,0 +1,185 @@
+// On-disk cache of the frozen model's final hidden states at the positions that predict an
+// extended token, with what the output-row objective needs about the OLD rows, computed once:
+//   hidden.f16   [P x d] float16 hidden states (the values training reads back)
+//   lse.f32      [P] log-sum-exp of the old rows' logits (from the float16-rounded states)
+//   max.f32      [P] max old logit (for the seed heuristic)
+//   tlogit.f32   [P] the target's logit when the target is an old token
+//   target.i32   [P] the extended id to predict
+//   meta.json    written last: its presence marks a complete cache
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import * as path from 'node:path';
+import { f16ToF32, f32ToF16 } from '../io/dtype.ts';
+import type { DenseKernels } from './ort-kernels.ts';
+import type { DecodingWindow } from './windows.ts';
+import type { OutputBatch } from './output-rows.ts';
+
+export interface CacheMeta {
+  version: 1;
+  hidden: number;
+  positions: number;
+  /** What the cache was built from; a cache is reused only when this matches exactly. */
+  key: Record<string, unknown>;
+  /** Positions whose target is a new token. */
+  newTargets: number;
+  seconds: number;
+}
+
+const FILES = ['hidden.f16', 'lse.f32', 'max.f32', 'tlogit.f32', 'target.i32'] as const;
+
+export async function readCacheMeta(dir: string): Promise<CacheMeta | null> {
+  try {
+    return JSON.parse(await fsp.readFile(path.join(dir, 'meta.json'), 'utf8')) as CacheMeta;
+  } catch {
+    return null;
+  }
+}
+
+function sameKey(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** A matching complete cache in `dir`, or null. */
+export async function findCache(dir: string, key: Record<string, unknown>): Promise<CacheMeta | null> {
+  const meta = await readCacheMeta(dir);
+  return meta && sameKey(meta.key, key) ? meta : null;
+}
+
+export interface BuildCacheOptions {
+  dir: string;
+  key: Record<string, unknown>;
+  windows: DecodingWindow[];
+  /** Final hidden states per input sequence (e.g. engine.hiddenStates). */
+  hiddenStates: (batch: number[][]) => Promise<Float32Array[]>;
+  hidden: number;
+  /** [rows x hidden] output matrix of the model (new rows included; they are skipped). */
+  head: Float32Array;
+  headRows: number;
+  newIds: Set<number>;
+  kernels: DenseKernels;
+  /** Windows per hidden-state call. */
+  batch?: number;
+  onProgress?: (windowsDone: number, positions: number) => void;
+}
+
+async function write(ws: WriteStream, data: ArrayBufferView): Promise<void> {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (!ws.write(buf)) await new Promise<void>((r) => ws.once('drain', () => r()));
+}
+
+/** Build the cache (atomically: a temp directory renamed into place). */
+export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta> {
+  const t0 = performance.now();
+  const d = o.hidden;
+  const tmp = `${o.dir}.tmp-${process.pid}`;
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await fsp.mkdir(tmp, { recursive: true });
+  // the old rows, packed
+  const oldIds: number[] = [];
+  for (let r = 0; r < o.headRows; r++) if (!o.newIds.has(r)) oldIds.push(r);
+  const wOld = new Float32Array(oldIds.length * d);
+  oldIds.forEach((r, i) => wOld.set(o.head.subarray(r * d, (r + 1) * d), i * d));
+  const streams = Object.fromEntries(FILES.map((f) => [f, createWriteStream(path.join(tmp, f))])) as Record<(typeof FILES)[number], WriteStream>;
+  let positions = 0;
+  let newTargets = 0;
+  const B = o.batch ?? 16;
+  try {
+    for (let s = 0; s < o.windows.length; s += B) {
+      const ws = o.windows.slice(s, s + B);
+      const hs = await o.hiddenStates(ws.map((w) => w.input));
+      const count = ws.reduce((a, w) => a + w.positions.length, 0);
+      const h16 = new Uint16Array(count * d);
+      const h = new Float32Array(count * d);
+      const target = new Int32Array(count);
+      let p = 0;
+      ws.forEach((w, wi) => {
+        w.positions.forEach((pos, j) => {
+          for (let c = 0; c < d; c++) {
+            const v = hs[wi][pos * d + c];
+            if (!Number.isFinite(v) || Math.abs(v) > 65000) throw new Error(`hidden state ${v} does not fit float16`);
+            const bits = f32ToF16(v);
+            h16[p * d + c] = bits;
+            h[p * d + c] = f16ToF32(bits);
+          }
+          target[p] = w.targets[j];
+          if (o.newIds.has(w.targets[j])) newTargets++;
+          p++;
+        });
+      });
+      const { lse, max } = await o.kernels.lseMaxNT({ data: h, rows: count, cols: d }, { data: wOld, rows: oldIds.length, cols: d });
+      const tlogit = new Float32Array(count);
+      for (let q = 0; q < count; q++) {
+        const t = target[q];
+        if (o.newIds.has(t)) continue;
+        let z = 0;
+        for (let c = 0; c < d; c++) z += h[q * d + c] * o.head[t * d + c];
+        tlogit[q] = z;
+      }
+      await write(streams['hidden.f16'], h16);
+      await write(streams['lse.f32'], lse);
+      await write(streams['max.f32'], max);
+      await write(streams['tlogit.f32'], tlogit);
+      await write(streams['target.i32'], target);
+      positions += count;
+      o.onProgress?.(Math.min(s + B, o.windows.length), positions);
+    }
+    await Promise.all(Object.values(streams).map((ws) => new Promise<void>((res, rej) => ws.end((e?: Error | null) => (e ? rej(e) : res())))));
+    const meta: CacheMeta = { version: 1, hidden: d, positions, key: o.key, newTargets, seconds: (performance.now() - t0) / 1000 };
+    await fsp.writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
+    await fsp.rm(o.dir, { recursive: true, force: true });
+    await fsp.rename(tmp, o.dir);
+    return meta;
+  } catch (e) {
+    for (const ws of Object.values(streams)) ws.destroy();
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Random access to a complete cache. */
+export class HiddenCache {
+  private constructor(readonly dir: string, readonly meta: CacheMeta, private fhs: Record<string, fsp.FileHandle>) {}
+
+  static async open(dir: string): Promise<HiddenCache> {
+    const meta = await readCacheMeta(dir);
+    if (!meta) throw new Error(`${dir}: not a complete hidden-state cache (no meta.json)`);
+    const fhs: Record<string, fsp.FileHandle> = {};
+    for (const f of FILES) fhs[f] = await fsp.open(path.join(dir, f), 'r');
+    return new HiddenCache(dir, meta, fhs);
+  }
+
+  private async read(file: string, start: number, count: number, width: number, bytesPer: number): Promise<Buffer> {
+    const len = count * width * bytesPer;
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await this.fhs[file].read(buf, 0, len, start * width * bytesPer);
+    if (bytesRead !== len) throw new Error(`${path.join(this.dir, file)}: truncated cache file`);
+    return buf;
+  }
+
+  /** Positions [start, start+count) as an output-row batch; `newIndex` maps extended ids to new-row indices. */
+  async batch(start: number, count: number, newIndex: Map<number, number>): Promise<OutputBatch & { maxOld: Float32Array; targets: Int32Array }> {
+    const d = this.meta.hidden;
+    const f32 = (b: Buffer) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const hb = await this.read('hidden.f16', start, count, d, 2);
+    const h16 = new Uint16Array(hb.buffer, hb.byteOffset, count * d);
+    const h = new Float32Array(count * d);
+    for (let i = 0; i < h.length; i++) h[i] = f16ToF32(h16[i]);
+    const tb = await this.read('target.i32', start, count, 1, 4);
+    const targets = new Int32Array(tb.buffer, tb.byteOffset, count);
+    const targetNew = new Int32Array(count);
+    for (let i = 0; i < count; i++) targetNew[i] = newIndex.get(targets[i]) ?? -1;
+    return {
+      count,
+      hidden: d,
+      h,
+      lseOld: f32(await this.read('lse.f32', start, count, 1, 4)),
+      maxOld: f32(await this.read('max.f32', start, count, 1, 4)),
+      targetLogitOld: f32(await this.read('tlogit.f32', start, count, 1, 4)),
+      targetNew,
+      targets,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const fh of Object.values(this.fhs)) await fh.close();
+  }
+}

@@ -1,0 +1,196 @@
+// The whole `tune` job as a library function: new tokens from the two tokenizers, corpus ->
+// windows, hidden-state cache, output-row phase, input-row phase, tuned model directory.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { EMBED_TENSOR, LM_HEAD_TENSOR, type ModelDir } from '../io/model-dir.ts';
+import { readWeightF32, readWeightRows } from '../io/weights.ts';
+import { toFloat32 } from '../io/dtype.ts';
+import { weightInfo } from '../io/weights.ts';
+import { encodeBatch, loadTokenizer } from '../tokenizer/load.ts';
+import { newTokenMap } from '../runtime/extended-decoding.ts';
+import { loadEngine } from '../runtime/engine.ts';
+import { createOrtKernels } from './ort-kernels.ts';
+import { buildHiddenCache, findCache, HiddenCache } from './hidden-cache.ts';
+import { decodingWindows, inputWindows, readCorpusChunks } from './windows.ts';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { trainLmRows, trainOutputRows, type StepInfo, type TrainResult } from './train.ts';
+import { loadFrozenModel } from './frozen-model.ts';
+import { writeModelWithRows, type RowReplacement } from './write-model.ts';
+
+export type RowsChoice = 'output' | 'input' | 'both';
+
+export interface TuneOptions {
+  model: ModelDir;
+  base: ModelDir;
+  corpus: string;
+  out: string;
+  workDir: string;
+  rows: RowsChoice;
+  method: 'adam' | 'seed-heuristic';
+  /** Corpus bytes for the output-row phase. */
+  corpusBytes: number;
+  /** Corpus bytes for the input-row phase (the first bytes of the corpus). */
+  inputCorpusBytes: number;
+  epochs?: number;
+  maxTokens?: number;
+  inputEpochs?: number;
+  inputMaxTokens?: number;
+  lr: number;
+  inputLr: number;
+  /** Positions per output-row step. */
+  batch: number;
+  /** Windows per input-row step. */
+  inputBatch: number;
+  seqLen: number;
+  inputSeqLen: number;
+  threads: number;
+  resume: boolean;
+  checkpointSeconds: number;
+  seed: number;
+  onPhase?: (phase: string, total: number, unit: string) => void;
+  onTick?: (done: number, info?: StepInfo) => void;
+  onPhaseEnd?: () => void;
+  onInfo?: (msg: string) => void;
+}
+
+export interface TuneSummary {
+  model: string;
+  base: string;
+  out: string;
+  rows: RowsChoice;
+  method: string;
+  newTokens: number;
+  corpusBytes: number;
+  cache?: { positions: number; newTargets: number; seconds: number; reused: boolean };
+  output?: TrainResult & { lr: number; batch: number };
+  input?: TrainResult & { lr: number; batch: number; windows: number; tokens: number };
+  seconds: number;
+}
+
+async function rowsOf(model: ModelDir, tensor: string, ids: number[]): Promise<Float32Array> {
+  const d = model.hiddenSize;
+  const dtype = weightInfo(model.weights, tensor).dtype;
+  const out = new Float32Array(ids.length * d);
+  for (let j = 0; j < ids.length; j++) out.set(toFloat32(await readWeightRows(model.weights, tensor, ids[j], ids[j] + 1), dtype), j * d);
+  return out;
+}
+
+async function fileKey(file: string): Promise<{ file: string; size: number; mtime: number }> {
+  const st = await fsp.stat(file);
+  return { file: path.resolve(file), size: st.size, mtime: Math.floor(st.mtimeMs) };
+}
+
+export async function runTune(o: TuneOptions): Promise<TuneSummary> {
+  const t0 = performance.now();
+  const info = o.onInfo ?? (() => undefined);
+  const extTok = await loadTokenizer(o.model.tokenizerPath);
+  const baseTok = await loadTokenizer(o.base.tokenizerPath);
+  const map = await newTokenMap(extTok, baseTok);
+  const newIds = [...map.keys()].sort((a, b) => a - b);
+  if (newIds.length === 0) throw new Error(`--model ${o.model.dir}: its tokenizer has no token beyond --base ${o.base.dir}'s (not an extended model?)`);
+  for (const id of newIds) {
+    if (id >= o.model.embeddingRows) throw new Error(`--model ${o.model.dir}: new token id ${id} has no embedding row (${o.model.embeddingRows} rows)`);
+  }
+  if (o.model.hiddenSize !== o.base.hiddenSize) throw new Error(`--base ${o.base.dir}: hidden size ${o.base.hiddenSize} differs from --model's ${o.model.hiddenSize}`);
+  const d = o.model.hiddenSize;
+  const n = newIds.length;
+  info(`${n} new tokens (ids ${newIds[0]}..${newIds[n - 1]}), hidden ${d}, ${o.model.tied ? 'tied' : 'untied'} embeddings`);
+  await fsp.mkdir(o.workDir, { recursive: true });
+  const headTensor = o.model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR;
+  const summary: TuneSummary = {
+    model: o.model.dir, base: o.base.dir, out: o.out, rows: o.rows, method: o.method, newTokens: n, corpusBytes: 0, seconds: 0,
+  };
+  let outputRows: Float32Array | null = null;
+  const kernels = await createOrtKernels(o.threads);
+  try {
+    if (o.rows === 'output' || o.rows === 'both') {
+      const { chunks, bytes } = await readCorpusChunks(o.corpus, o.corpusBytes);
+      summary.corpusBytes = bytes;
+      const key = { model: await fileKey(o.model.weights.files[0].path), corpus: await fileKey(o.corpus), bytes: o.corpusBytes, seqLen: o.seqLen, newTokens: n };
+      const cacheDir = path.join(o.workDir, 'hidden-cache');
+      let meta = o.resume ? await findCache(cacheDir, key) : null;
+      const reused = meta !== null;
+      if (!meta) {
+        const ext = await encodeBatch(extTok, chunks);
+        const windows = ext.flatMap((ids) => decodingWindows(ids, map, o.seqLen));
+        const total = windows.reduce((a, w) => a + w.positions.length, 0);
+        info(`corpus: ${(bytes / 1e6).toFixed(2)} MB, ${windows.length} windows, ${total} positions to cache`);
+        const engine = await loadEngine(o.model, { threads: o.threads, maxBatch: 16 });
+        const head = await readWeightF32(o.model.weights, headTensor);
+        o.onPhase?.('hidden states', total, 'positions');
+        try {
+          meta = await buildHiddenCache({
+            dir: cacheDir, key, windows, hidden: d, head, headRows: o.model.embeddingRows, newIds: new Set(newIds), kernels,
+            hiddenStates: (b) => engine.hiddenStates(b), batch: 16,
+            onProgress: (_w, p) => o.onTick?.(p),
+          });
+        } finally {
+          o.onPhaseEnd?.();
+          await engine.dispose();
+        }
+      } else info(`reusing the hidden-state cache in ${cacheDir} (${meta.positions} positions)`);
+      summary.cache = { positions: meta.positions, newTargets: meta.newTargets, seconds: meta.seconds, reused };
+      const cache = await HiddenCache.open(cacheDir);
+      try {
+        outputRows = await rowsOf(o.model, headTensor, newIds);
+        const ckFile = path.join(o.workDir, `checkpoint-output-${o.method}.safetensors`);
+        const resume = o.resume ? await readCheckpoint(ckFile) : null;
+        const lr = o.lr;
+        const batch = o.batch;
+        const steps = o.method === 'seed-heuristic' ? Math.ceil(meta.positions / batch) : undefined;
+        o.onPhase?.(o.method === 'seed-heuristic' ? 'seed heuristic' : 'output rows', steps ?? 0, 'steps');
+        try {
+          const r = await trainOutputRows({
+            cache, kernels, rows: outputRows, newIds, method: o.method, lr, batch, epochs: o.epochs, maxPositions: o.maxTokens,
+            seed: o.seed, checkpointSeconds: o.checkpointSeconds, resume,
+            checkpoint: (s) => writeCheckpoint(ckFile, s),
+            onStep: (s) => o.onTick?.(s.step, s),
+          });
+          summary.output = { ...r, lr, batch };
+        } finally {
+          o.onPhaseEnd?.();
+        }
+      } finally {
+        await cache.close();
+      }
+    }
+    let inputRows: Float32Array | null = null;
+    if (o.rows === 'input' || o.rows === 'both') {
+      const { chunks } = await readCorpusChunks(o.corpus, o.inputCorpusBytes);
+      const ext = await encodeBatch(extTok, chunks);
+      const windows = ext.flatMap((ids) => inputWindows(ids, o.inputSeqLen)).filter((w) => w.length >= 2);
+      const tokens = windows.reduce((a, w) => a + w.length, 0);
+      const frozen = await loadFrozenModel(o.model, 'f32');
+      inputRows = o.model.tied && outputRows ? outputRows : await rowsOf(o.model, EMBED_TENSOR, newIds);
+      if (!outputRows) outputRows = o.model.tied ? inputRows : await rowsOf(o.model, LM_HEAD_TENSOR, newIds);
+      const rows = { ids: newIds, input: inputRows, output: outputRows };
+      const ckFile = path.join(o.workDir, `checkpoint-input-${o.rows}.safetensors`);
+      const resume = o.resume ? await readCheckpoint(ckFile) : null;
+      info(`input rows: ${windows.length} windows, ${tokens} extended tokens`);
+      o.onPhase?.('input rows', 0, 'steps');
+      try {
+        const r = await trainLmRows({
+          model: frozen, kernels, windows, rows, trainInput: true, trainOutput: o.rows === 'both', lr: o.inputLr, batch: o.inputBatch,
+          epochs: o.inputEpochs, maxTokens: o.inputMaxTokens, seed: o.seed, checkpointSeconds: o.checkpointSeconds, resume,
+          checkpoint: (s) => writeCheckpoint(ckFile, s),
+          onStep: (s) => o.onTick?.(s.step, s),
+        });
+        summary.input = { ...r, lr: o.inputLr, batch: o.inputBatch, windows: windows.length, tokens };
+      } finally {
+        o.onPhaseEnd?.();
+      }
+    }
+    const reps: RowReplacement[] = [];
+    if (o.model.tied) {
+      reps.push({ tensor: EMBED_TENSOR, ids: newIds, values: (inputRows ?? outputRows)! });
+    } else {
+      if (inputRows) reps.push({ tensor: EMBED_TENSOR, ids: newIds, values: inputRows });
+      if (outputRows && (o.rows !== 'input')) reps.push({ tensor: LM_HEAD_TENSOR, ids: newIds, values: outputRows });
+    }
+    summary.seconds = (performance.now() - t0) / 1000;
+    await writeModelWithRows(o.model, o.out, reps, { 'tune.json': JSON.stringify(summary, null, 2) + '\n' });
+    return summary;
+  } finally {
+    await kernels.dispose();
+  }
+}
