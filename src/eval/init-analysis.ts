@@ -1,0 +1,382 @@
+// Which initialization is best? Lines that contain new tokens are cut just before an occurrence
+// of a new token; the extended model (one per init method) reads the prefix, tokenized by the
+// extended tokenizer, and we record the new token's rank and log-probability among all logits.
+// Everything here is deterministic for a seed; the model and engine come in through callbacks so
+// the logic is testable with fake engines.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
+import { extendTokenizer, type ExtendMode } from '../tokenizer/extend.ts';
+import { encodeBatch, tokenizerFromJson } from '../tokenizer/load.ts';
+import type { NewToken } from '../tokenizer/tokens-file.ts';
+import { parseInitMethod } from '../embeddings/init-methods.ts';
+import { extendModel } from '../embeddings/extend-model.ts';
+
+/** One probe: a corpus line cut just before an occurrence of a new token. */
+export interface InitSample {
+  /** Index of the line in the corpus. */
+  line: number;
+  /** Token position of the occurrence in the line's extended tokenization. */
+  position: number;
+  /** Extended ids before the occurrence (at most maxContext of them, the nearest ones). */
+  prefix: number[];
+  /** The new token's id. */
+  target: number;
+}
+
+export interface SampleOptions {
+  samples: number;
+  seed: number;
+  /** Keep only the last maxContext prefix tokens (the model's useful context). */
+  maxContext: number;
+  /** Lines tokenized per call of `encode`. */
+  batchSize?: number;
+}
+
+/** Mulberry32 (same generator as the init methods use), kept local so eval does not depend on embeddings internals. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher-Yates permutation of 0..n-1 for a seed. */
+export function permutation(n: number, seed: number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  const r = mulberry32(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+/**
+ * Visit lines in a seeded random order, tokenize them (extended tokenizer) in batches, and take one
+ * probe per line that has a new token at a position >= 1 (the occurrence is chosen uniformly, with
+ * the same seed), until `samples` probes are collected or the corpus is exhausted.
+ */
+export async function sampleOccurrences(
+  lines: string[],
+  encode: (texts: string[]) => Promise<number[][]>,
+  isNew: (id: number) => boolean,
+  opts: SampleOptions,
+): Promise<InitSample[]> {
+  if (!(opts.samples >= 1)) throw new Error(`--samples must be >= 1, got ${opts.samples}`);
+  if (!(opts.maxContext >= 1)) throw new Error(`--max-context must be >= 1, got ${opts.maxContext}`);
+  const order = permutation(lines.length, opts.seed);
+  const pick = mulberry32((opts.seed ^ 0x5bd1e995) >>> 0);
+  const batch = opts.batchSize ?? 256;
+  const out: InitSample[] = [];
+  for (let s = 0; s < order.length && out.length < opts.samples; s += batch) {
+    const idx = order.slice(s, s + batch).filter((i) => lines[i].trim().length > 0);
+    const encoded = await encode(idx.map((i) => lines[i]));
+    for (let k = 0; k < idx.length && out.length < opts.samples; k++) {
+      const ids = encoded[k];
+      const positions: number[] = [];
+      for (let p = 1; p < ids.length; p++) if (isNew(ids[p])) positions.push(p);
+      if (positions.length === 0) continue;
+      const p = positions[Math.floor(pick() * positions.length)];
+      out.push({ line: idx[k], position: p, prefix: ids.slice(Math.max(0, p - opts.maxContext), p), target: ids[p] });
+    }
+  }
+  return out;
+}
+
+export interface TargetScore {
+  /** 1 = the most likely token; ties count in the target's favour (1 + number of strictly larger logits). */
+  rank: number;
+  /** log softmax of the target's logit over all logits. */
+  logprob: number;
+}
+
+export function scoreTarget(logits: Float32Array, target: number): TargetScore {
+  if (!(target >= 0 && target < logits.length)) throw new Error(`target id ${target} is outside the ${logits.length} logits`);
+  const x = logits[target];
+  let max = -Infinity;
+  let above = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > max) max = v;
+    if (v > x) above++;
+  }
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return { rank: above + 1, logprob: x - max - Math.log(sum) };
+}
+
+export interface MethodSummary {
+  method: string;
+  samples: number;
+  medianRank: number;
+  /** Mean reciprocal rank. */
+  mrr: number;
+  top1: number;
+  top10: number;
+  meanLogprob: number;
+  /** Probes where this method gave the best rank (ties broken by log-prob; exact ties share the win). */
+  wins: number;
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Per probe, the method with the best (lowest) rank wins; a rank tie goes to the higher log-prob; exact ties share. */
+export function wins(scores: TargetScore[][]): number[] {
+  const m = scores.length;
+  const w = new Array<number>(m).fill(0);
+  if (m === 0) return w;
+  const n = scores[0].length;
+  for (let i = 0; i < n; i++) {
+    let best: number[] = [];
+    for (let j = 0; j < m; j++) {
+      if (best.length === 0) { best = [j]; continue; }
+      const a = scores[j][i];
+      const b = scores[best[0]][i];
+      if (a.rank < b.rank || (a.rank === b.rank && a.logprob > b.logprob)) best = [j];
+      else if (a.rank === b.rank && a.logprob === b.logprob) best.push(j);
+    }
+    for (const j of best) w[j] += 1 / best.length;
+  }
+  return w;
+}
+
+/** Summaries in the given method order; `scores[j][i]` is method j on probe i. */
+export function summarize(methods: string[], scores: TargetScore[][]): MethodSummary[] {
+  if (scores.length !== methods.length) throw new Error('one score list per method is required');
+  const n = scores[0]?.length ?? 0;
+  for (const s of scores) if (s.length !== n) throw new Error('every method must be scored on the same probes');
+  const w = wins(scores);
+  return methods.map((method, j) => {
+    const s = scores[j];
+    const ranks = s.map((x) => x.rank);
+    return {
+      method,
+      samples: n,
+      medianRank: median(ranks),
+      mrr: n ? s.reduce((a, x) => a + 1 / x.rank, 0) / n : NaN,
+      top1: n ? s.filter((x) => x.rank <= 1).length / n : NaN,
+      top10: n ? s.filter((x) => x.rank <= 10).length / n : NaN,
+      meanLogprob: n ? s.reduce((a, x) => a + x.logprob, 0) / n : NaN,
+      wins: w[j],
+    };
+  });
+}
+
+function csvField(v: string | number): string {
+  const s = typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : v;
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export const RESULTS_COLUMNS = ['method', 'samples', 'median_rank', 'mrr', 'top1', 'top10', 'mean_logprob', 'wins'] as const;
+
+export function resultsCsv(rows: MethodSummary[]): string {
+  const lines = [RESULTS_COLUMNS.join(',')];
+  for (const r of rows) lines.push([r.method, r.samples, r.medianRank, r.mrr, r.top1, r.top10, r.meanLogprob, r.wins].map(csvField).join(','));
+  return lines.join('\n') + '\n';
+}
+
+/** Per-probe details: one row per probe and method. */
+export function samplesCsv(methods: string[], probes: InitSample[], scores: TargetScore[][]): string {
+  const lines = ['probe,line,position,target,method,rank,logprob'];
+  probes.forEach((p, i) => methods.forEach((m, j) => {
+    lines.push([i, p.line, p.position, p.target, m, scores[j][i].rank, scores[j][i].logprob].map(csvField).join(','));
+  }));
+  return lines.join('\n') + '\n';
+}
+
+/** Markdown table of the summaries (for BENCHMARKS.md / reports). */
+export function resultsMarkdown(rows: MethodSummary[]): string {
+  const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+  const out = ['| method | median rank | MRR | top-1 | top-10 | mean log-prob | wins |', '|---|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) out.push(`| ${r.method} | ${f(r.medianRank, 1)} | ${f(r.mrr)} | ${f(r.top1)} | ${f(r.top10)} | ${f(r.meanLogprob, 2)} | ${f(r.wins, 1)} |`);
+  return out.join('\n') + '\n';
+}
+
+/** A vega-lite spec: one horizontal bar panel per metric, methods in the given order. */
+export function chartSpec(rows: MethodSummary[], title = 'Initialization methods: the new token at its first use'): Record<string, unknown> {
+  const values = rows.map((r) => ({
+    method: r.method, 'MRR': r.mrr, 'top-10 rate': r.top10, 'top-1 rate': r.top1,
+    'mean log-prob': r.meanLogprob, 'median rank': r.medianRank, 'wins': r.wins,
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    data: { values },
+    repeat: ['MRR', 'top-10 rate', 'top-1 rate', 'mean log-prob', 'median rank', 'wins'],
+    columns: 3,
+    spec: {
+      width: 220,
+      height: { step: 16 },
+      mark: 'bar',
+      encoding: {
+        y: { field: 'method', type: 'nominal', sort: null, title: null },
+        x: { field: { repeat: 'repeat' }, type: 'quantitative' },
+        tooltip: [{ field: 'method' }, { field: { repeat: 'repeat' }, type: 'quantitative', format: '.4f' }],
+      },
+    },
+  };
+}
+
+/** Render a vega-lite spec to SVG in Node (no browser). */
+export async function renderSvg(spec: Record<string, unknown>): Promise<string> {
+  const vl = await import('vega-lite');
+  const vega = await import('vega');
+  const compiled = vl.compile(spec as never).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** What compare-init needs from an engine (the runtime's Engine satisfies it). */
+export interface LogitsEngine {
+  readonly vocabRows: number;
+  lastLogits(batch: number[][]): Promise<Float32Array[]>;
+  dispose(): Promise<void>;
+}
+
+export interface CompareOptions {
+  methods: string[];
+  probes: InitSample[];
+  /** Build the extended model for a method; returns its directory (removed via `cleanup` afterwards). */
+  buildModel: (method: string, index: number) => Promise<string>;
+  loadEngine: (dir: string) => Promise<LogitsEngine>;
+  cleanup?: (dir: string) => Promise<void>;
+  batchSize?: number;
+  onProgress?: (event: { method: string; index: number; done: number; total: number }) => void;
+}
+
+/** Score every probe with every method's model; `scores[j][i]` is method j on probe i. */
+export async function scoreMethods(opts: CompareOptions): Promise<TargetScore[][]> {
+  const batch = opts.batchSize ?? 16;
+  // Sort probes by prefix length so batches are nearly rectangular (less padding work).
+  const order = opts.probes.map((_, i) => i).sort((a, b) => opts.probes[a].prefix.length - opts.probes[b].prefix.length || a - b);
+  const all: TargetScore[][] = [];
+  for (let j = 0; j < opts.methods.length; j++) {
+    const method = opts.methods[j];
+    const dir = await opts.buildModel(method, j);
+    const scores = new Array<TargetScore>(opts.probes.length);
+    try {
+      const engine = await opts.loadEngine(dir);
+      try {
+        for (let s = 0; s < order.length; s += batch) {
+          const idx = order.slice(s, s + batch);
+          const logits = await engine.lastLogits(idx.map((i) => opts.probes[i].prefix));
+          idx.forEach((i, k) => { scores[i] = scoreTarget(logits[k], opts.probes[i].target); });
+          opts.onProgress?.({ method, index: j, done: Math.min(s + batch, order.length), total: order.length });
+        }
+      } finally {
+        await engine.dispose();
+      }
+    } finally {
+      await opts.cleanup?.(dir);
+    }
+    all.push(scores);
+  }
+  return all;
+}
+
+// ------------------------------------------------------------------ the whole comparison
+
+export interface CompareInitOptions {
+  model: ModelDir | string;
+  /** New tokens, best first (the first numTokens are used). */
+  tokens: NewToken[];
+  /** Corpus lines to probe. */
+  lines: string[];
+  methods: string[];
+  samples: number;
+  seed: number;
+  mode: ExtendMode;
+  maxContext: number;
+  /** Working directory for the per-method models (each removed after scoring). */
+  workDir: string;
+  threads?: number;
+  batchSize?: number;
+  /** Override the engine (tests); default: the runtime's ORT engine. */
+  loadEngine?: (dir: string) => Promise<LogitsEngine>;
+  onProgress?: CompareOptions['onProgress'];
+  onPhase?: (phase: string) => void;
+}
+
+export interface CompareInitResult {
+  methods: string[];
+  probes: InitSample[];
+  scores: TargetScore[][];
+  summaries: MethodSummary[];
+  /** New tokens the tokenizer accepted (others were skipped by extendTokenizer). */
+  added: number;
+  skipped: number;
+  seconds: { sampling: number; scoring: number };
+}
+
+/**
+ * Extend the model once per method (same tokenizer, same ids), probe each with the same samples,
+ * and summarize. Methods are validated before any work starts.
+ */
+export async function compareInit(opts: CompareInitOptions): Promise<CompareInitResult> {
+  const methods = opts.methods.map((m) => parseInitMethod(m).spec);
+  if (new Set(methods).size !== methods.length) throw new Error('--methods lists a method twice');
+  const model = typeof opts.model === 'string' ? await loadModelDir(opts.model) : opts.model;
+  const t0 = performance.now();
+  opts.onPhase?.('sampling probes');
+  const ext = extendTokenizer(model.tokenizerJson, opts.tokens, { mode: opts.mode, firstId: model.embeddingRows });
+  const newIds = new Set(ext.newIds.filter((id) => id >= 0));
+  if (newIds.size === 0) throw new Error('none of the new tokens could be added to the tokenizer');
+  const tok = tokenizerFromJson(ext.json, 'extended tokenizer');
+  const probes = await sampleOccurrences(opts.lines, (t) => encodeBatch(tok, t), (id) => newIds.has(id), {
+    samples: opts.samples, seed: opts.seed, maxContext: opts.maxContext,
+  });
+  if (probes.length === 0) throw new Error('no line of the corpus contains a new token after its first position');
+  const t1 = performance.now();
+  const scores = await scoreMethods({
+    methods,
+    probes,
+    batchSize: opts.batchSize,
+    onProgress: opts.onProgress,
+    buildModel: async (method, j) => {
+      const dir = path.join(opts.workDir, `model-${j}`);
+      const r = await extendModel({ model, tokens: opts.tokens, mode: opts.mode, init: method, seed: opts.seed, out: dir });
+      if (r.newIds.some((id, i) => id !== ext.newIds[i])) throw new Error('internal: the extended model assigns different ids than the probe tokenizer');
+      return dir;
+    },
+    loadEngine: opts.loadEngine ?? (async (dir) => {
+      const { loadEngine } = await import('../runtime/engine.ts');
+      return loadEngine(dir, { threads: opts.threads });
+    }),
+    cleanup: (dir) => fsp.rm(dir, { recursive: true, force: true }),
+  });
+  const t2 = performance.now();
+  return {
+    methods, probes, scores, summaries: summarize(methods, scores),
+    added: newIds.size, skipped: ext.skipped.length,
+    seconds: { sampling: (t1 - t0) / 1000, scoring: (t2 - t1) / 1000 },
+  };
+}
+
+/** Write results.csv, samples.csv, results.md, chart.svg (+ its vega-lite spec) and run.json into `dir`. */
+export async function writeCompareInitOutputs(dir: string, r: CompareInitResult, settings: Record<string, unknown>): Promise<string[]> {
+  const spec = chartSpec(r.summaries);
+  const files: Record<string, string> = {
+    'results.csv': resultsCsv(r.summaries),
+    'results.md': resultsMarkdown(r.summaries),
+    'samples.csv': samplesCsv(r.methods, r.probes, r.scores),
+    'chart.vl.json': JSON.stringify(spec, null, 2) + '\n',
+    'chart.svg': await renderSvg(spec),
+    'run.json': JSON.stringify({ ...settings, probes: r.probes.length, added: r.added, skipped: r.skipped, seconds: r.seconds, summaries: r.summaries }, null, 2) + '\n',
+  };
+  for (const [name, content] of Object.entries(files)) await fsp.writeFile(path.join(dir, name), content);
+  return Object.keys(files);
+}
