@@ -1,7 +1,7 @@
 // `hack-tokenizer download <repo-id>`: fetch a model from the Hugging Face Hub into the local cache
 // (or find it there) and print its directory on stdout.
 import type { Command } from 'commander';
-import { defaultCacheDir, downloadModel, findCachedSnapshot, HubError, isRepoId } from '../io/hub.ts';
+import { defaultCacheDir, downloadModel, findCachedSnapshot, HubError, isRepoId, resolveModel, type HubProgress } from '../io/hub.ts';
 import { info } from './progress.ts';
 
 function formatBytes(n: number): string {
@@ -11,6 +11,15 @@ function formatBytes(n: number): string {
   let i = -1;
   do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
   return `${v.toFixed(1)} ${units[i]}`;
+}
+
+function reportProgress(p: HubProgress): void {
+  info(`[${p.index + 1}/${p.total}] ${p.file} (${formatBytes(p.bytes)})${p.cached ? ' cached' : ''}`);
+}
+
+/** resolveModel for a command's --model flag, with the download's progress on stderr. */
+export function resolveModelForCli(spec: string): Promise<string> {
+  return resolveModel(spec, { onProgress: reportProgress });
 }
 
 export function register(program: Command): void {
@@ -34,7 +43,7 @@ export function register(program: Command): void {
         dir = await downloadModel(repo, {
           cacheDir,
           revision: opts.revision,
-          onProgress: (p) => info(`[${p.index + 1}/${p.total}] ${p.file} (${formatBytes(p.bytes)})${p.cached ? ' cached' : ''}`),
+          onProgress: reportProgress,
         });
       }
       process.stdout.write(dir + '\n');
