@@ -176,7 +176,7 @@ test('model directory errors name the file and what was expected', async () => {
     await assert.rejects(loadModelDir(path.join(dir, 'config.json')), (e: unknown) => e instanceof ModelDirError && /expected a model directory/.test(e.message));
 
     const cfg = await fsp.readFile(path.join(dir, 'config.json'), 'utf8');
-    const breakFile = async (file: string, content: string | null, pattern: RegExp) => {
+    const breakFile = async (file: string, content: string | null, pattern: RegExp | ((e: unknown) => boolean)) => {
       const p = path.join(dir, file);
       const saved = await fsp.readFile(p).catch(() => null);
       if (content === null) await fsp.rm(p); else await fsp.writeFile(p, content);
