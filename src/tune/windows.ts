@@ -66,25 +66,21 @@ export interface DecodingWindow {
 export function decodingWindows(extIds: number[], newToOriginal: Map<number, number[]>, maxLen: number): DecodingWindow[] {
   const subs = extIds.map((id) => newToOriginal.get(id) ?? [id]);
   const out: DecodingWindow[] = [];
+  const n = extIds.length;
   let s = 0;
-  while (s < extIds.length - 1) {
-    const w: DecodingWindow = { input: [...subs[s]], positions: [], targets: [] };
+  while (s < n - 1) {
+    const w: DecodingWindow = { input: subs[s].slice(-maxLen), positions: [], targets: [] };
     let t = s + 1;
-    while (t < extIds.length && w.input.length + subs[t].length <= maxLen) {
+    for (;;) {
+      // predict e_t from what was read so far; read it only if another prediction follows and it fits
       w.positions.push(w.input.length - 1);
       w.targets.push(extIds[t]);
+      if (t + 1 >= n || w.input.length + subs[t].length > maxLen) break;
       w.input.push(...subs[t]);
       t++;
     }
-    if (t === s + 1) {
-      // a single token longer than the window: predict it from a truncated context
-      if (subs[s].length > maxLen) w.input = w.input.slice(-maxLen);
-      w.positions.push(w.input.length - 1);
-      w.targets.push(extIds[t]);
-      t++;
-    }
     out.push(w);
-    s = t - 1; // the last token read becomes the next window's first (context) token
+    s = t; // the next window starts by reading e_t
   }
   return out;
 }
