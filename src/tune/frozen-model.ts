@@ -434,12 +434,17 @@ export async function lmLossAndGrad(
       }
       let mx = -Infinity;
       for (let j = 0; j < V; j++) if (logits[o + j] > mx) mx = logits[o + j];
-      let s = 0;
-      for (let j = 0; j < V; j++) s += Math.exp(logits[o + j] - mx);
-      const lse = mx + Math.log(s);
       const t = seqs[si][i + 1];
-      loss += lse - logits[o + t];
-      for (let j = 0; j < V; j++) dLogits[o + j] = Math.exp(logits[o + j] - lse) * inv;
+      const zt = logits[o + t];
+      let s = 0;
+      for (let j = 0; j < V; j++) {
+        const e = Math.exp(logits[o + j] - mx);
+        dLogits[o + j] = e;
+        s += e;
+      }
+      loss += mx + Math.log(s) - zt;
+      const f = inv / s;
+      for (let j = 0; j < V; j++) dLogits[o + j] *= f;
       dLogits[o + t] -= inv;
     }
   }

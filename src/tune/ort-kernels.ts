@@ -104,6 +104,12 @@ export interface DenseKernels {
   matmulNN(a: Mat, b: Mat): Promise<Mat>;
   /** Per row of A·B^T: log-sum-exp and max. */
   lseMaxNT(a: Mat, b: Mat): Promise<{ lse: Float32Array; max: Float32Array }>;
+  /**
+   * Z = A·B^T with one extra logit column per row given by its log-sum-exp `extra` [m]: returns
+   * lse = logaddexp(extra, logsumexp(Z)) per row and P = exp(Z - lse) [m x n] (softmax probabilities
+   * of the B rows when the other rows' mass is `extra`).
+   */
+  softmaxNT(a: Mat, b: Mat, extra: Float32Array): Promise<{ p: Float32Array; lse: Float32Array }>;
   dispose(): Promise<void>;
 }
 
@@ -121,7 +127,21 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
   };
   const make = (nodes: NodeSpec[], outs: Array<[string, number]>) =>
     ort.InferenceSession.create(encodeGraph(nodes, [['A', 2], ['B', 2]], outs), opts);
-  const [nt, tn, nn, lse] = await Promise.all([
+  const makeSm = () => ort.InferenceSession.create(encodeGraph([
+    { op: 'Gemm', inputs: ['A', 'B'], outputs: ['Z'], attrs: { transB: 1 } },
+    { op: 'ReduceLogSumExp', inputs: ['Z'], outputs: ['Lz'], attrs: { axes: [1], keepdims: 1 } },
+    { op: 'Max', inputs: ['Lz', 'E'], outputs: ['M'] },
+    { op: 'Sub', inputs: ['Lz', 'M'], outputs: ['a'] },
+    { op: 'Sub', inputs: ['E', 'M'], outputs: ['b'] },
+    { op: 'Exp', inputs: ['a'], outputs: ['ea'] },
+    { op: 'Exp', inputs: ['b'], outputs: ['eb'] },
+    { op: 'Add', inputs: ['ea', 'eb'], outputs: ['s'] },
+    { op: 'Log', inputs: ['s'], outputs: ['ls'] },
+    { op: 'Add', inputs: ['M', 'ls'], outputs: ['L'] },
+    { op: 'Sub', inputs: ['Z', 'L'], outputs: ['zl'] },
+    { op: 'Exp', inputs: ['zl'], outputs: ['P'] },
+  ], [['A', 2], ['B', 2], ['E', 2]], [['P', 2], ['L', 2]]), opts);
+  const [nt, tn, nn, lse, sm] = await Promise.all([
     make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transB: 1 } }], [['Y', 2]]),
     make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transA: 1 } }], [['Y', 2]]),
     make([{ op: 'MatMul', inputs: ['A', 'B'], outputs: ['Y'] }], [['Y', 2]]),
@@ -133,6 +153,7 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
       ],
       [['L', 1], ['M', 1]],
     ),
+    makeSm(),
   ]);
   const run2 = async (s: ort.InferenceSession, a: Mat, b: Mat, rows: number, cols: number): Promise<Mat> => {
     const out = await s.run({ A: tensor(a), B: tensor(b) });
@@ -156,8 +177,13 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
       const out = await lse.run({ A: tensor(a), B: tensor(b) });
       return { lse: out.L.data as Float32Array, max: out.M.data as Float32Array };
     },
+    softmaxNT: async (a, b, extra) => {
+      if (a.cols !== b.cols) throw new Error(`softmaxNT: inner sizes differ (${a.cols} vs ${b.cols})`);
+      const out = await sm.run({ A: tensor(a), B: tensor(b), E: new ort.Tensor('float32', extra, [a.rows, 1]) });
+      return { p: out.P.data as Float32Array, lse: out.L.data as Float32Array };
+    },
     dispose: async () => {
-      for (const s of [nt, tn, nn, lse]) await s.release();
+      for (const s of [nt, tn, nn, lse, sm]) await s.release();
     },
   };
 }
@@ -198,6 +224,20 @@ export function createJsKernels(): DenseKernels {
         max[i] = m;
       }
       return { lse, max };
+    },
+    softmaxNT: async (a, b, extra) => {
+      const z = nt(a, b);
+      const p = new Float32Array(z.data.length);
+      const lse = new Float32Array(a.rows);
+      for (let i = 0; i < a.rows; i++) {
+        let m = extra[i];
+        for (let j = 0; j < z.cols; j++) m = Math.max(m, z.data[i * z.cols + j]);
+        let s = Math.exp(extra[i] - m);
+        for (let j = 0; j < z.cols; j++) s += Math.exp(z.data[i * z.cols + j] - m);
+        lse[i] = m + Math.log(s);
+        for (let j = 0; j < z.cols; j++) p[i * z.cols + j] = Math.exp(z.data[i * z.cols + j] - lse[i]);
+      }
+      return { p, lse };
     },
     dispose: async () => undefined,
   };

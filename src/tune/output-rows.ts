@@ -31,33 +31,32 @@ export interface OutputLoss {
 export async function outputLossAndGrad(k: DenseKernels, w: Mat, b: OutputBatch): Promise<OutputLoss & { grad: Float32Array }> {
   if (w.cols !== b.hidden) throw new Error(`outputLossAndGrad: rows have ${w.cols} columns, hidden states ${b.hidden}`);
   const H: Mat = { data: b.h, rows: b.count, cols: b.hidden };
-  const z = await k.matmulNT(H, w); // [count x n]
   const n = w.rows;
-  const g = new Float32Array(b.count * n);
-  const inv = 1 / b.count;
+  const d = b.hidden;
+  // softmax over the new rows with the old rows' mass folded in: g = p - onehot (then / count)
+  const { p: g, lse } = await k.softmaxNT(H, w, b.lseOld); // [count x n]
   let loss = 0;
   let newLoss = 0;
   let newCount = 0;
   for (let p = 0; p < b.count; p++) {
-    const zr = z.data.subarray(p * n, (p + 1) * n);
-    let m = b.lseOld[p];
-    for (let j = 0; j < n; j++) if (zr[j] > m) m = zr[j];
-    let s = Math.exp(b.lseOld[p] - m);
-    for (let j = 0; j < n; j++) s += Math.exp(zr[j] - m);
-    const lse = m + Math.log(s);
-    const gr = g.subarray(p * n, (p + 1) * n);
-    for (let j = 0; j < n; j++) gr[j] = Math.exp(zr[j] - lse) * inv;
     const t = b.targetNew[p];
-    const l = lse - (t >= 0 ? zr[t] : b.targetLogitOld[p]);
+    let zt = b.targetLogitOld[p];
+    if (t >= 0) {
+      zt = 0;
+      for (let c = 0; c < d; c++) zt += w.data[t * d + c] * b.h[p * d + c];
+      g[p * n + t] -= 1;
+    }
+    const l = lse[p] - zt;
     loss += l;
     if (t >= 0) {
-      gr[t] -= inv;
       newLoss += l;
       newCount++;
     }
   }
-  const grad = await k.matmulTN({ data: g, rows: b.count, cols: n }, H); // [n x hidden]
-  return { loss: loss * inv, newLoss, newCount, grad: grad.data as Float32Array };
+  const grad = (await k.matmulTN({ data: g, rows: b.count, cols: n }, H)).data as Float32Array; // [n x hidden]
+  const inv = 1 / b.count;
+  for (let i = 0; i < grad.length; i++) grad[i] *= inv;
+  return { loss: loss * inv, newLoss, newCount, grad };
 }
 
 /** The same mean loss in float64 from scratch (reference for gradient checks). */
