@@ -100,6 +100,24 @@ for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['q
   });
 }
 
+test('plain-operator graphs compute the same as the fused (opset-23 Attention) graphs', async () => {
+  for (const e of [llama, qwen]) {
+    const plain = await loadEngine(e.model, { threads: 1, ops: 'plain' });
+    try {
+      const a = await plain.lastLogits(seqs);
+      const b = await e.lastLogits(seqs);
+      for (let i = 0; i < seqs.length; i++) close(a[i], b[i], 1e-4, `plain vs fused [${i}]`);
+      const dec = plain.decoder(2);
+      await dec.feed([[5, 9, 30], [12]]);
+      const [x] = await dec.feed([[41], [60, 61]]);
+      close(x, (await e.lastLogits([[5, 9, 30, 41]]))[0], 1e-4, 'plain KV-cache step');
+      assert.deepEqual(await plain.generate([5, 9], { maxNewTokens: 6, eosIds: [] }), await e.generate([5, 9], { maxNewTokens: 6, eosIds: [] }));
+    } finally {
+      await plain.dispose();
+    }
+  }
+});
+
 test('generate stops at eos ids and on request; sampling is seeded', async () => {
   const first = (await llama.generate([5, 9], { maxNewTokens: 1, eosIds: [] }))[0];
   assert.deepEqual(await llama.generate([5, 9], { maxNewTokens: 5, eosIds: [first] }), [first]);

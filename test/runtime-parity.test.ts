@@ -52,6 +52,24 @@ test('tiny-en-llama matches transformers: logits, target logprobs, greedy32', as
   }
 });
 
+test('the plain-operator graph (opset 17) matches transformers too', async () => {
+  for (const [model, ref] of [
+    [path.join(repoRoot, 'assets', 'models', 'tiny-en-llama'), 'tiny-en-llama'],
+    [path.join(shared, 'fixtures', 'models', 'random-qwen2'), 'random-qwen2'],
+  ]) {
+    const st = await openSafetensors(path.join(refDir, `${ref}.reference.safetensors`));
+    const engine = await loadEngine(model, { threads: 2, ops: 'plain' });
+    try {
+      for (const t of ['text0', 'text1']) {
+        const d = maxAbsDiff(await engine.logits(await ids(st, `${t}.input_ids`)), await readTensorF32(st, `${t}.logits`));
+        assert.ok(d <= 1e-3, `${ref} ${t}.logits max|Δ| = ${d}`);
+      }
+    } finally {
+      await engine.dispose();
+    }
+  }
+});
+
 test('random-qwen2 (qkv bias, untied, fp16, theta 1e6) matches transformers incl. a left-padded batch', async () => {
   const st = await openSafetensors(path.join(refDir, 'random-qwen2.reference.safetensors'));
   const engine = await loadEngine(path.join(shared, 'fixtures', 'models', 'random-qwen2'), { threads: 2 });

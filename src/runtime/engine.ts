@@ -14,6 +14,8 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Upper bound on batch * seq * vocab floats of logits per forward pass (default 32M = 128 MB). */
   maxLogitFloats?: number;
+  /** Graph operators: 'fused' (opset-23 Attention/RotaryEmbedding, default, faster) or 'plain' (elementary ops). */
+  ops?: 'fused' | 'plain';
 }
 
 export interface GenerateOptions {
@@ -106,7 +108,8 @@ class OrtEngine implements Engine {
     this.eosIds = eos.length ? eos : idsOf(model.config.eosTokenId);
   }
 
-  session(variant: GraphVariant): Promise<ort.InferenceSession> {
+  session(base: GraphVariant): Promise<ort.InferenceSession> {
+    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused' };
     const key = variantKey(variant);
     let s = this.sessions.get(key);
     if (!s) {

@@ -34,12 +34,17 @@ export interface GraphVariant {
   cache: boolean;
   /** Extra input `target_ids` [batch, seq] and output `target_logprobs` [batch, seq] = log_softmax(logits)[target]. */
   targets: boolean;
+  /**
+   * 'fused' (default): ONNX opset-23 Attention + RotaryEmbedding and concatenated QKV / gate-up
+   * projections; 'plain': the same math in elementary opset-17 operators.
+   */
+  ops?: 'fused' | 'plain';
 }
 
 export const FULL_VARIANT: GraphVariant = { logits: 'all', hidden: false, cache: true, targets: false };
 
 export function variantKey(v: GraphVariant): string {
-  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}`;
+  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops === 'plain' ? '-plain' : ''}`;
 }
 
 /** Where a weight's bytes live: resolves a tensor name to an external-data reference. */
@@ -121,7 +126,7 @@ class GraphBuilder {
   private consts = new Map<string, string>();
   private weights = new Map<string, string>();
 
-  constructor(private model: ModelDir, private locate: WeightLocator) {}
+  constructor(private model: ModelDir, private locate: WeightLocator, readonly opset: number) {}
 
   op(op: string, inputs: string[], attrs?: Record<string, AttrValue>, nOut = 1, domain?: string): string[] {
     const id = this.n++;
@@ -183,6 +188,16 @@ class GraphBuilder {
     return this.named(`${tensor}.T`, 'Transpose', [this.weightF32(tensor)], { perm: { kind: 'ints', v: [1, 0] } });
   }
 
+  /** Several [out, in] weights concatenated along the output axis, transposed: [in, sum(out)]. */
+  weightsT(tensors: string[]): string {
+    if (tensors.length === 1) return this.weightT(tensors[0]);
+    return this.named(`${tensors.join('+')}.T`, 'Concat', tensors.map((t) => this.weightT(t)), { axis: { kind: 'int', v: 1 } });
+  }
+  biases(tensors: string[]): string {
+    if (tensors.length === 1) return this.weightF32(tensors[0]);
+    return this.named(tensors.join('+'), 'Concat', tensors.map((t) => this.weightF32(t)), { axis: { kind: 'int', v: 0 } });
+  }
+
   linear(x: string, prefix: string, bias: boolean): string {
     let y = this.op1('MatMul', [x, this.weightT(`${prefix}.weight`)]);
     if (bias) y = this.op1('Add', [y, this.weightF32(`${prefix}.bias`)]);
@@ -192,7 +207,9 @@ class GraphBuilder {
   /** RMSNorm in the pattern ORT fuses into SimplifiedLayerNormalization. */
   rmsNorm(x: string, weight: string, eps: number): string {
     const sq = this.op1('Pow', [x, this.f32([2])]);
-    const mean = this.op1('ReduceMean', [sq], { axes: { kind: 'ints', v: [-1] }, keepdims: { kind: 'int', v: 1 } });
+    const mean = this.opset >= 18
+      ? this.op1('ReduceMean', [sq, this.i64([-1])], { keepdims: { kind: 'int', v: 1 } })
+      : this.op1('ReduceMean', [sq], { axes: { kind: 'ints', v: [-1] }, keepdims: { kind: 'int', v: 1 } });
     const den = this.op1('Sqrt', [this.op1('Add', [mean, this.f32([eps])])]);
     const normed = this.op1('Div', [x, den]);
     return this.op1('Mul', [normed, this.weightF32(weight)]);
@@ -205,7 +222,9 @@ export interface BuiltGraph { bytes: Uint8Array; inputs: string[]; outputs: stri
 export function buildGraph(model: ModelDir, variant: GraphVariant, locate: WeightLocator): BuiltGraph {
   checkSupported(model);
   const c = model.config;
-  const g = new GraphBuilder(model, locate);
+  const fused = variant.ops !== 'plain';
+  const opset = fused ? 23 : 17;
+  const g = new GraphBuilder(model, locate, opset);
   const H = c.hiddenSize;
   const nH = c.numHeads;
   const nKV = c.numKvHeads;
@@ -241,56 +260,104 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   ]); // [S, T]
   const pad = g.op1('Unsqueeze', [g.op1('Cast', ['attention_mask'], { to: { kind: 'int', v: DataType.BOOL } }), g.i64([1])]); // [B,1,T]
   const allowed = g.op1('And', [causal, pad]); // [B,S,T]
-  const bias = g.op1('Where', [allowed, g.f32([0]), g.f32([-3.4028234663852886e38])]);
-  // Queries of one KV group are stacked along the sequence axis: [B, nKV, group*S, hd].
-  const biasG = g.op1('Tile', [g.op1('Unsqueeze', [bias, g.i64([1])]), g.i64([1, 1, group, 1])]); // [B,1,group*S,T]
+  const bias = g.op1('Where', [allowed, g.f32([0]), g.f32([-3.4028234663852886e38])]); // [B,S,T]
 
   const invFreq = g.f32(ropeInvFreq(c), [1, 1, hd / 2]);
   const pos = g.op1('Unsqueeze', [g.op1('Cast', ['position_ids'], { to: { kind: 'int', v: DataType.FLOAT } }), g.i64([2])]); // [B,S,1]
   const freqs = g.op1('Mul', [pos, invFreq]); // [B,S,hd/2]
-  const emb = g.op1('Concat', [freqs, freqs], { axis: { kind: 'int', v: -1 } });
-  const cos = g.op1('Unsqueeze', [g.op1('Cos', [emb]), g.i64([1])]); // [B,1,S,hd]
-  const sinHalf = g.op1('Sin', [freqs]);
-  // rotate_half(x) * sin == concat(x2, x1) * concat(-sin, sin)
-  const sinSigned = g.op1('Unsqueeze', [g.op1('Concat', [g.op1('Neg', [sinHalf]), sinHalf], { axis: { kind: 'int', v: -1 } }), g.i64([1])]);
-  const halfSplit = g.i64([hd / 2, hd / 2]);
-  const rope = (x: string): string => {
-    const [x1, x2] = g.op('Split', [x, halfSplit], { axis: { kind: 'int', v: -1 } }, 2);
-    const swapped = g.op1('Concat', [x2, x1], { axis: { kind: 'int', v: -1 } });
-    return g.op1('Add', [g.op1('Mul', [x, cos]), g.op1('Mul', [swapped, sinSigned])]);
+  const attnProjections = (p: string): { names: string[]; biased: boolean } => {
+    const names = ['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.self_attn.${n}`);
+    const biased = c.attentionBias && names.every((n) => hasTensor(model.weights, `${n}.bias`));
+    return { names, biased };
   };
-  const heads = (x: string, n: number): string =>
-    g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
-  const scale = g.f32([1 / Math.sqrt(hd)]);
-
-  // ---- layers
-  let h = g.op1('Gather', [g.rawWeight(EMBED_TENSOR), 'input_ids'], { axis: { kind: 'int', v: 0 } });
-  if (weightInfo(model.weights, EMBED_TENSOR).dtype !== 'F32') h = g.op1('Cast', [h], { to: { kind: 'int', v: DataType.FLOAT } });
-  const bias3 = c.attentionBias;
-  for (let l = 0; l < c.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
-    const q = rope(heads(g.linear(x, `${p}.self_attn.q_proj`, bias3 && hasTensor(model.weights, `${p}.self_attn.q_proj.bias`)), nH));
-    let k = rope(heads(g.linear(x, `${p}.self_attn.k_proj`, bias3 && hasTensor(model.weights, `${p}.self_attn.k_proj.bias`)), nKV));
-    let v = heads(g.linear(x, `${p}.self_attn.v_proj`, bias3 && hasTensor(model.weights, `${p}.self_attn.v_proj.bias`)), nKV);
-    if (variant.cache) {
-      k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
-      v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
-      outputs.push({ name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
-      outputs.push({ name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
+  const presentInfo = (l: number): void => {
+    outputs.push({ name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
+    outputs.push({ name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
+  };
+  const mlp = (x2: string, p: string): string => {
+    if (fused) {
+      const I = c.intermediateSize;
+      const gu = g.op1('MatMul', [x2, g.weightsT([`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`])]);
+      const [gate, up] = g.op('Split', [gu, g.i64([I, I])], { axis: { kind: 'int', v: -1 } }, 2);
+      const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
+      return g.linear(act, `${p}.mlp.down_proj`, false);
     }
-    const qg = g.op1('Reshape', [g.op1('Mul', [q, scale]), g.i64([0, nKV, -1, hd])]); // [B,nKV,group*S,hd]
-    const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
-    const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), biasG]);
-    const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
-    const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
-    const merged = g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
-    h = g.op1('Add', [h, g.linear(merged, `${p}.self_attn.o_proj`, false)]);
-    const x2 = g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps);
     const gate = g.linear(x2, `${p}.mlp.gate_proj`, false);
     const up = g.linear(x2, `${p}.mlp.up_proj`, false);
     const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
-    h = g.op1('Add', [h, g.linear(act, `${p}.mlp.down_proj`, false)]);
+    return g.linear(act, `${p}.mlp.down_proj`, false);
+  };
+
+  let h = g.op1('Gather', [g.rawWeight(EMBED_TENSOR), 'input_ids'], { axis: { kind: 'int', v: 0 } });
+  if (weightInfo(model.weights, EMBED_TENSOR).dtype !== 'F32') h = g.op1('Cast', [h], { to: { kind: 'int', v: DataType.FLOAT } });
+
+  if (fused) {
+    // RotaryEmbedding (opset 23) takes cos/sin of shape [B, S, hd/2] when no position_ids are given.
+    const cosT = g.op1('Cos', [freqs]);
+    const sinT = g.op1('Sin', [freqs]);
+    const bias4 = g.op1('Unsqueeze', [bias, g.i64([1])]); // [B,1,S,T]
+    const ropeAttrs = (n: number): Record<string, AttrValue> => ({ num_heads: { kind: 'int', v: n }, interleaved: { kind: 'int', v: 0 } });
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}`;
+      const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
+      const { names, biased } = attnProjections(p);
+      let qkv = g.op1('MatMul', [x, g.weightsT(names.map((n) => `${n}.weight`))]);
+      if (biased) qkv = g.op1('Add', [qkv, g.biases(names.map((n) => `${n}.bias`))]);
+      const [q, k, v] = g.op('Split', [qkv, g.i64([nH * hd, nKV * hd, nKV * hd])], { axis: { kind: 'int', v: -1 } }, 3);
+      const qr = g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH));
+      const kr = g.op1('RotaryEmbedding', [k, cosT, sinT], ropeAttrs(nKV));
+      const attnIn = [qr, kr, v, bias4];
+      const attnOut = [`attn_${l}`];
+      if (variant.cache) {
+        attnIn.push(`past_key_values.${l}.key`, `past_key_values.${l}.value`);
+        attnOut.push(`present.${l}.key`, `present.${l}.value`);
+        presentInfo(l);
+      }
+      g.nodes.push({
+        op: 'Attention', inputs: attnIn, outputs: attnOut, name: `Attention_${l}`,
+        attrs: { q_num_heads: { kind: 'int', v: nH }, kv_num_heads: { kind: 'int', v: nKV }, scale: { kind: 'float', v: 1 / Math.sqrt(hd) } },
+      });
+      h = g.op1('Add', [h, g.linear(attnOut[0], `${p}.self_attn.o_proj`, false)]);
+      h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
+    }
+  } else {
+    // Queries of one KV group are stacked along the sequence axis: [B, nKV, group*S, hd].
+    const biasG = g.op1('Tile', [g.op1('Unsqueeze', [bias, g.i64([1])]), g.i64([1, 1, group, 1])]); // [B,1,group*S,T]
+    const emb = g.op1('Concat', [freqs, freqs], { axis: { kind: 'int', v: -1 } });
+    const cos = g.op1('Unsqueeze', [g.op1('Cos', [emb]), g.i64([1])]); // [B,1,S,hd]
+    const sinHalf = g.op1('Sin', [freqs]);
+    // rotate_half(x) * sin == concat(x2, x1) * concat(-sin, sin)
+    const sinSigned = g.op1('Unsqueeze', [g.op1('Concat', [g.op1('Neg', [sinHalf]), sinHalf], { axis: { kind: 'int', v: -1 } }), g.i64([1])]);
+    const halfSplit = g.i64([hd / 2, hd / 2]);
+    const rope = (x: string): string => {
+      const [x1, x2] = g.op('Split', [x, halfSplit], { axis: { kind: 'int', v: -1 } }, 2);
+      const swapped = g.op1('Concat', [x2, x1], { axis: { kind: 'int', v: -1 } });
+      return g.op1('Add', [g.op1('Mul', [x, cos]), g.op1('Mul', [swapped, sinSigned])]);
+    };
+    const heads = (x: string, n: number): string =>
+      g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
+    const scale = g.f32([1 / Math.sqrt(hd)]);
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}`;
+      const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
+      const { names, biased } = attnProjections(p);
+      const q = rope(heads(g.linear(x, names[0], biased), nH));
+      let k = rope(heads(g.linear(x, names[1], biased), nKV));
+      let v = heads(g.linear(x, names[2], biased), nKV);
+      if (variant.cache) {
+        k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
+        v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
+        presentInfo(l);
+      }
+      const qg = g.op1('Reshape', [g.op1('Mul', [q, scale]), g.i64([0, nKV, -1, hd])]); // [B,nKV,group*S,hd]
+      const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
+      const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), biasG]);
+      const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
+      const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
+      const merged = g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
+      h = g.op1('Add', [h, g.linear(merged, `${p}.self_attn.o_proj`, false)]);
+      h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
+    }
   }
   const final = g.rmsNorm(h, 'model.norm.weight', c.rmsNormEps);
   if (variant.hidden) {
@@ -322,8 +389,8 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
     initializers: g.inits,
     inputs,
     outputs,
-    opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
-    irVersion: 8,
+    opsets: [{ domain: '', version: opset }, { domain: 'com.microsoft', version: 1 }],
+    irVersion: fused ? 10 : 8,
     metadata: { 'hack-tokenizer.variant': variantKey(variant) },
   };
   return { bytes: encodeModel(def), inputs: inputs.map((i) => i.name), outputs: outputs.map((o) => o.name) };
