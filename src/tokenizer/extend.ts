@@ -109,6 +109,10 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
         skipped.push({ index: i, token: t.token, reason: c.reason });
         continue;
       }
+      if (model.vocab.has(c.content)) {
+        skipped.push({ index: i, token: t.token, reason: `its added-token content ${JSON.stringify(c.content)} is already a vocabulary entry` });
+        continue;
+      }
       if (existingContent.has(c.content) || seen.has(c.content)) {
         skipped.push({ index: i, token: t.token, reason: 'already an added token' });
         continue;
@@ -119,6 +123,7 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
       addedEntries.push(entry);
       newIds[i] = nextId++;
     }
+    pinAddedTokenIds(json);
     return { json, newIds, skipped, addedEntries };
   }
 
@@ -163,7 +168,44 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
     model.mergeResult.push(id);
     newIds[i] = id;
   }
+  pinAddedTokenIds(json);
   return { json, newIds, skipped, addedEntries };
+}
+
+/**
+ * The ids the tokenizers library gives added tokens when it loads a tokenizer.json: it ignores the
+ * stored ids and assigns, in order, the model-vocabulary id of the content when there is one, else
+ * the next id after the model vocabulary's length (or after the largest added id).
+ */
+export function rustAddedTokenIds(json: TokenizerJson): number[] {
+  const vocab = json.model.vocab as Record<string, number>;
+  const vocabSize = Object.keys(vocab).length;
+  const assigned = new Map<string, number>();
+  let max = -1;
+  return (json.added_tokens ?? []).map((t) => {
+    let id = assigned.get(t.content) ?? (Object.prototype.hasOwnProperty.call(vocab, t.content) ? vocab[t.content] : undefined);
+    if (id === undefined) id = max < 0 ? vocabSize : max >= vocabSize ? max + 1 : vocabSize;
+    assigned.set(t.content, id);
+    if (id > max) max = id;
+    return id;
+  });
+}
+
+/**
+ * Appending vocabulary entries after added tokens (Qwen, Llama-3 keep their specials after the
+ * vocabulary), or leaving a gap of padding rows, would make the tokenizers library renumber the
+ * added tokens on load. When that would happen, every added token is also entered in the model
+ * vocabulary under its own id, which the library then uses as is (BPE never produces these
+ * entries: no merge builds them, and added tokens are split off before the model runs).
+ */
+export function pinAddedTokenIds(json: TokenizerJson): void {
+  const want = (json.added_tokens ?? []).map((t) => t.id);
+  const got = rustAddedTokenIds(json);
+  if (want.every((id, i) => got[i] === id)) return;
+  const vocab = json.model.vocab as Record<string, number>;
+  for (const t of json.added_tokens) if (!Object.prototype.hasOwnProperty.call(vocab, t.content)) vocab[t.content] = t.id;
+  const again = rustAddedTokenIds(json);
+  if (!want.every((id, i) => again[i] === id)) throw new ExtendError('could not keep the ids of the added tokens stable (duplicate added-token contents?)');
 }
 
 /** tokenizer_config.json for the extended tokenizer: the new added tokens listed in added_tokens_decoder. */
