@@ -109,8 +109,13 @@ export function initQuantile(q: number, sub: readonly Float32Array[], out: Float
   const frac = pos - lo;
   const col = new Float64Array(n);
   for (let d = 0; d < out.length; d++) {
-    for (let i = 0; i < n; i++) col[i] = sub[i][d];
-    col.sort();
+    // insertion sort: n (sub-tokens per token) is small
+    for (let i = 0; i < n; i++) {
+      const v = sub[i][d];
+      let j = i - 1;
+      while (j >= 0 && col[j] > v) { col[j + 1] = col[j]; j--; }
+      col[j + 1] = v;
+    }
     out[d] = col[lo] + (col[hi] - col[lo]) * frac;
   }
 }

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { type DType, dtypeSize, fromFloat32, isFloatDType, toFloat32 } from '../io/dtype.ts';
-import { copySource, readTensorRows, writeSafetensors, type SafetensorsFile, type TensorInfo, type TensorSource } from '../io/safetensors.ts';
+import { copySource, readTensorRows, writeSafetensors, type SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { INDEX_FILE, weightFile, weightInfo } from '../io/weights.ts';
 import { EMBED_TENSOR, LM_HEAD_TENSOR, copySideFiles, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
 import { withVocabSize } from '../io/config.ts';
@@ -79,11 +79,11 @@ export interface RowPatch {
 const CHUNK_BYTES = 16 << 20;
 
 /**
- * One streaming pass over the old rows of `tensor`: gathers the sub-token rows the new tokens need
- * and the statistics the method needs (min/max/mean always, covariance for hf-mean-resizing).
+ * One streaming pass over the old rows of `tensor` for the statistics (min/max/mean always,
+ * covariance for hf-mean-resizing), gathering the needed sub-token rows on the way.
  */
 async function scanMatrix(model: ModelDir, tensor: string, needed: Set<number>, withCovariance: boolean):
-  Promise<{ sub: Map<number, Float32Array>; stats: RowStats; info: TensorInfo }> {
+  Promise<{ sub: Map<number, Float32Array>; stats: RowStats }> {
   const st = weightFile(model.weights, tensor);
   const info = weightInfo(model.weights, tensor);
   const [rows, hidden] = info.shape;
@@ -91,13 +91,37 @@ async function scanMatrix(model: ModelDir, tensor: string, needed: Set<number>, 
   const sub = new Map<number, Float32Array>();
   const rowBytes = hidden * dtypeSize(info.dtype);
   const step = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+  const sorted = [...needed].sort((a, b) => a - b);
+  let k = 0;
   for (let a = 0; a < rows; a += step) {
     const b = Math.min(rows, a + step);
     const data = toFloat32(await readTensorRows(st, tensor, a, b), info.dtype);
     acc.add(data, b - a);
-    for (const id of needed) if (id >= a && id < b) sub.set(id, data.slice((id - a) * hidden, (id - a + 1) * hidden));
+    for (; k < sorted.length && sorted[k] < b; k++) sub.set(sorted[k], data.slice((sorted[k] - a) * hidden, (sorted[k] - a + 1) * hidden));
   }
-  return { sub, stats: acc.finish(), info };
+  return { sub, stats: acc.finish() };
+}
+
+/** Only the needed rows, read in runs of nearby ids (no pass over the whole matrix). */
+async function gatherRows(model: ModelDir, tensor: string, needed: Set<number>): Promise<Map<number, Float32Array>> {
+  const st = weightFile(model.weights, tensor);
+  const info = weightInfo(model.weights, tensor);
+  const hidden = info.shape[1];
+  const rowBytes = hidden * dtypeSize(info.dtype);
+  const maxRun = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+  const sorted = [...needed].sort((a, b) => a - b);
+  const sub = new Map<number, Float32Array>();
+  let i = 0;
+  while (i < sorted.length) {
+    // a run: ids whose gaps are small enough that reading the rows between them is cheaper than a new read
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] - sorted[j] <= 64 && sorted[j + 1] - sorted[i] < maxRun) j++;
+    const a = sorted[i];
+    const data = toFloat32(await readTensorRows(st, tensor, a, sorted[j] + 1), info.dtype);
+    for (let k = i; k <= j; k++) sub.set(sorted[k], data.slice((sorted[k] - a) * hidden, (sorted[k] - a + 1) * hidden));
+    i = j + 1;
+  }
+  return sub;
 }
 
 export interface ComputeRowsOptions {
@@ -112,9 +136,15 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
   const { plan, tokens, method } = opts;
   const needed = new Set<number>();
   if (method.needs === 'subtokens') for (const t of tokens) for (const id of t.subIds) needed.add(id);
-  const { sub, stats, info } = await scanMatrix(model, tensor, needed, method.needs === 'gaussian');
+  const info = weightInfo(model.weights, tensor);
   if (!isFloatDType(info.dtype)) throw new SurgeryError(`"${tensor}" has dtype ${info.dtype}; only float embeddings can be extended`);
   const hidden = info.shape[1];
+  // The whole matrix is read only when statistics are needed (random, hf-mean-resizing, fill rows).
+  const needStats = method.needs === 'range' || method.needs === 'gaussian' || plan.fillRows[1] > plan.fillRows[0];
+  let sub: Map<number, Float32Array>;
+  let stats: RowStats | null = null;
+  if (needStats) ({ sub, stats } = await scanMatrix(model, tensor, needed, method.needs === 'gaussian'));
+  else sub = await gatherRows(model, tensor, needed);
   const ctx = { hidden, stats, random: seededRandom(opts.seed) };
   const rows = new Map<number, Uint8Array>();
   const out = new Float32Array(hidden);
@@ -123,8 +153,10 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
     method.init(subRows, ctx, out);
     rows.set(t.id, fromFloat32(out, info.dtype));
   }
-  const meanRow = fromFloat32(Float32Array.from(stats.mean), info.dtype);
-  for (let r = plan.fillRows[0]; r < plan.fillRows[1]; r++) rows.set(r, meanRow);
+  if (stats) {
+    const meanRow = fromFloat32(Float32Array.from(stats.mean), info.dtype);
+    for (let r = plan.fillRows[0]; r < plan.fillRows[1]; r++) rows.set(r, meanRow);
+  }
   return { dtype: info.dtype, hidden, rowBytes: hidden * dtypeSize(info.dtype), rows };
 }
 
