@@ -61,11 +61,12 @@ export interface Engine {
   dispose(): Promise<void>;
 }
 
-const DECODE: GraphVariant = { logits: 'last', hidden: false, cache: true, targets: false };
-const LAST: GraphVariant = { logits: 'last', hidden: false, cache: false, targets: false };
-const ALL: GraphVariant = { logits: 'all', hidden: false, cache: false, targets: false };
-const SCORE: GraphVariant = { logits: 'none', hidden: false, cache: false, targets: true };
-const HIDDEN: GraphVariant = { logits: 'none', hidden: true, cache: false, targets: false };
+/**
+ * One graph serves every call (one session, one float32 copy of the weights): logits for the last
+ * `num_logits_to_keep` positions, target log-probs, hidden states and the KV cache; each call
+ * fetches only the outputs it needs.
+ */
+const UNIFIED: GraphVariant = { logits: 'keep', hidden: true, cache: true, targets: true };
 
 function idsOf(v: unknown): number[] {
   if (typeof v === 'number') return [v];
@@ -108,7 +109,7 @@ class OrtEngine implements Engine {
     this.eosIds = eos.length ? eos : idsOf(model.config.eosTokenId);
   }
 
-  session(base: GraphVariant): Promise<ort.InferenceSession> {
+  session(base: GraphVariant = UNIFIED): Promise<ort.InferenceSession> {
     const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused' };
     const key = variantKey(variant);
     let s = this.sessions.get(key);
@@ -129,11 +130,15 @@ class OrtEngine implements Engine {
     return s;
   }
 
-  private feeds(p: Padded, B: number): Record<string, ort.Tensor> {
+  /** Feeds of a forward pass from scratch (empty KV cache) keeping `keep` positions of logits. */
+  private feeds(p: Padded, B: number, keep: number, targets?: BigInt64Array): Record<string, ort.Tensor> {
     return {
       input_ids: new ort.Tensor('int64', p.ids, [B, p.len]),
       attention_mask: new ort.Tensor('int64', p.mask, [B, p.len]),
       position_ids: new ort.Tensor('int64', p.pos, [B, p.len]),
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
+      target_ids: new ort.Tensor('int64', targets ?? new BigInt64Array(B * keep), [B, keep]),
+      ...this.emptyPast(B),
     };
   }
 
@@ -157,13 +162,13 @@ class OrtEngine implements Engine {
   async tokenLogprobs(batch: number[][]): Promise<Float32Array[]> {
     const result: Float32Array[] = batch.map(() => new Float32Array(0));
     const work = batch.map((s, i) => ({ s, i })).filter(({ s }) => s.length >= 2);
-    const sess = await this.session(SCORE);
+    const sess = await this.session();
     for (const chunk of this.chunks(work.map((w) => w.s), 2 * this.vocabRows)) {
       const inputs = chunk.map((k) => work[k].s.slice(0, -1));
       const targets = chunk.map((k) => work[k].s.slice(1));
       const p = leftPad(inputs);
       const t = leftPad(targets);
-      const out = await sess.run({ ...this.feeds(p, chunk.length), target_ids: new ort.Tensor('int64', t.ids, [chunk.length, t.len]) });
+      const out = await sess.run(this.feeds(p, chunk.length, p.len, t.ids), ['target_logprobs']);
       const lp = out.target_logprobs.data as Float32Array;
       chunk.forEach((k, b) => {
         const n = inputs[b].length;
@@ -191,10 +196,10 @@ class OrtEngine implements Engine {
   async lastLogits(batch: number[][]): Promise<Float32Array[]> {
     for (const s of batch) if (s.length === 0) throw new Error('lastLogits: every sequence needs at least one token');
     const result: Float32Array[] = new Array(batch.length);
-    const sess = await this.session(LAST);
+    const sess = await this.session();
     for (const chunk of this.chunks(batch, 0)) {
       const p = leftPad(chunk.map((i) => batch[i]));
-      const out = await sess.run(this.feeds(p, chunk.length));
+      const out = await sess.run(this.feeds(p, chunk.length, 1), ['logits']);
       const data = out.logits.data as Float32Array;
       chunk.forEach((i, b) => { result[i] = data.slice(b * this.vocabRows, (b + 1) * this.vocabRows); });
     }
@@ -203,18 +208,18 @@ class OrtEngine implements Engine {
 
   async logits(ids: number[]): Promise<Float32Array> {
     if (ids.length === 0) return new Float32Array(0);
-    const sess = await this.session(ALL);
-    const out = await sess.run(this.feeds(leftPad([ids]), 1));
+    const sess = await this.session();
+    const out = await sess.run(this.feeds(leftPad([ids]), 1, ids.length), ['logits']);
     return out.logits.data as Float32Array;
   }
 
   async hiddenStates(batch: number[][]): Promise<Float32Array[]> {
     const H = this.model.hiddenSize;
     const result: Float32Array[] = batch.map(() => new Float32Array(0));
-    const sess = await this.session(HIDDEN);
+    const sess = await this.session();
     for (const chunk of this.chunks(batch, 0)) {
       const p = leftPad(chunk.map((i) => batch[i]));
-      const out = await sess.run(this.feeds(p, chunk.length));
+      const out = await sess.run(this.feeds(p, chunk.length, 1), ['hidden_states']);
       const data = out.hidden_states.data as Float32Array;
       chunk.forEach((i, b) => {
         const n = batch[i].length;
@@ -264,7 +269,15 @@ class OrtEngine implements Engine {
 
   /** Used by KvDecoder. */
   async runDecode(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
-    return (await this.session(DECODE)).run(feeds);
+    const B = feeds.input_ids.dims[0];
+    const c = this.model.config;
+    const fetches = ['logits'];
+    for (let l = 0; l < c.numLayers; l++) fetches.push(`present.${l}.key`, `present.${l}.value`);
+    return (await this.session()).run({
+      ...feeds,
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+      target_ids: new ort.Tensor('int64', new BigInt64Array(B), [B, 1]),
+    }, fetches);
   }
 
   emptyPast(batchSize: number): Record<string, ort.Tensor> {

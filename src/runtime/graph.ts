@@ -26,8 +26,11 @@ export class UnsupportedModelError extends Error {
 }
 
 export interface GraphVariant {
-  /** Logits for every position, only the last position, or none. */
-  logits: 'all' | 'last' | 'none';
+  /**
+   * Logits for every position, only the last position, none, or 'keep': the last K positions with
+   * K given by the scalar int64 input `num_logits_to_keep` (one graph serves scoring and decoding).
+   */
+  logits: 'all' | 'last' | 'none' | 'keep';
   /** Also output `hidden_states` (after the final norm, the lm_head input). */
   hidden: boolean;
   /** past_key_values inputs and present outputs (decoding with a KV cache). */
@@ -243,7 +246,9 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       inputs.push({ name: `past_key_values.${l}.${kv}`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'past_sequence_length', hd] });
     }
   }
-  if (variant.targets) inputs.push({ name: 'target_ids', elemType: DataType.INT64, shape: ['batch_size', 'sequence_length'] });
+  const logitsLen = variant.logits === 'keep' ? 'logits_length' : variant.logits === 'last' ? 1 : 'sequence_length';
+  if (variant.logits === 'keep') inputs.push({ name: 'num_logits_to_keep', elemType: DataType.INT64, shape: [] });
+  if (variant.targets) inputs.push({ name: 'target_ids', elemType: DataType.INT64, shape: ['batch_size', logitsLen] });
 
   // ---- masks and rotary tables, shared by all layers
   const shapeIds = g.op1('Shape', ['input_ids']);
@@ -366,21 +371,23 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   }
   if (variant.logits !== 'none' || variant.targets) {
     const headT = g.weightT(model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR);
-    const headIn = variant.logits === 'last' && !variant.targets
-      ? g.op1('Slice', [final, g.i64([-1]), g.i64([Number.MAX_SAFE_INTEGER]), g.i64([1])])
-      : final;
+    const maxEnd = g.i64([Number.MAX_SAFE_INTEGER]);
+    let headIn = final;
+    if (variant.logits === 'last') headIn = g.op1('Slice', [final, g.i64([-1]), maxEnd, g.i64([1])]);
+    if (variant.logits === 'keep') {
+      const start = g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]);
+      headIn = g.op1('Slice', [final, start, maxEnd, g.i64([1])]);
+    }
     const logits = g.op1('MatMul', [headIn, headT]);
     if (variant.logits !== 'none') {
-      const name = g.named('logits', 'Identity', [variant.logits === 'last' && variant.targets
-        ? g.op1('Slice', [logits, g.i64([-1]), g.i64([Number.MAX_SAFE_INTEGER]), g.i64([1])])
-        : logits]);
-      outputs.unshift({ name, elemType: DataType.FLOAT, shape: ['batch_size', variant.logits === 'last' ? 1 : 'sequence_length', V] });
+      g.named('logits', 'Identity', [logits]);
+      outputs.unshift({ name: 'logits', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen, V] });
     }
     if (variant.targets) {
       const lp = g.op1('LogSoftmax', [logits], { axis: { kind: 'int', v: -1 } });
       const picked = g.op1('GatherElements', [lp, g.op1('Unsqueeze', ['target_ids', g.i64([2])])], { axis: { kind: 'int', v: 2 } });
       g.named('target_logprobs', 'Squeeze', [picked, g.i64([2])]);
-      outputs.push({ name: 'target_logprobs', elemType: DataType.FLOAT, shape: ['batch_size', 'sequence_length'] });
+      outputs.push({ name: 'target_logprobs', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen] });
     }
   }
   const def: ModelDef = {
