@@ -134,3 +134,35 @@ test('extend CLI with --init writes a loadable model; weight flags without --ini
   await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'quantile(1.5)', '--out', out + '2']), /q must be within \[0, 1\].*Valid forms/s);
   await assert.rejects(fsp.access(out + '2'));
 });
+
+test('extended demo (tied, bf16) and random-qwen2 (untied, f16) still match transformers on old tokens', async () => {
+  const { openSafetensors, readTensorBytes, readTensorF32 } = await import('../src/io/safetensors.ts');
+  const { toIntArray } = await import('../src/io/dtype.ts');
+  const { loadEngine } = await import('../src/runtime/engine.ts');
+  const shared = path.resolve(repoRoot, '..', 'shared', 'fixtures');
+  const text = (await fsp.readFile(path.join(repoRoot, 'assets', 'corpora', 'pt-pt-parliament-heldout.txt'), 'utf8')).slice(0, 100_000);
+  for (const [dir, ref] of [[DEMO, 'tiny-en-llama'], [path.join(shared, 'models', 'random-qwen2'), 'random-qwen2']]) {
+    const src = await loadModelDir(dir);
+    const tokens = await learn(src, 200, text);
+    const out = await tmp(ref);
+    const r = await extendModel({ model: src, tokens, mode: 'merges', init: 'mean', out });
+    const added = r.newIds.filter((id) => id >= 0).length;
+    assert.ok(added > 150);
+    const st = await openSafetensors(path.join(shared, 'reference', `${ref}.reference.safetensors`));
+    const input = Array.from(toIntArray(await readTensorBytes(st, 'text0.input_ids'), st.byName.get('text0.input_ids')!.dtype));
+    const want = await readTensorF32(st, 'text0.logits');
+    const engine = await loadEngine(out, { threads: 2 });
+    try {
+      assert.equal(engine.vocabRows, src.embeddingRows + added);
+      const got = await engine.logits(input);
+      const V = src.embeddingRows;
+      let maxDiff = 0;
+      for (let p = 0; p < input.length; p++) {
+        for (let v = 0; v < V; v++) maxDiff = Math.max(maxDiff, Math.abs(got[p * engine.vocabRows + v] - want[p * V + v]));
+      }
+      assert.ok(maxDiff <= 1e-3, `${ref}: old-token logits max|Δ| vs transformers = ${maxDiff}`);
+    } finally {
+      await engine.dispose();
+    }
+  }
+});
