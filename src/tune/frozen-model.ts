@@ -182,9 +182,26 @@ interface SeqSpan { start: number; len: number }
 
 // ---------------------------------------------------------------- forward / backward
 
+interface AttnGroup {
+  T: number;
+  /** Indices of the spans in this group. */
+  idxs: number[];
+  qs: Arr; ks: Arr; vs: Arr; p: Arr;
+}
+
+function byLength(spans: SeqSpan[]): Map<number, number[]> {
+  const m = new Map<number, number[]>();
+  spans.forEach((s, i) => {
+    const l = m.get(s.len);
+    if (l) l.push(i);
+    else m.set(s.len, [i]);
+  });
+  return m;
+}
+
 interface LayerCache {
   xIn: Arr; r1: Float64Array; xn1: Arr;
-  q: Arr; kk: Arr; v: Arr; probs: Arr[]; attn: Arr;
+  groups: AttnGroup[];
   xMid: Arr; r2: Float64Array; xn2: Arr; g: Arr; u: Arr;
 }
 
@@ -237,39 +254,35 @@ export async function forward(m: FrozenModel, k: DenseKernels, seqs: number[][],
     rope(q, R, H, hd, pos, m.invFreq, 1);
     rope(kk, R, KV, hd, pos, m.invFreq, 1);
     const attn = alloc(P, R * H * hd);
-    const probs: Arr[] = [];
-    for (const sp of spans) {
-      const T = sp.len;
-      for (let h = 0; h < H; h++) {
-        const kh = Math.floor(h / group);
-        const pr = alloc(P, T * T);
-        for (let i = 0; i < T; i++) {
-          const qo = (sp.start + i) * H * hd + h * hd;
-          let mx = -Infinity;
-          for (let j = 0; j <= i; j++) {
-            const ko = (sp.start + j) * KV * hd + kh * hd;
-            let s = 0;
-            for (let c = 0; c < hd; c++) s += q[qo + c] * kk[ko + c];
-            s *= scale;
-            pr[i * T + j] = s;
-            if (s > mx) mx = s;
-          }
-          let sum = 0;
-          for (let j = 0; j <= i; j++) {
-            const e = Math.exp(pr[i * T + j] - mx);
-            pr[i * T + j] = e;
-            sum += e;
-          }
-          const ao = (sp.start + i) * H * hd + h * hd;
-          for (let j = 0; j <= i; j++) {
-            const pij = pr[i * T + j] / sum;
-            pr[i * T + j] = pij;
-            const vo = (sp.start + j) * KV * hd + kh * hd;
-            for (let c = 0; c < hd; c++) attn[ao + c] += pij * v[vo + c];
+    const groups: AttnGroup[] = [];
+    for (const [T, idxs] of byLength(spans)) {
+      // heads of equal-length sequences as one [N x T x hd] batch (q scaled, k/v repeated per group)
+      const N = idxs.length * H;
+      const qs = alloc(P, N * T * hd), ks = alloc(P, N * T * hd), vs = alloc(P, N * T * hd);
+      idxs.forEach((si, a) => {
+        const st = spans[si].start;
+        for (let h = 0; h < H; h++) {
+          const kh = Math.floor(h / group);
+          for (let i = 0; i < T; i++) {
+            const dst = ((a * H + h) * T + i) * hd;
+            const qo = (st + i) * H * hd + h * hd, ko = (st + i) * KV * hd + kh * hd;
+            for (let c = 0; c < hd; c++) {
+              qs[dst + c] = q[qo + c] * scale;
+              ks[dst + c] = kk[ko + c];
+              vs[dst + c] = v[ko + c];
+            }
           }
         }
-        if (keep) probs.push(pr);
-      }
+      });
+      const { o, p } = await k.attention(qs, ks, vs, N, T, hd);
+      idxs.forEach((si, a) => {
+        const st = spans[si].start;
+        for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
+          const src = ((a * H + h) * T + i) * hd, dst = (st + i) * H * hd + h * hd;
+          for (let c = 0; c < hd; c++) attn[dst + c] = o[src + c];
+        }
+      });
+      if (keep) groups.push({ T, idxs, qs, ks, vs, p });
     }
     const ao = await linear(k, attn, R, L.o, d, H * hd, null);
     const xMid = alloc(P, R * d);
@@ -282,7 +295,7 @@ export async function forward(m: FrozenModel, k: DenseKernels, seqs: number[][],
     const mo = await linear(k, act, R, L.down, d, I, null);
     x = alloc(P, R * d);
     for (let i = 0; i < R * d; i++) x[i] = xMid[i] + mo[i];
-    if (keep) caches.push({ xIn, r1, xn1, q, kk, v, probs, attn, xMid, r2, xn2, g, u });
+    if (keep) caches.push({ xIn, r1, xn1, groups, xMid, r2, xn2, g, u });
   }
   const { y: hidden, r: rLast } = rmsNorm(P, x, R, d, m.norm, m.eps);
   return { rows: R, spans, hidden, xLast: x, rLast, caches };
@@ -328,41 +341,33 @@ export async function backward(m: FrozenModel, k: DenseKernels, f: ForwardResult
     const dq = alloc(P, R * H * hd);
     const dk = alloc(P, R * KV * hd);
     const dv = alloc(P, R * KV * hd);
-    let pi = 0;
-    for (const sp of spans) {
-      const T = sp.len;
-      const dp = new Float64Array(T);
-      for (let h = 0; h < H; h++) {
-        const kh = Math.floor(h / group);
-        const pr = c.probs[pi++];
-        for (let i = 0; i < T; i++) {
-          const ao = (sp.start + i) * H * hd + h * hd;
-          // dP_ij = dO_i . v_j ; dV_j += P_ij dO_i
-          let dot = 0;
-          for (let j = 0; j <= i; j++) {
-            const vo = (sp.start + j) * KV * hd + kh * hd;
-            const pij = pr[i * T + j];
-            let s = 0;
+    for (const gr of c.groups) {
+      const { T, idxs } = gr;
+      const N = idxs.length * H;
+      const dO = alloc(P, N * T * hd);
+      idxs.forEach((si, a) => {
+        const st = spans[si].start;
+        for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
+          const dst = ((a * H + h) * T + i) * hd, src = (st + i) * H * hd + h * hd;
+          for (let cc = 0; cc < hd; cc++) dO[dst + cc] = dAttn[src + cc];
+        }
+      });
+      const g = await k.attentionBack(gr.p, dO, gr.qs, gr.ks, gr.vs, N, T, hd);
+      idxs.forEach((si, a) => {
+        const st = spans[si].start;
+        for (let h = 0; h < H; h++) {
+          const kh = Math.floor(h / group);
+          for (let i = 0; i < T; i++) {
+            const src = ((a * H + h) * T + i) * hd;
+            const qo = (st + i) * H * hd + h * hd, ko = (st + i) * KV * hd + kh * hd;
             for (let cc = 0; cc < hd; cc++) {
-              s += dAttn[ao + cc] * c.v[vo + cc];
-              dv[vo + cc] += pij * dAttn[ao + cc];
-            }
-            dp[j] = s;
-            dot += pij * s;
-          }
-          // dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij); dq_i += dS_ij k_j scale; dk_j += dS_ij q_i scale
-          const qo = ao;
-          for (let j = 0; j <= i; j++) {
-            const ds = pr[i * T + j] * (dp[j] - dot) * scale;
-            if (ds === 0) continue;
-            const ko = (sp.start + j) * KV * hd + kh * hd;
-            for (let cc = 0; cc < hd; cc++) {
-              dq[qo + cc] += ds * c.kk[ko + cc];
-              dk[ko + cc] += ds * c.q[qo + cc];
+              dq[qo + cc] = g.dq[src + cc] * scale;
+              dk[ko + cc] += g.dk[src + cc];
+              dv[ko + cc] += g.dv[src + cc];
             }
           }
         }
-      }
+      });
     }
     rope(dq, R, H, hd, pos, m.invFreq, -1);
     rope(dk, R, KV, hd, pos, m.invFreq, -1);

@@ -110,7 +110,22 @@ export interface DenseKernels {
    * of the B rows when the other rows' mass is `extra`).
    */
   softmaxNT(a: Mat, b: Mat, extra: Float32Array): Promise<{ p: Float32Array; lse: Float32Array }>;
+  /**
+   * Causal attention over N independent heads of length T: q (already scaled), k, v [N x T x hd].
+   * Returns O = softmax(q k^T + causal) v and the probabilities P [N x T x T].
+   */
+  attention(q: Arr, k: Arr, v: Arr, N: number, T: number, hd: number): Promise<{ o: Arr; p: Arr }>;
+  /** Reverse mode of `attention`: given P and dO, the gradients of q (scaled), k and v. */
+  attentionBack(p: Arr, dO: Arr, q: Arr, k: Arr, v: Arr, N: number, T: number, hd: number): Promise<{ dq: Arr; dk: Arr; dv: Arr }>;
   dispose(): Promise<void>;
+}
+
+type Arr = Float32Array | Float64Array;
+
+function causalMask(T: number): Float32Array {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e30;
+  return m;
 }
 
 function tensor(m: Mat): ort.Tensor {
@@ -141,7 +156,37 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
     { op: 'Sub', inputs: ['Z', 'L'], outputs: ['zl'] },
     { op: 'Exp', inputs: ['zl'], outputs: ['P'] },
   ], [['A', 2], ['B', 2], ['E', 2]], [['P', 2], ['L', 2]]), opts);
-  const [nt, tn, nn, lse, sm] = await Promise.all([
+  const t3 = (name: string): [string, number] => [name, 3];
+  const makeAttn = () => ort.InferenceSession.create(encodeGraph([
+    { op: 'Transpose', inputs: ['K'], outputs: ['Kt'], attrs: { perm: [0, 2, 1] } },
+    { op: 'MatMul', inputs: ['Q', 'Kt'], outputs: ['S'] },
+    { op: 'Add', inputs: ['S', 'Mask'], outputs: ['Sm'] },
+    { op: 'Softmax', inputs: ['Sm'], outputs: ['P'], attrs: { axis: -1 } },
+    { op: 'MatMul', inputs: ['P', 'V'], outputs: ['O'] },
+  ], [t3('Q'), t3('K'), t3('V'), ['Mask', 2]], [t3('O'), t3('P')]), opts);
+  // sum_j P_ij dP_ij = dO_i . O_i, computed as (dO * O) @ ones
+  const makeAttnBack = () => ort.InferenceSession.create(encodeGraph([
+    { op: 'Transpose', inputs: ['P'], outputs: ['Pt'], attrs: { perm: [0, 2, 1] } },
+    { op: 'MatMul', inputs: ['Pt', 'dO'], outputs: ['dV'] },
+    { op: 'Transpose', inputs: ['V'], outputs: ['Vt'], attrs: { perm: [0, 2, 1] } },
+    { op: 'MatMul', inputs: ['dO', 'Vt'], outputs: ['dP'] },
+    { op: 'MatMul', inputs: ['P', 'V'], outputs: ['O'] },
+    { op: 'Mul', inputs: ['dO', 'O'], outputs: ['dOO'] },
+    { op: 'MatMul', inputs: ['dOO', 'Ones'], outputs: ['D'] },
+    { op: 'Sub', inputs: ['dP', 'D'], outputs: ['dPc'] },
+    { op: 'Mul', inputs: ['P', 'dPc'], outputs: ['dS'] },
+    { op: 'MatMul', inputs: ['dS', 'K'], outputs: ['dQ'] },
+    { op: 'Transpose', inputs: ['dS'], outputs: ['dSt'], attrs: { perm: [0, 2, 1] } },
+    { op: 'MatMul', inputs: ['dSt', 'Q'], outputs: ['dK'] },
+  ], [t3('P'), t3('dO'), t3('Q'), t3('K'), t3('V'), ['Ones', 2]], [t3('dQ'), t3('dK'), t3('dV')]), opts);
+  const masks = new Map<number, Float32Array>();
+  const maskOf = (T: number) => {
+    let m = masks.get(T);
+    if (!m) masks.set(T, (m = causalMask(T)));
+    return m;
+  };
+  const f32 = (a: Arr) => (a instanceof Float32Array ? a : Float32Array.from(a));
+  const [nt, tn, nn, lse, sm, at, atb] = await Promise.all([
     make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transB: 1 } }], [['Y', 2]]),
     make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transA: 1 } }], [['Y', 2]]),
     make([{ op: 'MatMul', inputs: ['A', 'B'], outputs: ['Y'] }], [['Y', 2]]),
@@ -154,6 +199,8 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
       [['L', 1], ['M', 1]],
     ),
     makeSm(),
+    makeAttn(),
+    makeAttnBack(),
   ]);
   const run2 = async (s: ort.InferenceSession, a: Mat, b: Mat, rows: number, cols: number): Promise<Mat> => {
     const out = await s.run({ A: tensor(a), B: tensor(b) });
@@ -182,8 +229,25 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
       const out = await sm.run({ A: tensor(a), B: tensor(b), E: new ort.Tensor('float32', extra, [a.rows, 1]) });
       return { p: out.P.data as Float32Array, lse: out.L.data as Float32Array };
     },
+    attention: async (q, k, v, N, T, hd) => {
+      const sh = [N, T, hd];
+      const out = await at.run({
+        Q: new ort.Tensor('float32', f32(q), sh), K: new ort.Tensor('float32', f32(k), sh), V: new ort.Tensor('float32', f32(v), sh),
+        Mask: new ort.Tensor('float32', maskOf(T), [T, T]),
+      });
+      return { o: out.O.data as Float32Array, p: out.P.data as Float32Array };
+    },
+    attentionBack: async (p, dO, q, k, v, N, T, hd) => {
+      const sh = [N, T, hd];
+      const out = await atb.run({
+        P: new ort.Tensor('float32', f32(p), [N, T, T]), dO: new ort.Tensor('float32', f32(dO), sh),
+        Q: new ort.Tensor('float32', f32(q), sh), K: new ort.Tensor('float32', f32(k), sh), V: new ort.Tensor('float32', f32(v), sh),
+        Ones: new ort.Tensor('float32', new Float32Array(hd).fill(1), [hd, 1]),
+      });
+      return { dq: out.dQ.data as Float32Array, dk: out.dK.data as Float32Array, dv: out.dV.data as Float32Array };
+    },
     dispose: async () => {
-      for (const s of [nt, tn, nn, lse, sm]) await s.release();
+      for (const s of [nt, tn, nn, lse, sm, at, atb]) await s.release();
     },
   };
 }
@@ -238,6 +302,58 @@ export function createJsKernels(): DenseKernels {
         for (let j = 0; j < z.cols; j++) p[i * z.cols + j] = Math.exp(z.data[i * z.cols + j] - lse[i]);
       }
       return { p, lse };
+    },
+    attention: async (q, k, v, N, T, hd) => {
+      const o = q instanceof Float64Array ? new Float64Array(N * T * hd) : new Float32Array(N * T * hd);
+      const p = q instanceof Float64Array ? new Float64Array(N * T * T) : new Float32Array(N * T * T);
+      for (let n = 0; n < N; n++) {
+        const b = n * T * hd, pb = n * T * T;
+        for (let i = 0; i < T; i++) {
+          let mx = -Infinity;
+          for (let j = 0; j <= i; j++) {
+            let s = 0;
+            for (let c = 0; c < hd; c++) s += q[b + i * hd + c] * k[b + j * hd + c];
+            p[pb + i * T + j] = s;
+            if (s > mx) mx = s;
+          }
+          let sum = 0;
+          for (let j = 0; j <= i; j++) sum += (p[pb + i * T + j] = Math.exp(p[pb + i * T + j] - mx));
+          for (let j = 0; j <= i; j++) {
+            const pij = (p[pb + i * T + j] /= sum);
+            for (let c = 0; c < hd; c++) o[b + i * hd + c] += pij * v[b + j * hd + c];
+          }
+        }
+      }
+      return { o, p };
+    },
+    attentionBack: async (p, dO, q, k, v, N, T, hd) => {
+      const mk = () => (q instanceof Float64Array ? new Float64Array(N * T * hd) : new Float32Array(N * T * hd));
+      const dq = mk(), dk = mk(), dv = mk();
+      const dp = new Float64Array(T);
+      for (let n = 0; n < N; n++) {
+        const b = n * T * hd, pb = n * T * T;
+        for (let i = 0; i < T; i++) {
+          let dot = 0;
+          for (let j = 0; j <= i; j++) {
+            const pij = p[pb + i * T + j];
+            let s = 0;
+            for (let c = 0; c < hd; c++) {
+              s += dO[b + i * hd + c] * v[b + j * hd + c];
+              dv[b + j * hd + c] += pij * dO[b + i * hd + c];
+            }
+            dp[j] = s;
+            dot += pij * s;
+          }
+          for (let j = 0; j <= i; j++) {
+            const ds = p[pb + i * T + j] * (dp[j] - dot);
+            for (let c = 0; c < hd; c++) {
+              dq[b + i * hd + c] += ds * k[b + j * hd + c];
+              dk[b + j * hd + c] += ds * q[b + i * hd + c];
+            }
+          }
+        }
+      }
+      return { dq, dk, dv };
     },
     dispose: async () => undefined,
   };
