@@ -62,9 +62,13 @@ for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['q
       for (let k = 0; k < H; k++) dot += hs[0][k] * head[v * H + k];
       assert.ok(Math.abs(dot - all0[v]) < 1e-3, `hidden @ head^T = logits (row ${v})`);
     }
-    const sc = await e.scoreContinuations([{ context: [5, 9, 30], continuation: [41, 7] }, { context: [12], continuation: [] }]);
-    close(sc[0].logprobs, lps[0].subarray(2, 4), 1e-5, 'scoreContinuations');
-    assert.ok(Math.abs(sc[0].sum - (lps[0][2] + lps[0][3])) < 1e-5);
+    // ragged contexts and continuations in one batch: same values as tokenLogprobs
+    const splits = [3, 1, 1, 9];
+    const sc = await e.scoreContinuations(seqs.map((q, i) => ({ context: q.slice(0, splits[i]), continuation: q.slice(splits[i]) })));
+    for (let i = 0; i < seqs.length; i++) {
+      close(sc[i].logprobs, lps[i].subarray(splits[i] - 1), 1e-4, `scoreContinuations[${i}]`);
+      assert.ok(Math.abs(sc[i].sum - lps[i].subarray(splits[i] - 1).reduce((a, b) => a + b, 0)) < 1e-3);
+    }
     assert.equal(sc[1].logprobs.length, 0);
     assert.equal(sc[1].sum, 0);
     await assert.rejects(e.scoreContinuations([{ context: [], continuation: [3] }]), /empty context/);

@@ -160,19 +160,34 @@ class OrtEngine implements Engine {
   }
 
   async tokenLogprobs(batch: number[][]): Promise<Float32Array[]> {
+    return this.tailLogprobs(batch, batch.map((s) => Math.max(0, s.length - 1)));
+  }
+
+  /**
+   * log p of the last `tails[i]` tokens of each sequence (each given everything before it). Logits
+   * are computed only for the positions that predict them (num_logits_to_keep = longest tail).
+   */
+  private async tailLogprobs(batch: number[][], tails: number[]): Promise<Float32Array[]> {
     const result: Float32Array[] = batch.map(() => new Float32Array(0));
-    const work = batch.map((s, i) => ({ s, i })).filter(({ s }) => s.length >= 2);
+    const work = batch.map((s, i) => ({ s, i, tail: tails[i] })).filter(({ tail }) => tail > 0);
     const sess = await this.session();
     for (const chunk of this.chunks(work.map((w) => w.s), 2 * this.vocabRows)) {
       const inputs = chunk.map((k) => work[k].s.slice(0, -1));
-      const targets = chunk.map((k) => work[k].s.slice(1));
       const p = leftPad(inputs);
-      const t = leftPad(targets);
-      const out = await sess.run(this.feeds(p, chunk.length, p.len, t.ids), ['target_logprobs']);
+      const keep = Math.max(...chunk.map((k) => work[k].tail));
+      // kept position j (of `keep`) predicts the token `keep - j` from the end of each sequence
+      const targets = new BigInt64Array(chunk.length * keep);
+      chunk.forEach((k, b) => {
+        const s = work[k].s;
+        for (let j = 0; j < keep; j++) {
+          const at = s.length - keep + j;
+          if (at >= 1) targets[b * keep + j] = BigInt(s[at]);
+        }
+      });
+      const out = await sess.run(this.feeds(p, chunk.length, keep, targets), ['target_logprobs']);
       const lp = out.target_logprobs.data as Float32Array;
       chunk.forEach((k, b) => {
-        const n = inputs[b].length;
-        result[work[k].i] = lp.slice(b * p.len + p.len - n, (b + 1) * p.len);
+        result[work[k].i] = lp.slice((b + 1) * keep - work[k].tail, (b + 1) * keep);
       });
     }
     return result;
@@ -184,9 +199,9 @@ class OrtEngine implements Engine {
         throw new Error('scoreContinuations: an empty context cannot predict the first continuation token (prepend a BOS or other context)');
       }
     }
-    const lps = await this.tokenLogprobs(items.map((it) => [...it.context, ...it.continuation]));
+    const lps = await this.tailLogprobs(items.map((it) => [...it.context, ...it.continuation]), items.map((it) => it.continuation.length));
     return items.map((it, i) => {
-      const logprobs = lps[i].slice(lps[i].length - it.continuation.length);
+      const logprobs = lps[i];
       let sum = 0;
       for (const v of logprobs) sum += v;
       return { logprobs, sum };
