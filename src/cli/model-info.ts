@@ -1,6 +1,6 @@
 // `hack-tokenizer info --model <dir|repo id>`: what a model directory holds.
 import type { Command } from 'commander';
-import { resolveModel } from '../io/hub.ts';
+import { resolveModelForCli } from './download.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { formatSummary, summarizeModel } from '../io/summary.ts';
 
@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .requiredOption('--model <dir|repo-id>', 'model directory or Hugging Face repo id')
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { model: string; json?: boolean }) => {
-      const dir = await resolveModel(opts.model);
+      const dir = await resolveModelForCli(opts.model);
       const s = summarizeModel(await loadModelDir(dir));
       process.stdout.write((opts.json ? JSON.stringify(s, null, 2) : formatSummary(s)) + '\n');
     });

@@ -62,6 +62,9 @@ function idField(v: unknown): number | number[] | null {
   return null;
 }
 
+/** Model types whose transformers config class defaults to tie_word_embeddings=false. */
+const UNTIED_BY_DEFAULT = new Set(['llama', 'qwen2', 'mistral']);
+
 export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(file, 'expected a JSON object');
   const r = raw as Record<string, unknown>;
@@ -107,8 +110,11 @@ export function parseConfig(raw: unknown, file = 'config.json'): ModelConfig {
     ropeTheta,
     ropeScaling,
     maxPositionEmbeddings: num(r, 'max_position_embeddings', file, 2048),
-    // transformers' default for tie_word_embeddings is true (PretrainedConfig).
-    tieWordEmbeddings: r.tie_word_embeddings === undefined ? true : r.tie_word_embeddings === true,
+    // When the field is absent, transformers falls back to the model class's default: false for
+    // LlamaConfig, Qwen2Config and MistralConfig, true for PretrainedConfig in general.
+    tieWordEmbeddings: r.tie_word_embeddings === undefined
+      ? !UNTIED_BY_DEFAULT.has(modelType)
+      : r.tie_word_embeddings === true,
     attentionBias: r.attention_bias === true || (r.attention_bias === undefined && modelTypeDefaultsBias),
     mlpBias: r.mlp_bias === true,
     hiddenAct: typeof r.hidden_act === 'string' ? r.hidden_act : 'silu',
