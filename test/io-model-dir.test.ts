@@ -72,7 +72,9 @@ test('config: rope scaling in both forms, defaults, withVocabSize keeps the form
   }
   assert.deepEqual([v4.format, v5.format], ['v4', 'v5']);
   const d = parseConfig(base);
-  assert.deepEqual([d.numKvHeads, d.headDim, d.ropeTheta, d.tieWordEmbeddings, d.dtype], [4, 16, 10000, true, 'float32']);
+  // absent tie_word_embeddings: LlamaConfig's default (false); a generic model type: PretrainedConfig's (true)
+  assert.deepEqual([d.numKvHeads, d.headDim, d.ropeTheta, d.tieWordEmbeddings, d.dtype], [4, 16, 10000, false, 'float32']);
+  assert.equal(parseConfig({ ...base, model_type: 'gpt_neox_like' }).tieWordEmbeddings, true);
   const wider = withVocabSize(v5, 128);
   assert.equal(wider.vocab_size, 128);
   assert.ok('rope_parameters' in wider && !('rope_theta' in wider));
