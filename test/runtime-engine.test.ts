@@ -144,6 +144,14 @@ test('sampleNext: greedy ties go to the lowest id; top-p keeps the nucleus; freq
   assert.ok(Math.abs(counts[0] / 20000 - 0.5) < 0.02 && Math.abs(counts[2] / 20000 - 0.2) < 0.02, `counts ${counts}`);
   for (let i = 0; i < 200; i++) assert.notEqual(sampleNext(logits, { temperature: 1, topP: 0.7 }, rand), 2);
   for (let i = 0; i < 200; i++) assert.equal(sampleNext(logits, { temperature: 1, topP: 0.4 }, rand), 0);
+  const k2 = [0, 0, 0];
+  for (let i = 0; i < 20000; i++) k2[sampleNext(logits, { temperature: 1, topK: 2 }, rand)]++;
+  assert.equal(k2[2], 0);
+  assert.ok(Math.abs(k2[0] / 20000 - 0.625) < 0.02, `top-k 2 renormalizes: ${k2}`);
+  // temperature 0.5 squares the odds: p ∝ 0.25, 0.09, 0.04
+  const t2 = [0, 0, 0];
+  for (let i = 0; i < 20000; i++) t2[sampleNext(logits, { temperature: 0.5 }, rand)]++;
+  assert.ok(Math.abs(t2[0] / 20000 - 0.25 / 0.38) < 0.02, `temperature: ${t2}`);
 });
 
 test('RoPE inverse frequencies: default, linear and llama3 scaling as transformers computes them', () => {

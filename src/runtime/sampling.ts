@@ -38,28 +38,41 @@ export function sampleNext(logits: Float32Array, opts: SamplingOptions, rand: ()
   const t = opts.temperature ?? 0;
   if (!(t > 0)) return argmax(logits);
   const n = logits.length;
-  let idx = Array.from({ length: n }, (_, i) => i);
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
+  // Probabilities over the whole vocabulary (exact normalization), O(V).
+  const w = new Float64Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) { w[i] = Math.exp((logits[i] - max) / t); total += w[i]; }
   const k = opts.topK && opts.topK > 0 ? Math.min(opts.topK, n) : n;
-  idx.sort((a, b) => logits[b] - logits[a] || a - b);
-  idx = idx.slice(0, k);
-  const max = logits[idx[0]];
-  let probs = idx.map((i) => Math.exp((logits[i] - max) / t));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / sum);
   const p = opts.topP ?? 1;
+  if (k === n && p >= 1) return pick(w, null, total, rand);
+  // Only tokens that can be in the top-k / nucleus need sorting: those with weight >= 1e-12 of the max
+  // hold all but a negligible mass; sort everything if they do not reach top-p.
+  let cand: number[] = [];
+  for (let i = 0; i < n; i++) if (w[i] >= 1e-12) cand.push(i);
+  let candMass = 0;
+  for (const i of cand) candMass += w[i];
+  if (cand.length < k && candMass / total < p) cand = Array.from({ length: n }, (_, i) => i);
+  cand.sort((a, b) => w[b] - w[a] || a - b);
+  cand = cand.slice(0, k);
   if (p < 1) {
     let acc = 0;
     let keep = 0;
-    while (keep < probs.length) { acc += probs[keep++]; if (acc >= p) break; }
-    idx = idx.slice(0, keep);
-    probs = probs.slice(0, keep);
-    sum = probs.reduce((a, b) => a + b, 0);
-    probs = probs.map((q) => q / sum);
+    while (keep < cand.length) { acc += w[cand[keep++]] / total; if (acc >= p) break; }
+    cand = cand.slice(0, keep);
   }
-  let r = rand();
-  for (let i = 0; i < probs.length; i++) {
-    r -= probs[i];
-    if (r < 0) return idx[i];
+  let mass = 0;
+  for (const i of cand) mass += w[i];
+  return pick(w, cand, mass, rand);
+}
+
+function pick(w: Float64Array, cand: number[] | null, mass: number, rand: () => number): number {
+  let r = rand() * mass;
+  if (!cand) {
+    for (let i = 0; i < w.length; i++) { r -= w[i]; if (r < 0) return i; }
+    return w.length - 1;
   }
-  return idx[idx.length - 1];
+  for (const i of cand) { r -= w[i]; if (r < 0) return i; }
+  return cand[cand.length - 1];
 }
