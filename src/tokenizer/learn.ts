@@ -69,10 +69,10 @@ function describe(model: BpeModel, token: string, frequency: number, merge: [str
   };
 }
 
-export function learnTokens(tok: LoadedTokenizer, freq: WordFrequencies, opts: LearnOptions): LearnResult {
+export function learnTokens(tok: LoadedTokenizer, freq: WordFrequencies, opts: LearnOptions, bpe?: BpeModel): LearnResult {
   if (!Number.isInteger(opts.numTokens) || opts.numTokens < 1) throw new Error(`--num-tokens must be a positive integer (got ${opts.numTokens})`);
   if (freq.words.length === 0) throw new Error('the corpus has no words (empty corpus?)');
-  const model = bpeModelOf(tok.json);
+  const model = bpe ?? bpeModelOf(tok.json);
   return opts.method === 'continue' ? learnContinue(model, freq, opts) : learnFresh(model, freq, opts);
 }
 
@@ -202,6 +202,6 @@ export async function learnTokensFromCorpus(
   const model = bpeModelOf(tok.json);
   const freq = await countWords(tok, model.kind, corpus, opts.onCorpusProgress);
   if (freq.words.length === 0) throw new Error(`--corpus ${corpus.join(' ')}: no text (empty corpus)`);
-  const result = learnTokens(tok, freq, opts);
+  const result = learnTokens(tok, freq, opts, model);
   return tokenList(tokenizerPath, corpus, opts, result, freq, (performance.now() - t0) / 1000);
 }
