@@ -1,0 +1,45 @@
+// Deterministic sampling helpers (seeded), shared by FertilityBoost and generation-based metrics.
+
+/** Mulberry32: a small, fast, seedable PRNG with values in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function argmax(row: Float32Array, offset = 0, width = row.length - offset): number {
+  let best = 0;
+  let bestV = -Infinity;
+  for (let j = 0; j < width; j++) {
+    const v = row[offset + j];
+    if (v > bestV) { bestV = v; best = j; }
+  }
+  return best;
+}
+
+/**
+ * Draw `draws.length` samples from softmax(row / temperature) for one position, one per uniform
+ * in `draws` (each run gets its own uniform, the exponentials are computed once).
+ */
+export function sampleMany(row: Float32Array, offset: number, width: number, temperature: number, draws: number[], scratch: Float64Array): number[] {
+  let max = -Infinity;
+  for (let j = 0; j < width; j++) if (row[offset + j] > max) max = row[offset + j];
+  let sum = 0;
+  for (let j = 0; j < width; j++) { sum += Math.exp((row[offset + j] - max) / temperature); scratch[j] = sum; }
+  // scratch holds the cumulative sums: binary search each draw
+  return draws.map((u) => {
+    const target = u * sum;
+    let lo = 0;
+    let hi = width - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (scratch[mid] > target) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  });
+}

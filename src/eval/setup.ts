@@ -1,0 +1,62 @@
+// Builds an EvalSetup from model directories: the engine, the tokenizers on the input and output
+// sides, the added ids, and the original model's generation for decode-speed comparisons.
+import * as path from 'node:path';
+import { loadModelDir } from '../io/model-dir.ts';
+import { loadTokenizer } from '../tokenizer/load.ts';
+import { loadEngine, type Engine } from '../runtime/engine.ts';
+import { addedIds, codecOf } from './codec.ts';
+import { generateExtended, newTokenMap } from '../runtime/extended-decoding.ts';
+import type { EvalSetup } from './evaluate.ts';
+
+export interface SetupOptions {
+  /** The original (base) model directory: its tokenizer encodes the input (the research's setup). */
+  encodeWith?: string;
+  /** The original model: its tokenizer identifies the added ids and it generates for decode-speed (no input change). */
+  original?: string;
+  threads?: number;
+  /** Load the original model's engine too (decode-speed comparison). */
+  originalEngine?: boolean;
+}
+
+export interface LoadedSetup { setup: EvalSetup; engines: Engine[] }
+
+export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Promise<LoadedSetup> {
+  const model = await loadModelDir(modelDir);
+  const tok = await loadTokenizer(model.tokenizerPath);
+  const engine = await loadEngine(model, { threads: opts.threads });
+  const engines: Engine[] = [engine];
+  const origDir = opts.encodeWith ?? opts.original;
+  const modelCodec = codecOf(tok);
+  const setup: EvalSetup = {
+    engine, model: path.resolve(modelDir), modelCodec, inputCodec: modelCodec, inputTokenizer: path.resolve(model.tokenizerPath),
+    input: 'extended', eosIds: engine.eosIds,
+  };
+  if (origDir) {
+    const orig = await loadModelDir(origDir);
+    const otok = await loadTokenizer(orig.tokenizerPath);
+    const ocodec = codecOf(otok);
+    const added = addedIds(otok, tok);
+    setup.originalCodec = ocodec;
+    setup.isNew = (id) => added.has(id);
+    if (opts.encodeWith) {
+      setup.inputCodec = ocodec;
+      setup.inputTokenizer = path.resolve(orig.tokenizerPath);
+      setup.input = 'original';
+      // the research's setup, decoding fixed: new tokens the model emits are fed back as their original ids
+      const map = await newTokenMap(tok, otok);
+      setup.generate = async (prompt, n) => {
+        const { ids } = await generateExtended(engine, map, await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });
+        return { ids, text: await modelCodec.decode(ids) };
+      };
+    }
+    if (opts.originalEngine) {
+      const oeng = await loadEngine(orig, { threads: opts.threads });
+      engines.push(oeng);
+      setup.originalGenerate = async (prompt, n) => {
+        const ids = await oeng.generate(await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });
+        return { ids, text: await ocodec.decode(ids) };
+      };
+    }
+  }
+  return { setup, engines };
+}
