@@ -91,6 +91,9 @@ async function runLoop(
   const st: LoopState = { step: 0, items: 0, firstLoss: NaN, ema: NaN };
   if (ctl.resume && ctl.resume.progress.phase === phase) {
     const p = ctl.resume.progress;
+    if (p.totalSteps !== sched.totalSteps) {
+      throw new Error(`--resume: the checkpoint was made for ${p.totalSteps} steps, this run has ${sched.totalSteps} (different data or options); use another --work-dir or drop --resume`);
+    }
     for (const [name, a] of Object.entries(arrays)) {
       const saved = ctl.resume.arrays[name];
       if (!saved || saved.length !== a.length) throw new Error(`checkpoint: "${name}" is missing or has the wrong size (${saved?.length} vs ${a.length})`);
