@@ -137,3 +137,11 @@ test('tune --rows both (untied): input and output rows move, everything else is 
     await fsp.rm(root, { recursive: true, force: true });
   }
 });
+
+test('tune CLI: bad flags are reported by name before any work', async () => {
+  const { buildProgram } = await import('../src/cli/main.ts');
+  const run = (extra: string[]) => buildProgram().parseAsync(['node', 'hack-tokenizer', 'tune', '--model', 'm', '--base', 'b', '--corpus', 'c', '--out', 'o', ...extra]);
+  await assert.rejects(run(['--rows', 'middle']), /--rows: expected output, input or both/);
+  await assert.rejects(run(['--method', 'sgd']), /--method: expected adam or seed-heuristic/);
+  await assert.rejects(run(['--rows', 'both', '--method', 'seed-heuristic']), /seed-heuristic only applies to --rows output/);
+});
