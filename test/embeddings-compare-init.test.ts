@@ -23,14 +23,16 @@ import {
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const execFileP = promisify(execFile);
 
-test('scoreTarget: rank counts strictly larger logits, log-prob is the log-softmax', () => {
+test('scoreTarget: mid-rank among all logits, log-prob is the log-softmax', () => {
   const logits = Float32Array.from([1, 3, 2, 3]);
   const lse = Math.log(Math.exp(1) + 2 * Math.exp(3) + Math.exp(2));
   const a = scoreTarget(logits, 2);
   assert.equal(a.rank, 3);
   assert.ok(Math.abs(a.logprob - (2 - lse)) < 1e-6);
-  assert.equal(scoreTarget(logits, 1).rank, 1); // a tie does not push the target down
+  assert.equal(scoreTarget(logits, 1).rank, 1.5); // tied with one other logit for the top
   assert.equal(scoreTarget(logits, 0).rank, 4);
+  assert.equal(scoreTarget(Float32Array.from([0, 0, 0, 0, -1]), 2).rank, 2.5); // four-way tie
+  assert.equal(scoreTarget(Float32Array.from([5, 1]), 0).rank, 1);
   assert.throws(() => scoreTarget(logits, 4), /outside/);
 });
 

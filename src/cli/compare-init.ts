@@ -111,7 +111,8 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime threads (default: one per physical core)')
     .option('--out <dir>', 'output directory: results.csv, results.md, samples.csv, chart.svg, chart.vl.json, run.json')
     .addHelpText('after', `
-Metrics per method (over the same probes): median rank of the new token (1 = most likely), mean
+Metrics per method (over the same probes): median rank of the new token (1 = most likely; ties
+take the mid-rank: 1 + larger logits + equal other logits / 2), mean
 reciprocal rank, top-1 / top-10 rates, mean log-probability, and "wins": the probes on which the
 method gave the best rank (a tie in rank goes to the higher log-probability; exact ties share the win).
 Deterministic for a given --seed.`)

@@ -89,7 +89,11 @@ export async function sampleOccurrences(
 }
 
 export interface TargetScore {
-  /** 1 = the most likely token; ties count in the target's favour (1 + number of strictly larger logits). */
+  /**
+   * 1 = the most likely token. Ties take the mid-rank: 1 + (larger logits) + (other equal logits) / 2,
+   * so a row that merely copies another (`first`) or a value shared by every new token (`zero`) does
+   * not get the best rank for free.
+   */
   rank: number;
   /** log softmax of the target's logit over all logits. */
   logprob: number;
@@ -100,14 +104,16 @@ export function scoreTarget(logits: Float32Array, target: number): TargetScore {
   const x = logits[target];
   let max = -Infinity;
   let above = 0;
+  let equal = 0;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i];
     if (v > max) max = v;
     if (v > x) above++;
+    else if (v === x) equal++;
   }
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  return { rank: above + 1, logprob: x - max - Math.log(sum) };
+  return { rank: 1 + above + (equal - 1) / 2, logprob: x - max - Math.log(sum) };
 }
 
 export interface MethodSummary {
