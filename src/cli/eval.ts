@@ -9,7 +9,7 @@ import { loadSetup } from '../eval/setup.ts';
 import { textPrefix } from '../eval/bpb.ts';
 import { formatResults } from '../eval/summary.ts';
 import { progressBar, info } from './progress.ts';
-import { ASSETS_DIR } from './demo.ts';
+import { ASSETS_DIR } from './assets-dir.ts';
 
 interface EvalFlags {
   model: string; encodeWith?: string; original?: string; metrics?: string; bench?: string; pt?: string; en?: string; out?: string;

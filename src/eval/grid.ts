@@ -1,0 +1,222 @@
+// Experiment grid: models x num_tokens x method x mode x init x stage x input mode. Each cell's
+// results are one JSON file in <out>/cells/ (written atomically), so an interrupted run resumes
+// where it stopped; shared artifacts (tokens.json, extended models) are reused when present.
+import { existsSync, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import { writeFileAtomic } from '../io/atomic.ts';
+import type { EvalResults } from './results.ts';
+import { BENCHMARKS, METRICS, type BenchName, type MetricName } from './evaluate.ts';
+import { renderReport, rowOf, toCsv, type CellMeta, type ResultRow } from './report.ts';
+
+export const STAGES = ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING'] as const;
+export type Stage = (typeof STAGES)[number];
+export type InputMode = 'extended' | 'original';
+
+export interface GridConfig {
+  models: string[];
+  corpus: string[];
+  numTokens: number[];
+  methods: string[];
+  modes: string[];
+  inits: string[];
+  stages: Stage[];
+  inputs: InputMode[];
+  metrics: MetricName[];
+  bench: BenchName[];
+  pt?: string;
+  en?: string;
+  /** Use only the first N bytes of pt / en (documented subset). */
+  maxBytes?: number;
+  calameptRows?: 'all' | 'handwritten' | 'generated';
+  mmluSubjects?: string[];
+  boostTexts?: number;
+  boostRuns?: number;
+  threads?: number;
+  /** Options for the INITIALIZED_WITH_TRAINING stage (passed to the tuning step). */
+  tune?: Record<string, unknown>;
+}
+
+export class GridConfigError extends Error {
+  constructor(readonly file: string, message: string) { super(`--config ${file}: ${message}`); this.name = 'GridConfigError'; }
+}
+
+function list<T>(file: string, raw: Record<string, unknown>, key: string, check: (v: unknown) => v is T, def?: T[]): T[] {
+  const v = raw[key];
+  if (v === undefined) {
+    if (def) return def;
+    throw new GridConfigError(file, `"${key}" is required`);
+  }
+  const arr = Array.isArray(v) ? v : [v];
+  if (arr.length === 0 || !arr.every(check)) throw new GridConfigError(file, `"${key}" must be a non-empty list (got ${JSON.stringify(v)})`);
+  return arr as T[];
+}
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+
+/** Parse and validate a grid config (JSON or YAML text). Relative paths resolve against `baseDir`. */
+export function parseGridConfig(text: string, file: string, baseDir = path.dirname(file)): GridConfig {
+  let raw: unknown;
+  try { raw = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text); } catch (e) {
+    throw new GridConfigError(file, `not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(e as Error).message})`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new GridConfigError(file, 'expected an object with models, corpus, numTokens, ...');
+  const r = raw as Record<string, unknown>;
+  const known = new Set(['models', 'corpus', 'numTokens', 'methods', 'modes', 'inits', 'stages', 'inputs', 'metrics', 'bench', 'pt', 'en', 'maxBytes', 'calameptRows', 'mmluSubjects', 'boostTexts', 'boostRuns', 'threads', 'tune']);
+  const unknown = Object.keys(r).filter((k) => !known.has(k));
+  if (unknown.length) throw new GridConfigError(file, `unknown key(s) ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
+  // a model is a directory (relative to the config file) or, when no such directory exists, a Hub id
+  const resolve = (p: string) => (existsSync(path.resolve(baseDir, p)) || !/^[\w.-]+\/[\w.-]+$/.test(p) ? path.resolve(baseDir, p) : p);
+  const stages = list(file, r, 'stages', isStr, ['BASELINE', 'INITIALIZED_NO_TRAINING']);
+  const badStage = stages.filter((s) => !(STAGES as readonly string[]).includes(s));
+  if (badStage.length) throw new GridConfigError(file, `unknown stage(s) ${badStage.join(', ')} (known: ${STAGES.join(', ')})`);
+  const inputs = list(file, r, 'inputs', isStr, ['extended']);
+  if (inputs.some((i) => i !== 'extended' && i !== 'original')) throw new GridConfigError(file, `"inputs" must hold "extended" and/or "original"`);
+  const metrics = list(file, r, 'metrics', isStr, ['fertility', 'bpb']);
+  const badM = metrics.filter((m) => !(METRICS as readonly string[]).includes(m));
+  if (badM.length) throw new GridConfigError(file, `unknown metric(s) ${badM.join(', ')} (known: ${METRICS.join(', ')})`);
+  const bench = r.bench === undefined ? [] : list(file, r, 'bench', isStr);
+  const badB = bench.filter((b) => !(BENCHMARKS as readonly string[]).includes(b));
+  if (badB.length) throw new GridConfigError(file, `unknown benchmark(s) ${badB.join(', ')} (known: ${BENCHMARKS.join(', ')})`);
+  const opt = <T>(key: string, check: (v: unknown) => v is T, what: string): T | undefined => {
+    if (r[key] === undefined) return undefined;
+    if (!check(r[key])) throw new GridConfigError(file, `"${key}" must be ${what} (got ${JSON.stringify(r[key])})`);
+    return r[key] as T;
+  };
+  const rows = opt('calameptRows', (v): v is string => v === 'all' || v === 'handwritten' || v === 'generated', '"all", "handwritten" or "generated"');
+  const cfg: GridConfig = {
+    models: list(file, r, 'models', isStr).map(resolve),
+    corpus: stages.some((s) => s !== 'BASELINE') ? list(file, r, 'corpus', isStr).map((p) => path.resolve(baseDir, p)) : [],
+    numTokens: stages.some((s) => s !== 'BASELINE') ? list(file, r, 'numTokens', isPosInt) : [],
+    methods: list(file, r, 'methods', isStr, ['continue']),
+    modes: list(file, r, 'modes', isStr, ['merges']),
+    inits: list(file, r, 'inits', isStr, ['mean']),
+    stages: stages as Stage[],
+    inputs: inputs as InputMode[],
+    metrics: metrics as MetricName[],
+    bench: bench as BenchName[],
+    pt: opt('pt', isStr, 'a file path'),
+    en: opt('en', isStr, 'a file path'),
+    maxBytes: opt('maxBytes', isPosInt, 'a positive integer'),
+    calameptRows: rows as GridConfig['calameptRows'],
+    mmluSubjects: r.mmluSubjects === undefined ? undefined : list(file, r, 'mmluSubjects', isStr),
+    boostTexts: opt('boostTexts', isPosInt, 'a positive integer'),
+    boostRuns: opt('boostRuns', isPosInt, 'a positive integer'),
+    threads: opt('threads', isPosInt, 'a positive integer'),
+    tune: opt('tune', (v): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v), 'an object'),
+  };
+  if (cfg.pt) cfg.pt = path.resolve(baseDir, cfg.pt);
+  if (cfg.en) cfg.en = path.resolve(baseDir, cfg.en);
+  if (cfg.methods.some((m) => m !== 'fresh' && m !== 'continue')) throw new GridConfigError(file, '"methods" must hold "fresh" and/or "continue"');
+  if (cfg.modes.some((m) => m !== 'added' && m !== 'merges')) throw new GridConfigError(file, '"modes" must hold "added" and/or "merges"');
+  return cfg;
+}
+
+export async function readGridConfig(file: string): Promise<GridConfig> {
+  let text: string;
+  try { text = await fsp.readFile(file, 'utf8'); } catch (e) {
+    throw new GridConfigError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return parseGridConfig(text, file);
+}
+
+export const slug = (s: string) => s.replace(/^.*[\\/](?=[^\\/]+$)/, '').replace(/[^A-Za-z0-9.+-]+/g, '_').replace(/^_+|_+$/g, '') || 'x';
+
+/** Every cell of the grid, baselines first (a baseline does not depend on N, method, mode, init). */
+export function enumerateCells(cfg: GridConfig): CellMeta[] {
+  const cells: CellMeta[] = [];
+  for (const model of cfg.models) {
+    const m = slug(model);
+    if (cfg.stages.includes('BASELINE')) {
+      cells.push({ id: `${m}__BASELINE`, model, stage: 'BASELINE', input: 'original', numTokens: 0, method: '-', mode: '-', init: '-' });
+    }
+    for (const stage of cfg.stages.filter((s) => s !== 'BASELINE')) {
+      for (const n of cfg.numTokens) for (const method of cfg.methods) for (const mode of cfg.modes) for (const init of cfg.inits) for (const input of cfg.inputs) {
+        cells.push({ id: `${m}__${stage}__N${n}__${method}__${mode}__${slug(init)}__${input}`, model, stage, input, numTokens: n, method, mode, init });
+      }
+    }
+  }
+  return cells;
+}
+
+/** The pipeline steps a grid needs (injected, so the grid logic is testable with fakes). */
+export interface GridSteps {
+  /** Write tokens.json with (at least) `numTokens` new tokens, best first. */
+  learnTokens(model: string, method: string, numTokens: number, corpus: string[], outFile: string): Promise<void>;
+  /** Write an extended model directory with the first `numTokens` tokens of `tokensFile`. */
+  extendModel(model: string, tokensFile: string, numTokens: number, mode: string, init: string, outDir: string): Promise<void>;
+  /** Tune the new rows (stage INITIALIZED_WITH_TRAINING); absent until tuning exists. */
+  tune?: (extendedDir: string, baseModel: string, outDir: string, opts: Record<string, unknown>) => Promise<void>;
+  /** Evaluate a model directory; `original` is the base model (added-token ids, --encode-with when input is original). */
+  evaluate(cell: CellMeta, modelDir: string, original: string | null): Promise<EvalResults>;
+}
+
+export interface CellRecord { meta: CellMeta; results: EvalResults }
+
+export interface GridProgress {
+  cell(i: number, total: number, meta: CellMeta, status: 'skipped' | 'running' | 'done'): void;
+}
+
+const exists = (p: string) => fsp.access(p).then(() => true, () => false);
+
+export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps, progress?: GridProgress): Promise<{ records: CellRecord[]; ran: number; skipped: number }> {
+  if (cfg.stages.includes('INITIALIZED_WITH_TRAINING') && !steps.tune) {
+    throw new Error('stage INITIALIZED_WITH_TRAINING needs embedding tuning, which is not available in this build');
+  }
+  const cells = enumerateCells(cfg);
+  const cellsDir = path.join(outDir, 'cells');
+  const art = path.join(outDir, 'artifacts');
+  await fsp.mkdir(cellsDir, { recursive: true });
+  const maxN = Math.max(0, ...cfg.numTokens);
+  const records: CellRecord[] = [];
+  let ran = 0;
+  let skipped = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const meta = cells[i];
+    const file = path.join(cellsDir, `${meta.id}.json`);
+    if (await exists(file)) {
+      records.push(JSON.parse(await fsp.readFile(file, 'utf8')) as CellRecord);
+      skipped++;
+      progress?.cell(i, cells.length, meta, 'skipped');
+      continue;
+    }
+    progress?.cell(i, cells.length, meta, 'running');
+    let modelDir = meta.model;
+    let original: string | null = null;
+    if (meta.stage !== 'BASELINE') {
+      const mdir = path.join(art, slug(meta.model));
+      const tokensFile = path.join(mdir, `tokens-${meta.method}-N${maxN}.json`);
+      if (!(await exists(tokensFile))) await steps.learnTokens(meta.model, meta.method, maxN, cfg.corpus, tokensFile);
+      const extDir = path.join(mdir, `N${meta.numTokens}-${meta.method}-${meta.mode}-${slug(meta.init)}`);
+      if (!(await exists(path.join(extDir, 'config.json')))) await steps.extendModel(meta.model, tokensFile, meta.numTokens, meta.mode, meta.init, extDir);
+      modelDir = extDir;
+      if (meta.stage === 'INITIALIZED_WITH_TRAINING') {
+        const tunedDir = `${extDir}-tuned`;
+        if (!(await exists(path.join(tunedDir, 'config.json')))) await steps.tune!(extDir, meta.model, tunedDir, cfg.tune ?? {});
+        modelDir = tunedDir;
+      }
+      original = meta.model;
+    }
+    const results = await steps.evaluate(meta, modelDir, original);
+    const rec: CellRecord = { meta, results };
+    await writeFileAtomic(file, JSON.stringify(rec, null, 1) + '\n');
+    records.push(rec);
+    ran++;
+    progress?.cell(i, cells.length, meta, 'done');
+  }
+  return { records, ran, skipped };
+}
+
+/** results.csv, results.json and report.html for the records (each written atomically). */
+export async function writeGridOutputs(outDir: string, cfg: GridConfig | null, records: CellRecord[], title: string, notes: string[] = []): Promise<{ rows: ResultRow[]; files: string[] }> {
+  const rows = records.map((r) => rowOf(r.meta, r.results));
+  const files = [path.join(outDir, 'results.csv'), path.join(outDir, 'results.json'), path.join(outDir, 'report.html')];
+  await writeFileAtomic(files[0], toCsv(rows));
+  await writeFileAtomic(files[1], JSON.stringify({ version: 1, config: cfg, rows, cells: records }, null, 1) + '\n');
+  const subsets = [...new Set(records.flatMap((r) => Object.entries(r.results.subsets).map(([k, v]) => `${k}: ${v}`)))];
+  await writeFileAtomic(files[2], await renderReport(rows, {
+    title, subtitle: `${rows.length} cell(s); generated ${new Date().toISOString()}`,
+    notes: [...notes, ...subsets.map((s) => `Subset — ${s}`)],
+  }));
+  return { rows, files };
+}

@@ -1,0 +1,70 @@
+// The real grid steps: learn tokens (src/tokenizer), extend + initialize (src/embeddings),
+// evaluate (this module) — each step writes its output atomically.
+import { promises as fsp } from 'node:fs';
+import { resolveModel } from '../io/hub.ts';
+import { loadModelDir } from '../io/model-dir.ts';
+import { loadTokenizer } from '../tokenizer/load.ts';
+import { learnTokensFromCorpus } from '../tokenizer/learn.ts';
+import { readTokensFile, writeTokensFile, type TokensMethod } from '../tokenizer/tokens-file.ts';
+import type { ExtendMode } from '../tokenizer/extend.ts';
+import { extendModel } from '../embeddings/extend-model.ts';
+import { evaluate, type EvalOptions } from './evaluate.ts';
+import { loadSetup } from './setup.ts';
+import type { GridConfig, GridSteps } from './grid.ts';
+import type { CellMeta } from './report.ts';
+import { textPrefix } from './bpb.ts';
+import type { ProgressFn } from './engine-api.ts';
+
+export interface PipelineHooks {
+  onStage?: (label: string) => { tick: ProgressFn; stop: () => void };
+  benchFiles: EvalOptions['benchFiles'];
+}
+
+async function readHeldOut(file: string | undefined, maxBytes?: number) {
+  if (!file) return undefined;
+  const text = await fsp.readFile(file, 'utf8').catch((e) => { throw new Error(`${file}: cannot read the held-out text (${e.code ?? e.message})`); });
+  return { file, text: textPrefix(text, maxBytes) };
+}
+
+export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps {
+  let texts: EvalOptions['texts'] | null = null;
+  const subsets: Record<string, string> = {};
+  if (cfg.maxBytes) subsets.texts = `first ${cfg.maxBytes} bytes of each held-out file`;
+  if (cfg.calameptRows && cfg.calameptRows !== 'all') subsets.calamept = `${cfg.calameptRows} CalamePT rows only`;
+  return {
+    async learnTokens(model, method, numTokens, corpus, outFile) {
+      const dir = await resolveModel(model);
+      const m = await loadModelDir(dir);
+      const tok = await loadTokenizer(m.tokenizerPath);
+      const s = hooks.onStage?.(`learning ${numTokens} ${method} tokens`);
+      const list = await learnTokensFromCorpus(tok, m.tokenizerPath, corpus, {
+        method: method as TokensMethod, numTokens, onProgress: (p) => s?.tick(p.accepted, p.target),
+      });
+      s?.stop();
+      await writeTokensFile(outFile, list);
+    },
+    async extendModel(model, tokensFile, numTokens, mode, init, outDir) {
+      const list = await readTokensFile(tokensFile);
+      await extendModel({ model: await resolveModel(model), tokens: list.tokens.slice(0, numTokens), mode: mode as ExtendMode, init, out: outDir });
+    },
+    async evaluate(cell: CellMeta, modelDir: string, original: string | null) {
+      texts ??= { pt: await readHeldOut(cfg.pt, cfg.maxBytes), en: await readHeldOut(cfg.en, cfg.maxBytes) };
+      const base = original ? await resolveModel(original) : undefined;
+      const wantsDecode = cfg.metrics.includes('decode-speed') || cfg.metrics.includes('repetition');
+      const { setup, engines } = await loadSetup(await resolveModel(modelDir), {
+        encodeWith: cell.input === 'original' && base ? base : undefined, original: base, threads: cfg.threads, originalEngine: wantsDecode && !!base,
+      });
+      // metrics about added tokens do not apply to the original model
+      const metrics = cell.stage === 'BASELINE' ? cfg.metrics.filter((m) => m !== 'fertility-boost' && m !== 'efficiency') : cfg.metrics;
+      try {
+        return await evaluate(setup, {
+          metrics, bench: cfg.bench, texts: Object.fromEntries(Object.entries(texts).filter(([, v]) => v)), benchFiles: hooks.benchFiles,
+          calameFilter: cfg.calameptRows === 'handwritten' ? (r) => r.source === 'handwritten' : cfg.calameptRows === 'generated' ? (r) => r.source !== 'handwritten' : undefined,
+          mmluSubjects: cfg.mmluSubjects, boostTexts: cfg.boostTexts, boostRuns: cfg.boostRuns, subsets, onStage: hooks.onStage,
+        });
+      } finally {
+        for (const e of engines) await e.dispose();
+      }
+    },
+  };
+}

@@ -1,0 +1,196 @@
+// Experiment results as flat rows, CSV, and one self-contained HTML page whose charts are
+// Vega-Lite specs compiled and rendered to inline SVG in Node (no scripts, no network).
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { EvalResults } from './results.ts';
+
+export interface CellMeta {
+  id: string;
+  model: string;
+  stage: string;
+  input: 'extended' | 'original';
+  numTokens: number;
+  method: string;
+  mode: string;
+  init: string;
+}
+
+export interface ResultRow extends CellMeta {
+  fertility_pt?: number; fertility_en?: number;
+  bytes_per_token_pt?: number; bytes_per_token_en?: number;
+  bpb_pt?: number; bpb_en?: number; ppl_pt?: number; ppl_en?: number;
+  fertility_boost_greedy?: number; fertility_boost_mean?: number; fertility_boost_std?: number;
+  efficiency_gain?: number; fertility_output?: number;
+  chars_per_step?: number; chars_per_second?: number; repetition?: number;
+  calamept?: number; calamept_handwritten?: number; calamept_generated?: number; calamept_n?: number;
+  mmlu?: number; boolq_en?: number; copa_en?: number; boolq?: number; copa?: number; multirc?: number;
+  seconds?: number;
+}
+
+export const ROW_COLUMNS: Array<keyof ResultRow> = [
+  'id', 'model', 'stage', 'input', 'numTokens', 'method', 'mode', 'init',
+  'fertility_pt', 'fertility_en', 'bytes_per_token_pt', 'bytes_per_token_en', 'bpb_pt', 'bpb_en', 'ppl_pt', 'ppl_en',
+  'fertility_boost_greedy', 'fertility_boost_mean', 'fertility_boost_std', 'efficiency_gain', 'fertility_output',
+  'chars_per_step', 'chars_per_second', 'repetition',
+  'calamept', 'calamept_handwritten', 'calamept_generated', 'calamept_n', 'mmlu', 'boolq_en', 'copa_en', 'boolq', 'copa', 'multirc', 'seconds',
+];
+
+export function rowOf(meta: CellMeta, r: EvalResults): ResultRow {
+  const m = r.metrics;
+  const b = r.benchmarks;
+  return {
+    ...meta,
+    fertility_pt: m.fertility_input?.pt, fertility_en: m.fertility_input?.en,
+    bytes_per_token_pt: m.compression?.pt, bytes_per_token_en: m.compression?.en,
+    bpb_pt: m.bpb?.pt, bpb_en: m.bpb?.en, ppl_pt: m.bpb?.perplexity.pt, ppl_en: m.bpb?.perplexity.en,
+    fertility_boost_greedy: m.fertility_boost?.greedy, fertility_boost_mean: m.fertility_boost?.mean, fertility_boost_std: m.fertility_boost?.std,
+    efficiency_gain: m.efficiency_gain?.value, fertility_output: m.fertility_output?.mean,
+    chars_per_step: m.decode_speed?.extended.chars_per_step, chars_per_second: m.decode_speed?.extended.chars_per_second,
+    repetition: m.repetition?.extended,
+    calamept: b.calamept?.accuracy, calamept_handwritten: b.calamept?.handwritten.accuracy, calamept_generated: b.calamept?.generated.accuracy,
+    calamept_n: b.calamept?.n, mmlu: b.mmlu?.accuracy, boolq_en: b['boolq-en']?.accuracy, copa_en: b['copa-en']?.accuracy,
+    boolq: b.boolq?.accuracy, copa: b.copa?.accuracy, multirc: b.multirc?.accuracy,
+    seconds: Object.values(r.seconds).reduce((a, x) => a + x, 0),
+  };
+}
+
+function csvField(v: unknown): string {
+  if (v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv(rows: ResultRow[]): string {
+  return [ROW_COLUMNS.join(','), ...rows.map((r) => ROW_COLUMNS.map((c) => csvField(r[c])).join(','))].join('\n') + '\n';
+}
+
+export interface ChartSpec { id: string; title: string; note?: string; spec: vl.TopLevelSpec }
+
+const has = (rows: ResultRow[], k: keyof ResultRow) => rows.some((r) => typeof r[k] === 'number' && !Number.isNaN(r[k] as number));
+const label = (r: ResultRow) => (r.stage === 'BASELINE' ? 'baseline' : `${r.init} N=${r.numTokens}${r.method === 'continue' && r.mode === 'merges' ? '' : ` ${r.method}/${r.mode}`}${r.input === 'original' ? ' [orig. input]' : ''}`);
+const shortModel = (m: string) => m.split(/[\\/]/).filter(Boolean).pop() ?? m;
+
+/** The charts that the rows have data for. */
+export function chartSpecs(rows: ResultRow[]): ChartSpec[] {
+  const charts: ChartSpec[] = [];
+  const data = rows.map((r) => ({ ...r, model: shortModel(r.model), config: label(r) }));
+  const base = { width: 420, height: 240, background: 'white' } as const;
+  if (has(rows, 'fertility_pt')) {
+    // input fertility depends on the tokenizer only: one point per model x method x mode x N (baseline at N = 0)
+    const seen = new Set<string>();
+    const pts = data.filter((r) => r.fertility_pt !== undefined && (r.input === 'extended' || r.stage === 'BASELINE')).filter((r) => {
+      const k = `${r.model}|${r.method}|${r.mode}|${r.numTokens}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    }).flatMap((r) => [{ ...r, lang: 'pt', value: r.fertility_pt }, ...(r.fertility_en !== undefined ? [{ ...r, lang: 'en', value: r.fertility_en }] : [])]);
+    charts.push({
+      id: 'fertility', title: 'Input fertility (tokens per word) vs number of new tokens', note: 'N = 0 is the original tokenizer.',
+      spec: { ...base, data: { values: pts }, mark: { type: 'line', point: true },
+        encoding: { x: { field: 'numTokens', type: 'quantitative', title: 'new tokens (N)' }, y: { field: 'value', type: 'quantitative', title: 'tokens per word', scale: { zero: false } },
+          color: { field: 'model', type: 'nominal' }, strokeDash: { field: 'lang', type: 'nominal' } } },
+    });
+  }
+  const perConfig = (id: string, title: string, field: keyof ResultRow, yTitle: string, note?: string) => {
+    if (!has(rows, field)) return;
+    charts.push({
+      id, title, note,
+      spec: { ...base, data: { values: data.filter((r) => typeof r[field] === 'number') }, mark: 'bar',
+        encoding: { x: { field: 'config', type: 'nominal', title: null, axis: { labelAngle: -30, labelLimit: 220 } },
+          y: { field, type: 'quantitative', title: yTitle }, color: { field: 'stage', type: 'nominal' },
+          tooltip: [{ field: 'model' }, { field: 'config' }, { field: 'stage' }, { field: 'input' }, { field, type: 'quantitative', format: '.4f' }] } },
+    });
+  };
+  perConfig('bpb-pt', 'Bits per byte, PT held-out (lower is better)', 'bpb_pt', 'bits per byte', 'Tokenizer-independent; one bar per init method and N ([orig. input]: the original tokenizer encoded the input).');
+  perConfig('bpb-en', 'Bits per byte, EN held-out (lower is better)', 'bpb_en', 'bits per byte');
+  perConfig('calamept', 'CalamePT greedy accuracy', 'calamept', 'accuracy');
+  perConfig('mmlu', 'MMLU accuracy (zero-shot)', 'mmlu', 'accuracy');
+  perConfig('boolq-en', 'BoolQ (EN) accuracy', 'boolq_en', 'accuracy');
+  perConfig('copa-en', 'COPA (EN) accuracy', 'copa_en', 'accuracy');
+  if (has(rows, 'fertility_boost_greedy')) {
+    const pts = data.filter((r) => r.fertility_boost_greedy !== undefined).flatMap((r) => [
+      { ...r, temperature: 'T = 0 (greedy)', value: r.fertility_boost_greedy, lo: r.fertility_boost_greedy, hi: r.fertility_boost_greedy },
+      { ...r, temperature: 'T = 0.8 (mean of runs)', value: r.fertility_boost_mean, lo: (r.fertility_boost_mean ?? 0) - (r.fertility_boost_std ?? 0), hi: (r.fertility_boost_mean ?? 0) + (r.fertility_boost_std ?? 0) },
+    ]);
+    charts.push({
+      id: 'fertility-boost', title: 'FertilityBoost: share of positions where the model picks a new token', note: 'Teacher-forced on PT held-out paragraphs read through the original tokenizer; error bars: ±1 std over runs.',
+      spec: { ...base, data: { values: pts }, encoding: { x: { field: 'config', type: 'nominal', title: null, axis: { labelAngle: -30, labelLimit: 220 } }, xOffset: { field: 'temperature', type: 'nominal' } },
+        layer: [
+          { mark: 'bar', encoding: { y: { field: 'value', type: 'quantitative', title: 'share of positions', axis: { format: '%' } }, color: { field: 'temperature', type: 'nominal' } } },
+          { mark: { type: 'rule', color: 'black' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+        ] } as vl.TopLevelSpec,
+    });
+  }
+  // which init method wins (lowest PT bpb) within each model x N x method x mode x stage x input group
+  const groups = new Map<string, ResultRow[]>();
+  for (const r of rows) {
+    if (r.stage === 'BASELINE' || r.bpb_pt === undefined) continue;
+    const k = [r.model, r.numTokens, r.method, r.mode, r.stage, r.input].join('|');
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const wins = new Map<string, number>();
+  let contested = 0;
+  for (const g of groups.values()) {
+    if (g.length < 2) continue;
+    contested++;
+    const best = g.reduce((a, b) => (b.bpb_pt! < a.bpb_pt! ? b : a));
+    wins.set(best.init, (wins.get(best.init) ?? 0) + 1);
+  }
+  if (contested > 0) {
+    const inits = [...new Set(rows.filter((r) => r.stage !== 'BASELINE').map((r) => r.init))];
+    charts.push({
+      id: 'init-wins', title: 'Init-analysis wins: lowest PT bits per byte per comparison', note: `${contested} comparison(s): model x N x method x mode x stage x input.`,
+      spec: { ...base, data: { values: inits.map((init) => ({ init, wins: wins.get(init) ?? 0 })) }, mark: 'bar',
+        encoding: { x: { field: 'init', type: 'nominal', title: 'init method', axis: { labelAngle: 0 } }, y: { field: 'wins', type: 'quantitative', title: 'wins', axis: { tickMinStep: 1 } } } },
+    });
+  }
+  return charts;
+}
+
+export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try { return await view.toSVG(); } finally { view.finalize(); }
+}
+
+const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function fmt(v: unknown, col: string): string {
+  if (typeof v !== 'number') return v === undefined ? '' : esc(v);
+  if (Number.isNaN(v)) return '';
+  if (/^(calamept|mmlu|boolq|copa|multirc|fertility_boost|efficiency_gain|repetition)/.test(col) && col !== 'calamept_n') return (100 * v).toFixed(2) + '%';
+  if (Number.isInteger(v)) return String(v);
+  return v.toFixed(4);
+}
+
+export interface ReportOptions { title: string; subtitle?: string; notes?: string[] }
+
+export async function renderReport(rows: ResultRow[], opts: ReportOptions): Promise<string> {
+  const charts = chartSpecs(rows);
+  const svgs = await Promise.all(charts.map((c) => renderSvg(c.spec)));
+  const cols = ROW_COLUMNS.filter((c) => c === 'id' || rows.some((r) => r[c] !== undefined && !(typeof r[c] === 'number' && Number.isNaN(r[c] as number))));
+  const table = `<table><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>` +
+    rows.map((r) => `<tr>${cols.map((c) => `<td>${c === 'model' ? esc(shortModel(r.model)) : fmt(r[c], c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(opts.title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 6px} .sub,.note{color:#666;font-size:13px}
+.charts{display:flex;flex-wrap:wrap;gap:24px} .chart{border:1px solid #ddd;border-radius:6px;padding:10px;background:#fff}
+.chart h3{font-size:14px;margin:0 0 6px} table{border-collapse:collapse;font-size:12px;margin-top:8px;display:block;overflow-x:auto}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap} th{background:#f4f4f4;position:sticky;top:0} td:nth-child(-n+8){text-align:left}
+</style></head><body>
+<h1>${esc(opts.title)}</h1>
+${opts.subtitle ? `<div class="sub">${esc(opts.subtitle)}</div>` : ''}
+${(opts.notes ?? []).map((n) => `<p class="note">${esc(n)}</p>`).join('\n')}
+<h2>Charts</h2>
+<div class="charts">
+${charts.map((c, i) => `<div class="chart" id="chart-${esc(c.id)}" data-chart="${esc(c.id)}"><h3>${esc(c.title)}</h3>${svgs[i]}${c.note ? `<div class="note">${esc(c.note)}</div>` : ''}</div>`).join('\n')}
+</div>
+<h2>Results</h2>
+<p class="note">bpb: bits per UTF-8 byte (tokenizer-independent); ppl: per-token perplexity (depends on the tokenizer); input: which tokenizer encoded the input (extended = the model's own, original = the research's setup).</p>
+${table}
+</body></html>
+`;
+}

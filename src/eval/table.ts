@@ -1,0 +1,16 @@
+// The experiment rows as a fixed-width text table (printed by `demo` and `experiment`).
+import type { ResultRow } from './report.ts';
+
+const pct = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : (100 * x).toFixed(2) + '%');
+const num = (x?: number, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+
+export function formatTable(rows: ResultRow[]): string {
+  const head = ['stage', 'N', 'init', 'input', 'fert pt', 'fert en', 'bpb pt', 'bpb en', 'boost T=0', 'boost T=0.8', 'CalamePT'];
+  const body = rows.map((r) => [
+    r.stage, r.stage === 'BASELINE' ? '-' : String(r.numTokens), r.init, r.input, num(r.fertility_pt), num(r.fertility_en), num(r.bpb_pt, 4), num(r.bpb_en, 4),
+    pct(r.fertility_boost_greedy), r.fertility_boost_mean === undefined ? '-' : `${pct(r.fertility_boost_mean)} ± ${pct(r.fertility_boost_std)}`, pct(r.calamept),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...body.map(line)].join('\n');
+}
