@@ -116,7 +116,13 @@ async function fertilityTable(): Promise<void> {
     for (const [method, mode] of [['fresh', 'added'], ['continue', 'merges']] as Array<[TokensMethod, ExtendMode]>) {
       for (const n of ns) {
         const list = method === 'continue' ? cont.tokens.slice(0, n) : learnTokens(tok, freq, { method, numTokens: n }).tokens;
-        const ext = extendTokenizer(tok.json, list, { mode });
+        let ext;
+        try {
+          ext = extendTokenizer(tok.json, list, { mode });
+        } catch (e) {
+          console.log(`| ${name} | ${method}+${mode} | ${n} | refused: ${(e as Error).message.split(':')[0]} | | | | | | |`);
+          continue;
+        }
         const et = tokenizerFromJson(ext.json);
         const f = { pt: await fertility(et, pt), en: await fertility(et, en) };
         const added = ext.newIds.filter((id) => id >= 0).length;

@@ -174,6 +174,10 @@ test('extended tokenizers load in both libraries with identical ids; existing id
     const freq = await countWords(tok, model.kind, [corpus]);
     for (const [method, mode] of [['continue', 'merges'], ['fresh', 'added']] as const) {
       const learned = learnTokens(tok, freq, { method, numTokens: 150 });
+      if (file === LLAMA2 && mode === 'added') {
+        assert.throws(() => extendTokenizer(tok.json, learned.tokens, { mode }), /--mode added is not supported for tokenizers with a Prepend/);
+        continue;
+      }
       const ext = extendTokenizer(tok.json, learned.tokens, { mode });
       const label = `${path.basename(path.dirname(path.dirname(file)))} ${method}+${mode}`;
       await assertParity(ext.json, held, label);
@@ -190,7 +194,7 @@ test('extended tokenizers load in both libraries with identical ids; existing id
       const ptIds = await encodeBatch(extTok, held.slice(0, 120));
       const newSet = new Set(ext.newIds.filter((id) => id >= 0));
       assert.ok(ptIds.flat().some((id) => newSet.has(id)), `${label}: no new token used`);
-      if (mode === 'merges' || model.kind === 'byte-level' || file === LLAMA2) {
+      {
         const decoded = await extTok.native.decodeBatch(ptIds, false);
         const normalize = file === QWEN3 ? (s: string) => s.normalize('NFC') : (s: string) => s;
         for (let i = 0; i < decoded.length; i++) assert.equal(decoded[i], normalize(held[i]), `${label} round trip ${i}`);

@@ -11,10 +11,11 @@
 //    whose text is made only of characters of the byte-level alphabet with at least one non-ASCII
 //    character ('ção') is skipped: the ByteLevel decoder would read those characters as bytes and
 //    decode(encode(x)) would no longer give x. Tokens that are not valid UTF-8 alone are skipped.
-//  - SentencePiece with a Prepend('▁') normalizer (Llama-2): the normalizer also runs on the
-//    content, so '▁deputados' is written as 'deputados' (normalized to '▁deputados'); tokens that
-//    do not start with '▁' cannot be expressed and are skipped. With a Metaspace pre-tokenizer
-//    (no Prepend normalizer) the content is the text, as for byte-level.
+//  - SentencePiece with a Prepend('▁') normalizer (Llama-2): refused. The normalizer also runs
+//    on the content ('deputados' -> '▁deputados', ' deputados' -> '▁▁deputados'), so tokens
+//    without a leading '▁' cannot be expressed, and @huggingface/tokenizers matches the others
+//    inside words where the Rust library does not (different ids for the same text).
+//    With a Metaspace pre-tokenizer (no Prepend normalizer) the content is the text, as for byte-level.
 import { tokenizerSizeOf, type TokenizerJson } from '../io/model-dir.ts';
 import { CHAR_TO_BYTE } from './byte-level.ts';
 import { bpeModelOf, pairKey, segmentWord, type BpeModel } from './bpe-model.ts';
@@ -72,10 +73,6 @@ function addedContent(model: BpeModel, json: TokenizerJson, t: NewToken): { cont
     if (!byteLevelDecodable(t.text)) return { reason: 'byte-level decoder cannot decode it as an added token (use --mode merges)' };
     return { content: t.text };
   }
-  if (hasPrependNormalizer(json)) {
-    if (!t.token.startsWith('\u2581')) return { reason: "the Prepend('▁') normalizer makes tokens without a leading '▁' impossible as added tokens (use --mode merges)" };
-    return { content: t.text.slice(1) };
-  }
   return { content: t.text };
 }
 
@@ -98,6 +95,13 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
   let nextId = firstId;
   const seen = new Set<string>();
   if (opts.mode === 'added') {
+    if (model.kind === 'sentencepiece' && hasPrependNormalizer(json)) {
+      throw new ExtendError(
+        "--mode added is not supported for tokenizers with a Prepend('▁') normalizer (Llama-2 style): the normalizer also runs on " +
+          'added-token contents, so most tokens cannot be expressed, and the tokenizers library and @huggingface/tokenizers match ' +
+          'the rest differently (different ids for the same text). Use --mode merges',
+      );
+    }
     const existingContent = new Set((json.added_tokens ?? []).map((t) => t.content));
     for (const [i, t] of tokens.entries()) {
       if (model.vocab.has(t.token)) {
