@@ -371,12 +371,12 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   }
   if (variant.logits !== 'none' || variant.targets) {
     const headT = g.weightT(model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR);
-    const maxEnd = g.i64([Number.MAX_SAFE_INTEGER]);
+    const maxEnd = () => g.i64([Number.MAX_SAFE_INTEGER]);
     let headIn = final;
-    if (variant.logits === 'last') headIn = g.op1('Slice', [final, g.i64([-1]), maxEnd, g.i64([1])]);
+    if (variant.logits === 'last') headIn = g.op1('Slice', [final, g.i64([-1]), maxEnd(), g.i64([1])]);
     if (variant.logits === 'keep') {
       const start = g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]);
-      headIn = g.op1('Slice', [final, start, maxEnd, g.i64([1])]);
+      headIn = g.op1('Slice', [final, start, maxEnd(), g.i64([1])]);
     }
     const logits = g.op1('MatMul', [headIn, headT]);
     if (variant.logits !== 'none') {
