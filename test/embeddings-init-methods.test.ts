@@ -151,3 +151,37 @@ test('strict parsing: canonical forms and clear errors', () => {
   assert.throws(() => parseInitMethodList('mean,mean'), /twice/);
   assert.throws(() => parseInitMethodList(' , '), /no init methods/);
 });
+
+test('blocked covariance equals the naive sum for odd and even widths; batched sampling equals per-row sampling', () => {
+  for (const h of [5, 9, 12]) {
+    const n = 300;
+    const r = seededRandom(h);
+    const data = new Float32Array(n * h);
+    for (let i = 0; i < data.length; i++) data[i] = r() * 2 - 1 + (i % h) * 0.1;
+    const acc = new RowStatsAccumulator(h, true);
+    acc.add(data.subarray(0, 100 * h), 100);
+    acc.add(data.subarray(100 * h), 200);
+    const s = acc.finish();
+    const mu = new Float64Array(h);
+    for (let k = 0; k < n; k++) for (let d = 0; d < h; d++) mu[d] += data[k * h + d] / n;
+    const L = s.cholesky!;
+    for (let i = 0; i < h; i++) for (let j = 0; j <= i; j++) {
+      let c = 0;
+      for (let k = 0; k < n; k++) c += (data[k * h + i] - mu[i]) * (data[k * h + j] - mu[j]);
+      c /= n;
+      let llt = 0;
+      for (let k = 0; k < h; k++) llt += L[i * h + k] * L[j * h + k];
+      assert.ok(Math.abs(llt / 1e-9 - c) < 1e-9, `h=${h} cov[${i}][${j}] ${llt / 1e-9} vs ${c}`);
+    }
+    const m = parseInitMethod('hf-mean-resizing');
+    const count = 7;
+    const batch = new Float32Array(count * h);
+    m.initBatch!(count, { hidden: h, stats: s, random: seededRandom(4) }, batch);
+    const rnd = seededRandom(4);
+    const one = new Float32Array(h);
+    for (let t = 0; t < count; t++) {
+      m.init([], { hidden: h, stats: s, random: rnd }, one);
+      assert.deepEqual([...one], [...batch.subarray(t * h, (t + 1) * h)]);
+    }
+  }
+});

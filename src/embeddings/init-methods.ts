@@ -40,6 +40,8 @@ export interface InitMethod {
   needs: 'subtokens' | 'range' | 'gaussian' | 'none';
   /** Write the new row into `out` (length hidden). */
   init(sub: readonly Float32Array[], ctx: InitContext, out: Float32Array): void;
+  /** Methods that ignore sub-tokens may fill `count` rows at once (same result as `count` init calls, only faster). */
+  initBatch?(count: number, ctx: InitContext, out: Float32Array): void;
 }
 
 export class InitMethodError extends Error {
@@ -153,15 +155,51 @@ export function normal(random: () => number): number {
 
 /** A sample of N(mean, 1e-9 Σ) (or the mean when Σ is not positive definite), as transformers' mean resizing. */
 export function initHfMeanResizing(stats: RowStats, random: () => number, out: Float32Array): void {
-  const h = out.length;
-  if (!stats.cholesky) {
-    for (let d = 0; d < h; d++) out[d] = stats.mean[d];
+  sampleHfMeanResizing(stats, random, 1, out);
+}
+
+/**
+ * `count` samples at once into `out` (count x hidden, row-major): the same draws, in the same order,
+ * as `count` calls of initHfMeanResizing, with the triangular product blocked over 4 samples.
+ */
+export function sampleHfMeanResizing(stats: RowStats, random: () => number, count: number, out: Float32Array): void {
+  const h = stats.hidden;
+  const mean = stats.mean;
+  const L = stats.cholesky;
+  if (!L) {
+    for (let t = 0; t < count; t++) for (let d = 0; d < h; d++) out[t * h + d] = mean[d];
     return;
   }
-  const z = new Float64Array(h);
-  for (let d = 0; d < h; d++) z[d] = normal(random);
-  const L = stats.cholesky;
-  for (let i = 0; i < h; i++) out[i] = stats.mean[i] + dot(L, i * h, z, 0, i + 1);
+  const z = new Float64Array(count * h);
+  for (let k = 0; k < z.length; k++) z[k] = normal(random);
+  let t = 0;
+  for (; t + 3 < count; t += 4) {
+    const z0 = t * h;
+    const z1 = z0 + h;
+    const z2 = z1 + h;
+    const z3 = z2 + h;
+    for (let i = 0; i < h; i++) {
+      const row = i * h;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let j = 0; j <= i; j++) {
+        const l = L[row + j];
+        s0 += l * z[z0 + j]; s1 += l * z[z1 + j]; s2 += l * z[z2 + j]; s3 += l * z[z3 + j];
+      }
+      out[z0 + i] = mean[i] + s0;
+      out[z1 + i] = mean[i] + s1;
+      out[z2 + i] = mean[i] + s2;
+      out[z3 + i] = mean[i] + s3;
+    }
+  }
+  for (; t < count; t++) {
+    const zt = t * h;
+    for (let i = 0; i < h; i++) {
+      const row = i * h;
+      let s = 0;
+      for (let j = 0; j <= i; j++) s += L[row + j] * z[zt + j];
+      out[zt + i] = mean[i] + s;
+    }
+  }
 }
 
 export function initZero(out: Float32Array): void {
@@ -193,6 +231,7 @@ const SIMPLE: Record<string, Omit<InitMethod, 'spec' | 'param'>> = {
   'hf-mean-resizing': {
     name: 'hf-mean-resizing', needs: 'gaussian',
     init: (_s, c, o) => initHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, o),
+    initBatch: (n, c, o) => sampleHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, n, o),
   },
   zero: { name: 'zero', needs: 'none', init: (_s, _c, o) => initZero(o) },
   first: { name: 'first', needs: 'subtokens', init: (s, _c, o) => initFirst(s, o) },

@@ -42,10 +42,7 @@ export class RowStatsAccumulator {
           const o = (r0 + r) * h;
           for (let d = 0; d < h; d++) xt[d * B + r] = data[o + d];
         }
-        for (let i = 0; i < h; i++) {
-          const base = i * h;
-          for (let j = i; j < h; j++) outer[base + j] += dot(xt, i * B, xt, j * B, nb);
-        }
+        upperGram(xt, B, nb, h, outer);
       }
     }
     this.rows += count;
@@ -70,6 +67,47 @@ export class RowStatsAccumulator {
     }
     return { rows: n, hidden: h, min: this.min, max: this.max, mean, cholesky };
   }
+}
+
+/**
+ * outer[i][j] += Σ_r xt[i][r] xt[j][r] for j >= i (xt: h rows of stride B, nb columns used).
+ * Register-blocked 2 x 4: each load of the chunk feeds two or four products.
+ */
+function upperGram(xt: Float64Array, B: number, nb: number, h: number, outer: Float64Array): void {
+  let i = 0;
+  for (; i + 1 < h; i += 2) {
+    const a0 = i * B;
+    const a1 = a0 + B;
+    let j = i;
+    for (; j + 3 < h; j += 4) {
+      const b0 = j * B;
+      const b1 = b0 + B;
+      const b2 = b1 + B;
+      const b3 = b2 + B;
+      let p0 = 0, p1 = 0, p2 = 0, p3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+      for (let r = 0; r < nb; r++) {
+        const x0 = xt[a0 + r];
+        const x1 = xt[a1 + r];
+        const y0 = xt[b0 + r];
+        const y1 = xt[b1 + r];
+        const y2 = xt[b2 + r];
+        const y3 = xt[b3 + r];
+        p0 += x0 * y0; p1 += x0 * y1; p2 += x0 * y2; p3 += x0 * y3;
+        q0 += x1 * y0; q1 += x1 * y1; q2 += x1 * y2; q3 += x1 * y3;
+      }
+      const o0 = i * h + j;
+      const o1 = o0 + h;
+      outer[o0] += p0; outer[o0 + 1] += p1; outer[o0 + 2] += p2; outer[o0 + 3] += p3;
+      // row i + 1 keeps only j >= i + 1 (its j = i entry is below the diagonal)
+      if (j > i) outer[o1] += q0;
+      outer[o1 + 1] += q1; outer[o1 + 2] += q2; outer[o1 + 3] += q3;
+    }
+    for (; j < h; j++) {
+      outer[i * h + j] += dot(xt, a0, xt, j * B, nb);
+      if (j > i) outer[(i + 1) * h + j] += dot(xt, a1, xt, j * B, nb);
+    }
+  }
+  for (; i < h; i++) for (let j = i; j < h; j++) outer[i * h + j] += dot(xt, i * B, xt, j * B, nb);
 }
 
 /**

@@ -147,11 +147,17 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
   else sub = await gatherRows(model, tensor, needed);
   const ctx = { hidden, stats, random: seededRandom(opts.seed) };
   const rows = new Map<number, Uint8Array>();
-  const out = new Float32Array(hidden);
-  for (const t of tokens) {
-    const subRows = method.needs === 'subtokens' ? t.subIds.map((id) => sub.get(id)!) : [];
-    method.init(subRows, ctx, out);
-    rows.set(t.id, fromFloat32(out, info.dtype));
+  if (method.initBatch) {
+    const all = new Float32Array(tokens.length * hidden);
+    method.initBatch(tokens.length, ctx, all);
+    tokens.forEach((t, k) => rows.set(t.id, fromFloat32(all.subarray(k * hidden, (k + 1) * hidden), info.dtype)));
+  } else {
+    const out = new Float32Array(hidden);
+    for (const t of tokens) {
+      const subRows = method.needs === 'subtokens' ? t.subIds.map((id) => sub.get(id)!) : [];
+      method.init(subRows, ctx, out);
+      rows.set(t.id, fromFloat32(out, info.dtype));
+    }
   }
   if (stats) {
     const meanRow = fromFloat32(Float32Array.from(stats.mean), info.dtype);
