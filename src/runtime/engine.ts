@@ -283,11 +283,8 @@ class OrtEngine implements Engine {
   }
 
   /** Used by KvDecoder. */
-  async runDecode(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+  async runDecode(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.OnnxValueMapType> {
     const B = feeds.input_ids.dims[0];
-    const c = this.model.config;
-    const fetches = ['logits'];
-    for (let l = 0; l < c.numLayers; l++) fetches.push(`present.${l}.key`, `present.${l}.value`);
     return (await this.session()).run({
       ...feeds,
       num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
@@ -311,6 +308,13 @@ class KvDecoder implements Decoder {
   private mask: number[][];
   private counts: number[];
   private last: Float32Array[];
+  /**
+   * Two sets of KV buffers used in turn (past from one, present written into the other as
+   * pre-allocated outputs), grown by doubling: no per-step allocation or output copy.
+   */
+  private bufs: Float32Array[][] = [[], []];
+  private capacity = 0;
+  private flip = 0;
 
   constructor(private engine: OrtEngine, readonly batchSize: number) {
     this.past = engine.emptyPast(batchSize);
@@ -343,15 +347,26 @@ class KvDecoder implements Decoder {
       for (let j = 0; j < total; j++) mask[b * total + j] = BigInt(m[j]);
       this.counts[b] += row.length;
     }
+    const c = this.engine.model.config;
+    const perPos = B * c.numKvHeads * c.headDim;
+    if (total > this.capacity) {
+      this.capacity = Math.max(total, 2 * this.capacity, 64);
+      this.bufs = [0, 1].map(() => Array.from({ length: 2 * c.numLayers }, () => new Float32Array(perPos * this.capacity)));
+    }
+    const set = this.bufs[this.flip];
+    this.flip ^= 1;
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    for (let l = 0; l < c.numLayers; l++) ['key', 'value'].forEach((kv, k) => {
+      fetches[`present.${l}.${kv}`] = new ort.Tensor('float32', set[2 * l + k].subarray(0, perPos * total), [B, c.numKvHeads, total, c.headDim]);
+    });
     const out = await this.engine.runDecode({
       input_ids: new ort.Tensor('int64', inIds, [B, S]),
       attention_mask: new ort.Tensor('int64', mask, [B, total]),
       position_ids: new ort.Tensor('int64', pos, [B, S]),
       ...this.past,
-    });
-    const c = this.engine.model.config;
+    }, fetches);
     for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
-      this.past[`past_key_values.${l}.${kv}`] = out[`present.${l}.${kv}`] as ort.Tensor;
+      this.past[`past_key_values.${l}.${kv}`] = (fetches[`present.${l}.${kv}`] ?? out[`present.${l}.${kv}`]) as ort.Tensor;
     }
     const V = this.engine.vocabRows;
     const data = out.logits.data as Float32Array;

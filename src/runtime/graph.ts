@@ -129,7 +129,7 @@ class GraphBuilder {
   private consts = new Map<string, string>();
   private weights = new Map<string, string>();
 
-  constructor(private model: ModelDir, private locate: WeightLocator, readonly opset: number) {}
+  constructor(private model: ModelDir, private locate: WeightLocator, readonly opset: number, readonly transB = false) {}
 
   op(op: string, inputs: string[], attrs?: Record<string, AttrValue>, nOut = 1, domain?: string): string[] {
     const id = this.n++;
@@ -201,8 +201,19 @@ class GraphBuilder {
     return this.named(tensors.join('+'), 'Concat', tensors.map((t) => this.weightF32(t)), { axis: { kind: 'int', v: 0 } });
   }
 
+  /**
+   * x @ concat(W_i)^T for [out, in] weights. With `transB` (fused graphs) ORT's FusedMatMul reads
+   * the weights in their stored layout, so no transposed float32 copy is made at load time.
+   */
+  matmulW(x: string, tensors: string[]): string {
+    if (!this.transB) return this.op1('MatMul', [x, this.weightsT(tensors)]);
+    const w = tensors.length === 1 ? this.weightF32(tensors[0])
+      : this.named(tensors.join('+'), 'Concat', tensors.map((t) => this.weightF32(t)), { axis: { kind: 'int', v: 0 } });
+    return this.op1('FusedMatMul', [x, w], { transA: { kind: 'int', v: 0 }, transB: { kind: 'int', v: 1 }, alpha: { kind: 'float', v: 1 } }, 'com.microsoft');
+  }
+
   linear(x: string, prefix: string, bias: boolean): string {
-    let y = this.op1('MatMul', [x, this.weightT(`${prefix}.weight`)]);
+    let y = this.matmulW(x, [`${prefix}.weight`]);
     if (bias) y = this.op1('Add', [y, this.weightF32(`${prefix}.bias`)]);
     return y;
   }
@@ -227,7 +238,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   const c = model.config;
   const fused = variant.ops !== 'plain';
   const opset = fused ? 23 : 17;
-  const g = new GraphBuilder(model, locate, opset);
+  const g = new GraphBuilder(model, locate, opset, fused);
   const H = c.hiddenSize;
   const nH = c.numHeads;
   const nKV = c.numKvHeads;
@@ -282,7 +293,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   const mlp = (x2: string, p: string): string => {
     if (fused) {
       const I = c.intermediateSize;
-      const gu = g.op1('MatMul', [x2, g.weightsT([`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`])]);
+      const gu = g.matmulW(x2, [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`]);
       const [gate, up] = g.op('Split', [gu, g.i64([I, I])], { axis: { kind: 'int', v: -1 } }, 2);
       const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
       return g.linear(act, `${p}.mlp.down_proj`, false);
@@ -306,7 +317,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       const p = `model.layers.${l}`;
       const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
       const { names, biased } = attnProjections(p);
-      let qkv = g.op1('MatMul', [x, g.weightsT(names.map((n) => `${n}.weight`))]);
+      let qkv = g.matmulW(x, names.map((n) => `${n}.weight`));
       if (biased) qkv = g.op1('Add', [qkv, g.biases(names.map((n) => `${n}.bias`))]);
       const [q, k, v] = g.op('Split', [qkv, g.i64([nH * hd, nKV * hd, nKV * hd])], { axis: { kind: 'int', v: -1 } }, 3);
       const qr = g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH));
@@ -370,7 +381,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
     outputs.unshift({ name: 'hidden_states', elemType: DataType.FLOAT, shape: ['batch_size', 'sequence_length', H] });
   }
   if (variant.logits !== 'none' || variant.targets) {
-    const headT = g.weightT(model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR);
+    const head = model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR;
     const maxEnd = () => g.i64([Number.MAX_SAFE_INTEGER]);
     let headIn = final;
     if (variant.logits === 'last') headIn = g.op1('Slice', [final, g.i64([-1]), maxEnd(), g.i64([1])]);
@@ -378,7 +389,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       const start = g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]);
       headIn = g.op1('Slice', [final, start, maxEnd(), g.i64([1])]);
     }
-    const logits = g.op1('MatMul', [headIn, headT]);
+    const logits = g.matmulW(headIn, [head]);
     if (variant.logits !== 'none') {
       g.named('logits', 'Identity', [logits]);
       outputs.unshift({ name: 'logits', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen, V] });
