@@ -283,7 +283,7 @@ export async function writeExtendedModel(model: ModelDir, dir: string, opts: Wri
     files.push(INDEX_FILE);
   }
   await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(withVocabSize(model.config, plan.rows), null, 2) + '\n');
-  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(opts.tokenizerJson));
+  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(opts.tokenizerJson, null, 2) + '\n');
   const extra = opts.extraFiles ?? {};
   for (const [name, content] of Object.entries(extra)) await writeFileAtomic(path.join(dir, name), content);
   files.push('config.json', 'tokenizer.json', ...Object.keys(extra));
