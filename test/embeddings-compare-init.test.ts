@@ -1,6 +1,6 @@
 // compare-init: hand-checked metrics, deterministic sampling, the orchestration with fake engines,
 // and one real run of the CLI (ONNX Runtime) on a tiny test model.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -106,8 +106,11 @@ test('scoreMethods with a fake engine: every method sees the same probes; engine
   assert.deepEqual(scores[1].map((s) => s.rank), [1, 1, 1]);
 });
 
+const tmpRoot = fsp.mkdtemp(path.join(os.tmpdir(), 'cmpinit-'));
+after(async () => fsp.rm(await tmpRoot, { recursive: true, force: true }));
+
 async function tinySetup() {
-  const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'cmpinit-'));
+  const base = await fsp.mkdtemp(path.join(await tmpRoot, 'run-'));
   const model = await writeTestModel(path.join(base, 'model'), { arch: 'llama', hidden: 32, merges: 40, layers: 1 });
   const corpus = path.join(base, 'corpus.txt');
   await fsp.writeFile(corpus, SAMPLE_TEXT.repeat(12).replace(/\. /g, '.\n'));

@@ -1,6 +1,6 @@
 // extendModel end to end: tokens learned by the tokenizer library, the extended tokenizer and
 // model written together, old rows bit-identical, new rows from their original sub-tokens.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -18,8 +18,11 @@ import { extendModel } from '../src/embeddings/extend-model.ts';
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const DEMO = path.join(repoRoot, 'assets', 'models', 'tiny-en-llama');
 
+const tmpRoot = fsp.mkdtemp(path.join(os.tmpdir(), 'embx-'));
+after(async () => fsp.rm(await tmpRoot, { recursive: true, force: true }));
+
 async function tmp(prefix: string): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), `embx-${prefix}-`));
+  return fsp.mkdtemp(path.join(await tmpRoot, `${prefix}-`));
 }
 
 async function learn(m: ModelDir, n: number, text = SAMPLE_TEXT.repeat(20)): Promise<NewToken[]> {

@@ -1,7 +1,7 @@
 // Surgery on tied, untied (qwen2) and padded test models whose embedding matrices hold small
 // integer patterns (exact in bf16/f16), so each method's new rows are checked against values
 // computed by hand from the pattern.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -19,8 +19,11 @@ import { planRows, writeExtendedModel, validateNewRows, type NewRowSpec, type Ro
 const E = (r: number, d: number) => ((r * 7 + d * 3) % 17) - 8; // input rows
 const H = (r: number, d: number) => ((r * 5 + d * 11) % 13) - 6; // output rows
 
+const tmpRoot = fsp.mkdtemp(path.join(os.tmpdir(), 'emb-'));
+after(async () => fsp.rm(await tmpRoot, { recursive: true, force: true }));
+
 async function tmp(prefix: string): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), `emb-${prefix}-`));
+  return fsp.mkdtemp(path.join(await tmpRoot, `${prefix}-`));
 }
 
 /** A factory model whose embed_tokens / lm_head hold the E / H patterns. */
