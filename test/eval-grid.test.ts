@@ -95,3 +95,21 @@ test('INITIALIZED_WITH_TRAINING without a tuning step is refused before any work
   const steps = { learnTokens: async () => assert.fail(), extendModel: async () => assert.fail(), evaluate: async () => assert.fail() } as unknown as GridSteps;
   await assert.rejects(runGrid(cfg, await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-')), steps), /INITIALIZED_WITH_TRAINING needs embedding tuning/);
 });
+
+test('INITIALIZED_WITH_TRAINING tunes each extended model once (shared by inputs) and evaluates the tuned directory', async () => {
+  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-'));
+  const cfg = parseGridConfig('models: [a]\ncorpus: c\nnumTokens: [5]\nstages: [INITIALIZED_NO_TRAINING, INITIALIZED_WITH_TRAINING]\ninputs: [extended, original]\ntune: {rows: output, epochs: 1}', '/c/g.yaml');
+  const tuned: string[] = [];
+  const evaluated: string[] = [];
+  const mk = async (d: string) => { await fsp.mkdir(d, { recursive: true }); await fsp.writeFile(path.join(d, 'config.json'), '{}'); };
+  const steps: GridSteps = {
+    async learnTokens(_m, _me, _n, _c, file) { await fsp.mkdir(path.dirname(file), { recursive: true }); await fsp.writeFile(file, '{}'); },
+    async extendModel(_m, _t, _n, _mo, _i, dir) { await mk(dir); },
+    async tune(ext, base, dir, opts) { assert.equal(base, '/c/a'); assert.deepEqual(opts, { rows: 'output', epochs: 1 }); tuned.push(ext); await mk(dir); },
+    async evaluate(cell, dir) { evaluated.push(`${cell.stage} ${path.basename(dir)}`); return fakeResults(dir, 1.5); },
+  };
+  const r = await runGrid(cfg, out, steps);
+  assert.equal(r.ran, 4);
+  assert.equal(tuned.length, 1);
+  assert.deepEqual(evaluated.filter((e) => e.startsWith('INITIALIZED_WITH_TRAINING')).map((e) => e.endsWith('-tuned')), [true, true]);
+});

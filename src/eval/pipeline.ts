@@ -8,6 +8,7 @@ import { learnTokensFromCorpus } from '../tokenizer/learn.ts';
 import { readTokensFile, writeTokensFile, type TokensMethod } from '../tokenizer/tokens-file.ts';
 import type { ExtendMode } from '../tokenizer/extend.ts';
 import { extendModel } from '../embeddings/extend-model.ts';
+import { runTune, type TuneOptions } from '../tune/run-tune.ts';
 import { evaluate, type EvalOptions } from './evaluate.ts';
 import { loadSetup } from './setup.ts';
 import type { GridConfig, GridSteps } from './grid.ts';
@@ -46,6 +47,23 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
     async extendModel(model, tokensFile, numTokens, mode, init, outDir) {
       const list = await readTokensFile(tokensFile);
       await extendModel({ model: await resolveModel(model), tokens: list.tokens.slice(0, numTokens), mode: mode as ExtendMode, init, out: outDir });
+    },
+    async tune(extendedDir, baseModel, outDir, opts) {
+      const o = opts as Partial<TuneOptions> & { corpus?: string };
+      const corpus = o.corpus ?? cfg.corpus[0];
+      if (!corpus) throw new Error('stage INITIALIZED_WITH_TRAINING: no corpus (set "corpus" or "tune.corpus" in the config)');
+      let s: { tick: ProgressFn; stop: () => void } | undefined;
+      let total = 0;
+      await runTune({
+        rows: 'output', method: 'adam', corpusBytes: 2_000_000, inputCorpusBytes: 200_000, epochs: 2, inputEpochs: 1, lr: 2e-3, inputLr: 2e-3,
+        batch: 2048, inputBatch: 8, seqLen: 256, inputSeqLen: 128, threads: cfg.threads ?? 2, checkpointSeconds: 60, seed: 0,
+        ...o,
+        model: await loadModelDir(extendedDir), base: await loadModelDir(await resolveModel(baseModel)), corpus, out: outDir,
+        workDir: `${outDir}.work`, resume: true,
+        onPhase: (phase, t) => { s?.stop(); total = t; s = hooks.onStage?.(`tune: ${phase}`); },
+        onTick: (done) => s?.tick(done, total),
+        onPhaseEnd: () => { s?.stop(); s = undefined; },
+      });
     },
     async evaluate(cell: CellMeta, modelDir: string, original: string | null) {
       texts ??= { pt: await readHeldOut(cfg.pt, cfg.maxBytes), en: await readHeldOut(cfg.en, cfg.maxBytes) };
