@@ -9,7 +9,10 @@ import { writeTestModel } from './support/factory.ts';
 import { loadEngine, type Engine } from '../src/runtime/engine.ts';
 import { readWeightF32 } from '../src/io/weights.ts';
 import { argmax, sampleNext, seededRandom, logSoftmax } from '../src/runtime/sampling.ts';
-import { ropeInvFreq } from '../src/runtime/graph.ts';
+import { ropeInvFreq, ropeLayers, buildGraph, safetensorsLocator } from '../src/runtime/graph.ts';
+import * as ort from 'onnxruntime-node';
+import { leftPad } from '../src/runtime/engine.ts';
+import { loadModelDir } from '../src/io/model-dir.ts';
 import { parseConfig } from '../src/io/config.ts';
 
 let tmp: string;
@@ -171,12 +174,69 @@ test('RoPE inverse frequencies: default, linear and llama3 scaling as transforme
   assert.ok(l3[i] < def[i] && l3[i] > def[i] / 8);
 });
 
+test('SmolLM3: NoPE layers skip RoPE (position-independent), RoPE layers match Llama', async () => {
+  const dir = await writeTestModel(path.join(tmp, 'smollm3'), { arch: 'llama', seed: 11, layers: 2 });
+  const cfgPath = path.join(dir, 'config.json');
+  const cfg = JSON.parse(await fsp.readFile(cfgPath, 'utf8'));
+  const withLayers = async (noRope: number[] | undefined) => {
+    const c = { ...cfg, architectures: ['SmolLM3ForCausalLM'], model_type: 'smollm3', no_rope_layers: noRope, use_sliding_window: false };
+    if (!noRope) delete c.no_rope_layers;
+    await fsp.writeFile(cfgPath, JSON.stringify(c));
+    return loadModelDir(dir);
+  };
+  // transformers' default: every 4th layer is NoPE
+  assert.deepEqual(ropeLayers((await withLayers(undefined)).config), [true, true]);
+  const m8 = await withLayers(undefined);
+  m8.config.numLayers = 8;
+  assert.deepEqual(ropeLayers(m8.config), [true, true, true, false, true, true, true, false]);
+  // all RoPE layers: the same model as Llama
+  const ids = [7, 8, 9, 10, 11, 12];
+  const allRope = await loadEngine(await withLayers([1, 1]), { threads: 1 });
+  close(await allRope.logits(ids), await llamaLogits(cfg, dir, ids), 1e-6, 'SmolLM3 with RoPE everywhere = Llama');
+  await allRope.dispose();
+  // all NoPE: spreading the position ids apart changes nothing (a uniform shift would not change RoPE either)
+  const run = async (model: Awaited<ReturnType<typeof loadModelDir>>, ops: 'fused' | 'plain', stretch: number) => {
+    const built = buildGraph(model, { logits: 'all', hidden: false, cache: false, targets: false, ops }, safetensorsLocator(model, path.resolve(dir)));
+    const sess = await ort.InferenceSession.create(built.bytes, { intraOpNumThreads: 1, extra: { session: { model_external_initializers_file_folder_path: path.resolve(dir) } } });
+    const p = leftPad([ids]);
+    const out = await sess.run({
+      input_ids: new ort.Tensor('int64', p.ids, [1, p.len]),
+      attention_mask: new ort.Tensor('int64', p.mask, [1, p.len]),
+      position_ids: new ort.Tensor('int64', p.pos.map((v) => v * BigInt(stretch)), [1, p.len]),
+    });
+    await sess.release();
+    return out.logits.data as Float32Array;
+  };
+  for (const ops of ['fused', 'plain'] as const) {
+    const nope = await withLayers([0, 0]);
+    close(await run(nope, ops, 1), await run(nope, ops, 3), 1e-5, `${ops}: NoPE ignores positions`);
+    const mixed = await withLayers([1, 0]);
+    const a = await run(mixed, ops, 1);
+    const b = await run(mixed, ops, 3);
+    assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-3), `${ops}: a RoPE layer makes positions matter`);
+  }
+  const mixed = await withLayers([1, 0]);
+  close(await run(mixed, 'fused', 1), await run(mixed, 'plain', 1), 1e-4, 'fused = plain with a NoPE layer');
+});
+
+async function llamaLogits(cfg: Record<string, unknown>, dir: string, ids: number[]): Promise<Float32Array> {
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(cfg));
+  const e = await loadEngine(dir, { threads: 1 });
+  try {
+    return await e.logits(ids);
+  } finally {
+    await e.dispose();
+  }
+}
+
 test('unsupported architectures and features are clear errors', async () => {
   const dir = await writeTestModel(path.join(tmp, 'gpt2'), { arch: 'llama', seed: 1 });
   const cfgPath = path.join(dir, 'config.json');
   const cfg = JSON.parse(await fsp.readFile(cfgPath, 'utf8'));
   await fsp.writeFile(cfgPath, JSON.stringify({ ...cfg, architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }));
-  await assert.rejects(loadEngine(dir), /unsupported architecture "GPT2LMHeadModel"; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM/);
+  await assert.rejects(loadEngine(dir), /unsupported architecture "GPT2LMHeadModel"; supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, SmolLM3ForCausalLM/);
   await fsp.writeFile(cfgPath, JSON.stringify({ ...cfg, rope_parameters: { rope_type: 'yarn', factor: 4, rope_theta: 10000 } }));
   await assert.rejects(loadEngine(dir), /RoPE scaling "yarn" is not supported/);
+  await fsp.writeFile(cfgPath, JSON.stringify({ ...cfg, layer_types: ['full_attention', 'sliding_attention'] }));
+  await assert.rejects(loadEngine(dir), /sliding-window/);
 });

@@ -15,7 +15,7 @@ import {
 import * as path from 'node:path';
 
 export const SUPPORTED_ARCHITECTURES = [
-  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM',
+  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'SmolLM3ForCausalLM',
 ] as const;
 
 export class UnsupportedModelError extends Error {
@@ -67,7 +67,7 @@ export function checkSupported(model: ModelDir): void {
   const c = model.config;
   const arch = c.architecture || c.modelType;
   const ok = (SUPPORTED_ARCHITECTURES as readonly string[]).includes(c.architecture) ||
-    (!c.architecture && ['llama', 'mistral', 'qwen2'].includes(c.modelType));
+    (!c.architecture && ['llama', 'mistral', 'qwen2', 'smollm3'].includes(c.modelType));
   if (!ok) {
     throw new UnsupportedModelError(model.dir, `unsupported architecture "${arch}"; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
   }
@@ -76,7 +76,11 @@ export function checkSupported(model: ModelDir): void {
   if (c.modelType === 'mistral' && typeof sw === 'number' && sw < c.maxPositionEmbeddings) {
     throw new UnsupportedModelError(model.dir, `sliding-window attention (sliding_window=${sw}) is not supported`);
   }
-  if (c.modelType === 'qwen2' && useSw === true) {
+  const layerTypes = c.raw.layer_types;
+  if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) {
+    throw new UnsupportedModelError(model.dir, `layer_types other than "full_attention" (sliding-window attention) are not supported`);
+  }
+  if (['qwen2', 'smollm3'].includes(c.modelType) && useSw === true) {
     throw new UnsupportedModelError(model.dir, 'sliding-window attention (use_sliding_window=true) is not supported');
   }
   if (!['silu', 'swish'].includes(c.hiddenAct)) {
@@ -87,6 +91,20 @@ export function checkSupported(model: ModelDir): void {
   if (!['default', 'linear', 'llama3'].includes(rt)) {
     throw new UnsupportedModelError(model.dir, `RoPE scaling "${rt}" is not supported; supported: default, linear, llama3`);
   }
+}
+
+/**
+ * Which layers apply RoPE: all, except SmolLM3's NoPE layers (`no_rope_layers[i]` = 0; by default
+ * every `no_rope_layer_interval`-th layer, i.e. use_rope = (i + 1) % interval != 0, as transformers does).
+ */
+export function ropeLayers(c: ModelConfig): boolean[] {
+  const list = c.raw.no_rope_layers;
+  if (Array.isArray(list)) return Array.from({ length: c.numLayers }, (_, i) => list[i] !== 0 && list[i] !== false);
+  if (c.modelType === 'smollm3') {
+    const interval = typeof c.raw.no_rope_layer_interval === 'number' ? c.raw.no_rope_layer_interval : 4;
+    return Array.from({ length: c.numLayers }, (_, i) => (i + 1) % interval !== 0);
+  }
+  return new Array(c.numLayers).fill(true);
 }
 
 /** RoPE inverse frequencies as transformers computes them (default, linear, llama3). */
@@ -237,6 +255,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   checkSupported(model);
   const c = model.config;
   const fused = variant.ops !== 'plain';
+  const useRope = ropeLayers(c);
   const opset = fused ? 23 : 17;
   const g = new GraphBuilder(model, locate, opset, fused);
   const H = c.hiddenSize;
@@ -320,8 +339,8 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       let qkv = g.matmulW(x, names.map((n) => `${n}.weight`));
       if (biased) qkv = g.op1('Add', [qkv, g.biases(names.map((n) => `${n}.bias`))]);
       const [q, k, v] = g.op('Split', [qkv, g.i64([nH * hd, nKV * hd, nKV * hd])], { axis: { kind: 'int', v: -1 } }, 3);
-      const qr = g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH));
-      const kr = g.op1('RotaryEmbedding', [k, cosT, sinT], ropeAttrs(nKV));
+      const qr = useRope[l] ? g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH)) : q;
+      const kr = useRope[l] ? g.op1('RotaryEmbedding', [k, cosT, sinT], ropeAttrs(nKV)) : k;
       const attnIn = [qr, kr, v, bias4];
       const attnOut = [`attn_${l}`];
       if (variant.cache) {
@@ -357,8 +376,9 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       const p = `model.layers.${l}`;
       const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
       const { names, biased } = attnProjections(p);
-      const q = rope(heads(g.linear(x, names[0], biased), nH));
-      let k = rope(heads(g.linear(x, names[1], biased), nKV));
+      const ropeIf = (t: string) => (useRope[l] ? rope(t) : t);
+      const q = ropeIf(heads(g.linear(x, names[0], biased), nH));
+      let k = ropeIf(heads(g.linear(x, names[1], biased), nKV));
       let v = heads(g.linear(x, names[2], biased), nKV);
       if (variant.cache) {
         k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
