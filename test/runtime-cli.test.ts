@@ -77,6 +77,30 @@ test('--encode-with: new tokens map to original sub-ids; output equals plain dec
   assert.deepEqual([...map.keys()], [base]);
   assert.deepEqual(map.get(base), await encode(await loadTokenizer(path.join(orig, 'tokenizer.json')), ' deputados'));
   assert.ok(map.get(base)!.length > 1);
+  // merges mode: a new vocabulary entry + merge; its sub-ids are the original BPE segmentation
+  const tjm = JSON.parse(await fsp.readFile(path.join(orig, 'tokenizer.json'), 'utf8'));
+  const merged = 'Ġdeputados';
+  const origTok = await loadTokenizer(path.join(orig, 'tokenizer.json'));
+  const subIds = await encode(origTok, ' deputados');
+  const pieces = subIds.map((id) => Object.entries(tjm.model.vocab as Record<string, number>).find(([, v]) => v === id)![0]);
+  assert.equal(pieces.join(''), merged);
+  // merge the pieces left to right into the whole word (intermediate entries are new tokens too)
+  let acc = pieces[0];
+  let next = base;
+  const expected = new Map<number, number[]>();
+  for (let i = 1; i < pieces.length; i++) {
+    tjm.model.merges.push([acc, pieces[i]]);
+    acc += pieces[i];
+    if (tjm.model.vocab[acc] === undefined) {
+      tjm.model.vocab[acc] = next;
+      expected.set(next++, await encode(origTok, acc.replace(/Ġ/g, ' ')));
+    }
+  }
+  const mergesPath = path.join(tmp, 'merges-tokenizer.json');
+  await fsp.writeFile(mergesPath, JSON.stringify(tjm));
+  const mmap = await newTokenMap(await loadTokenizer(mergesPath), origTok);
+  assert.deepEqual(mmap, expected);
+  assert.deepEqual(mmap.get(next - 1), subIds);
   const args = ['--prompt', 'O Sr. Presidente', '--max-new-tokens', '12', '--threads', '1'];
   const plain = await cli(['generate', '--model', orig, ...args]);
   const extended = await cli(['generate', '--model', ext, '--encode-with', orig, ...args]);

@@ -5,7 +5,8 @@
 import type { Engine, GenerateOptions } from './engine.ts';
 import { sampleNext, seededRandom } from './sampling.ts';
 import { decode, encode, type LoadedTokenizer } from '../tokenizer/load.ts';
-import { BYTE_TO_CHAR, fromByteLevel } from '../tokenizer/byte-level.ts';
+import { toByteLevel } from '../tokenizer/byte-level.ts';
+import { bpeModelOf, segmentWord, type BpeModel } from '../tokenizer/bpe-model.ts';
 
 export async function generateExtended(
   engine: Engine,
@@ -42,8 +43,10 @@ export function expandToOriginal(ids: number[], newTokenOriginalIds: Map<number,
 
 /**
  * Map each id the extended tokenizer has beyond the original one (ids >= original size, as
- * extendTokenizer assigns them) to the original tokenizer's ids of the same text.
- * Byte-level tokens that are not valid UTF-8 on their own map to the original's byte tokens.
+ * extendTokenizer assigns them) to its original sub-token ids: the original BPE model's segmentation
+ * of the token (as `tokens` computes `originalIds` and the embedding initializers use them). Added
+ * tokens hold text, which is turned into the vocabulary form first. Tokenizers that are not BPE fall
+ * back to encoding the token's decoded text with the original tokenizer.
  */
 export async function newTokenMap(extended: LoadedTokenizer, original: LoadedTokenizer): Promise<Map<number, number[]>> {
   const map = new Map<number, number[]>();
@@ -51,20 +54,26 @@ export async function newTokenMap(extended: LoadedTokenizer, original: LoadedTok
   const idToToken = new Map<number, string>();
   if (Array.isArray(vocab)) vocab.forEach(([t], i) => idToToken.set(i, t));
   else for (const [t, i] of Object.entries(vocab)) idToToken.set(i, t);
-  for (const t of extended.json.added_tokens ?? []) idToToken.set(t.id, t.content);
-  const origVocab = original.json.model.vocab;
-  const origByteIds = new Map<string, number>();
-  if (!Array.isArray(origVocab)) for (const [t, i] of Object.entries(origVocab)) if ([...t].length === 1) origByteIds.set(t, i);
+  const added = new Set<number>();
+  for (const t of extended.json.added_tokens ?? []) { idToToken.set(t.id, t.content); added.add(t.id); }
+  let bpe: BpeModel | null = null;
+  try {
+    bpe = bpeModelOf(original.json);
+  } catch {
+    bpe = null;
+  }
   for (const [id, token] of idToToken) {
-    if (id < original.size) continue;
-    if (extended.specialIds.has(id)) continue;
-    const text = await decode(extended, [id], false);
-    let sub: number[];
-    if (!text.includes('\uFFFD')) sub = await encode(original, text, false);
-    else {
-      const bytes = fromByteLevel(token);
-      sub = bytes ? [...bytes].map((b) => origByteIds.get(BYTE_TO_CHAR[b]) ?? -1) : [];
-      if (sub.includes(-1)) sub = [];
+    if (id < original.size || extended.specialIds.has(id)) continue;
+    let sub: number[] = [];
+    try {
+      if (bpe) {
+        const word = !added.has(id) ? token : bpe.kind === 'byte-level' ? toByteLevel(token) : token.replace(/ /g, '\u2581');
+        sub = segmentWord(bpe, word);
+      } else {
+        sub = await encode(original, await decode(extended, [id], false), false);
+      }
+    } catch (e) {
+      throw new Error(`token ${JSON.stringify(token)} (id ${id}) cannot be written with the original tokenizer: ${(e as Error).message}`);
     }
     if (sub.length === 0) throw new Error(`token ${JSON.stringify(token)} (id ${id}) cannot be written with the original tokenizer`);
     map.set(id, sub);
