@@ -74,6 +74,18 @@ for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['q
     }
     assert.equal(sc[1].logprobs.length, 0);
     assert.equal(sc[1].sum, 0);
+    // continuations sharing a context (choices of one question): the context runs once on the KV cache
+    const ctx = [5, 9, 30, 41, 7, 8, 100, 12, 60];
+    const conts = [[61], [62, 63, 64], [3, 4], [70, 71, 72, 73], [8]];
+    const shared = await e.scoreContinuations([
+      ...conts.map((x) => ({ context: ctx, continuation: x })),
+      { context: [60, 61], continuation: [62] },
+    ]);
+    const whole = await e.tokenLogprobs([...conts.map((x) => [...ctx, ...x]), [60, 61, 62]]);
+    shared.forEach((r, i) => {
+      const n = i < conts.length ? conts[i].length : 1;
+      close(r.logprobs, whole[i].subarray(whole[i].length - n), 1e-4, `shared-context continuation ${i}`);
+    });
     await assert.rejects(e.scoreContinuations([{ context: [], continuation: [3] }]), /empty context/);
   });
 

@@ -68,6 +68,9 @@ export interface Engine {
  */
 const UNIFIED: GraphVariant = { logits: 'keep', hidden: true, cache: true, targets: true };
 
+/** Contexts at least this long are run once for all the continuations that share them. */
+const SHARED_CONTEXT_MIN = 8;
+
 function idsOf(v: unknown): number[] {
   if (typeof v === 'number') return [v];
   if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
@@ -199,13 +202,87 @@ class OrtEngine implements Engine {
         throw new Error('scoreContinuations: an empty context cannot predict the first continuation token (prepend a BOS or other context)');
       }
     }
-    const lps = await this.tailLogprobs(items.map((it) => [...it.context, ...it.continuation]), items.map((it) => it.continuation.length));
-    return items.map((it, i) => {
+    // Items that share their context (the choices of one question) run the context once and score
+    // the continuations on its KV cache; the others are scored as whole sequences in batches.
+    const groups = new Map<string, number[]>();
+    items.forEach((it, i) => {
+      if (it.continuation.length === 0) return;
+      const key = it.context.join(',');
+      const g = groups.get(key);
+      if (g) g.push(i);
+      else groups.set(key, [i]);
+    });
+    const lps: Float32Array[] = items.map(() => new Float32Array(0));
+    const single: number[] = [];
+    for (const g of groups.values()) {
+      if (g.length < 2 || items[g[0]].context.length < SHARED_CONTEXT_MIN) { single.push(...g); continue; }
+      const res = await this.scoreSharedContext(items[g[0]].context, g.map((i) => items[i].continuation));
+      g.forEach((i, k) => { lps[i] = res[k]; });
+    }
+    const rest = await this.tailLogprobs(single.map((i) => [...items[i].context, ...items[i].continuation]), single.map((i) => items[i].continuation.length));
+    single.forEach((i, k) => { lps[i] = rest[k]; });
+    return items.map((_, i) => {
       const logprobs = lps[i];
       let sum = 0;
       for (const v of logprobs) sum += v;
       return { logprobs, sum };
     });
+  }
+
+  /** Log-probs of several continuations of one context: the context's forward pass is done once. */
+  private async scoreSharedContext(context: number[], conts: number[][]): Promise<Float32Array[]> {
+    const sess = await this.session();
+    const c = this.model.config;
+    const first = await sess.run(this.feeds(leftPad([context]), 1, 1), [
+      'logits', ...Array.from({ length: c.numLayers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat(),
+    ]);
+    const firstLp = logSoftmax(first.logits.data as Float32Array);
+    const out = conts.map((x) => { const r = new Float32Array(x.length); r[0] = firstLp[x[0]]; return r; });
+    // the rest of each continuation, batched on copies of the context's KV cache
+    const longer = conts.map((x, k) => ({ x, k })).filter(({ x }) => x.length > 1);
+    const C = context.length;
+    for (let start = 0; start < longer.length; start += this.maxBatch) {
+      const part = longer.slice(start, start + this.maxBatch);
+      const B = part.length;
+      const S = Math.max(...part.map(({ x }) => x.length - 1));
+      const total = C + S;
+      const ids = new BigInt64Array(B * S);
+      const pos = new BigInt64Array(B * S);
+      const mask = new BigInt64Array(B * total);
+      const targets = new BigInt64Array(B * S);
+      part.forEach(({ x }, b) => {
+        const n = x.length - 1;
+        const off = S - n; // padding sits between the context and this continuation (masked out)
+        mask.fill(1n, b * total, b * total + C);
+        for (let i = 0; i < n; i++) {
+          ids[b * S + off + i] = BigInt(x[i]);
+          pos[b * S + off + i] = BigInt(C + i);
+          mask[b * total + C + off + i] = 1n;
+          targets[b * S + off + i] = BigInt(x[i + 1]);
+        }
+      });
+      const past: Record<string, ort.Tensor> = {};
+      for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
+        const one = first[`present.${l}.${kv}`].data as Float32Array;
+        const rep = new Float32Array(one.length * B);
+        for (let b = 0; b < B; b++) rep.set(one, b * one.length);
+        past[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', rep, [B, c.numKvHeads, C, c.headDim]);
+      }
+      const res = await sess.run({
+        input_ids: new ort.Tensor('int64', ids, [B, S]),
+        attention_mask: new ort.Tensor('int64', mask, [B, total]),
+        position_ids: new ort.Tensor('int64', pos, [B, S]),
+        num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []),
+        target_ids: new ort.Tensor('int64', targets, [B, S]),
+        ...past,
+      }, ['target_logprobs']);
+      const lp = res.target_logprobs.data as Float32Array;
+      part.forEach(({ x, k }, b) => {
+        const n = x.length - 1;
+        out[k].set(lp.subarray((b + 1) * S - n, (b + 1) * S), 1);
+      });
+    }
+    return out;
   }
 
   async lastLogits(batch: number[][]): Promise<Float32Array[]> {
