@@ -381,8 +381,9 @@ class OrtEngine implements Engine {
 
 class KvDecoder implements Decoder {
   private past: Record<string, ort.Tensor>;
-  /** attention mask so far, per row (1 = real token, 0 = padding). */
-  private mask: number[][];
+  /** Attention mask so far, per row (1 = real token, 0 = padding), in buffers grown by doubling. */
+  private maskRows: BigInt64Array[];
+  private total = 0;
   private counts: number[];
   private last: Float32Array[];
   /**
@@ -395,7 +396,7 @@ class KvDecoder implements Decoder {
 
   constructor(private engine: OrtEngine, readonly batchSize: number) {
     this.past = engine.emptyPast(batchSize);
-    this.mask = Array.from({ length: batchSize }, () => []);
+    this.maskRows = Array.from({ length: batchSize }, () => new BigInt64Array(64));
     this.counts = new Array(batchSize).fill(0);
     this.last = Array.from({ length: batchSize }, () => new Float32Array(0));
   }
@@ -407,22 +408,33 @@ class KvDecoder implements Decoder {
     const S = Math.max(...ids.map((r) => r.length));
     if (S === 0) return this.last;
     const B = this.batchSize;
-    const total = this.mask[0].length + S;
+    const before = this.total;
+    const total = before + S;
+    this.total = total;
     const inIds = new BigInt64Array(B * S);
     const pos = new BigInt64Array(B * S);
-    const mask = new BigInt64Array(B * total);
     for (let b = 0; b < B; b++) {
       const row = ids[b];
       const off = S - row.length;
-      const m = this.mask[b];
+      let m = this.maskRows[b];
+      if (m.length < total) {
+        const grown = new BigInt64Array(Math.max(total, 2 * m.length));
+        grown.set(m.subarray(0, before));
+        this.maskRows[b] = m = grown;
+      }
       for (let i = 0; i < S; i++) {
         const real = i >= off;
         inIds[b * S + i] = real ? BigInt(row[i - off]) : 0n;
         pos[b * S + i] = BigInt(real ? this.counts[b] + i - off : Math.max(0, this.counts[b] - 1));
-        m.push(real ? 1 : 0);
+        m[before + i] = real ? 1n : 0n;
       }
-      for (let j = 0; j < total; j++) mask[b * total + j] = BigInt(m[j]);
       this.counts[b] += row.length;
+    }
+    let mask: BigInt64Array;
+    if (B === 1) mask = this.maskRows[0].subarray(0, total);
+    else {
+      mask = new BigInt64Array(B * total);
+      for (let b = 0; b < B; b++) mask.set(this.maskRows[b].subarray(0, total), b * total);
     }
     const c = this.engine.model.config;
     const perPos = B * c.numKvHeads * c.headDim;
@@ -447,7 +459,8 @@ class KvDecoder implements Decoder {
     }
     const V = this.engine.vocabRows;
     const data = out.logits.data as Float32Array;
-    for (let b = 0; b < B; b++) if (ids[b].length) this.last[b] = data.slice(b * V, (b + 1) * V);
+    // views of this run's output buffer (ORT returns a fresh one each run)
+    for (let b = 0; b < B; b++) if (ids[b].length) this.last[b] = data.subarray(b * V, (b + 1) * V);
     return this.last;
   }
 }
