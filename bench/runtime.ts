@@ -136,6 +136,7 @@ const bytesPerToken = 4 * (params - embedParams + (m.tied ? embedParams : 0) + m
 const bound = bw / bytesPerToken;
 
 const rows: string[] = [];
+let scoring = '';
 const results: Record<string, number> = {};
 const exportDir = path.join(os.tmpdir(), `hack-tokenizer-bench-onnx-${process.pid}`);
 await exportOnnx(m, exportDir);
@@ -170,6 +171,23 @@ try {
       `${f(cells[4])} / ${f(cells[5])} (${(cells[4] / cells[5]).toFixed(2)}x) | ${agree}/${B} |`);
   }
   await tj.model.dispose();
+  // Scoring choices that share a context (BoolQ-style: 200-token context, two 1-token answers)
+  const ctxs = (await prompts(24)).map((q) => q.concat(q).slice(0, 200));
+  const items = ctxs.flatMap((ctx) => [{ context: ctx, continuation: [284] }, { context: ctx, continuation: [263] }]);
+  await engine.scoreContinuations(items.slice(0, 4));
+  let shared = Infinity;
+  let whole = Infinity;
+  for (let r = 0; r < reps; r++) {
+    let c0 = cpu();
+    await engine.scoreContinuations(items);
+    shared = Math.min(shared, cpu() - c0);
+    c0 = cpu();
+    await engine.tokenLogprobs(items.map((it) => [...it.context, ...it.continuation]));
+    whole = Math.min(whole, cpu() - c0);
+  }
+  scoring = `Scoring ${items.length} continuations (24 contexts of 200 tokens, two 1-token choices each): ` +
+    `scoreContinuations ${shared.toFixed(2)} CPU-s (context run once per question) vs tokenLogprobs of the whole ` +
+    `sequences ${whole.toFixed(2)} CPU-s (${(whole / shared).toFixed(1)}x).`;
 } finally {
   await fsp.rm(exportDir, { recursive: true, force: true });
   await engine.dispose();
@@ -188,5 +206,7 @@ process.stdout.write([
   `Copy bandwidth ${(bw / 1e9).toFixed(2)} GB/s (read + write); weights read per decoded token ${(bytesPerToken / 1e6).toFixed(1)} MB (float32) ` +
     `-> bandwidth bound ${bound.toFixed(0)} tok/s at batch 1; ours reaches ${(100 * frac).toFixed(0)}% of it in wall-clock time, ` +
     `${(100 * fracCpu).toFixed(0)}% per CPU-second (load average during the run: ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores).`,
+  '',
+  scoring,
   '',
 ].join('\n'));
