@@ -388,7 +388,7 @@ class KvDecoder implements Decoder {
   private last: Float32Array[];
   /**
    * Two sets of KV buffers used in turn (past from one, present written into the other as
-   * pre-allocated outputs), grown by doubling: no per-step allocation or output copy.
+   * pre-allocated outputs), grown by 25% when full: no per-step allocation or output copy.
    */
   private bufs: Float32Array[][] = [[], []];
   private capacity = 0;
@@ -439,7 +439,8 @@ class KvDecoder implements Decoder {
     const c = this.engine.model.config;
     const perPos = B * c.numKvHeads * c.headDim;
     if (total > this.capacity) {
-      this.capacity = Math.max(total, 2 * this.capacity, 64);
+      // +25% headroom: each set holds at most 1.25x the cache (a plain run holds 2x: past + present)
+      this.capacity = total + Math.max(64, Math.ceil(total / 4));
       this.bufs = [0, 1].map(() => Array.from({ length: 2 * c.numLayers }, () => new Float32Array(perPos * this.capacity)));
     }
     const set = this.bufs[this.flip];
