@@ -1,6 +1,7 @@
-// The inference engine: ONNX Runtime (CPU) sessions over graphs built from config.json +
-// safetensors (see graph.ts), one session per graph variant, created on first use.
-// Batches are left-padded; position ids are cumsum(mask) - 1 (clamped at 0), as transformers does.
+// The inference engine: one ONNX Runtime (CPU) session over a graph built from config.json +
+// safetensors (see graph.ts), created on first use and shared by scoring, logits, hidden states
+// and KV-cache decoding. Batches are left-padded; position ids are cumsum(mask) - 1 (clamped at 0),
+// as transformers does.
 import * as ort from 'onnxruntime-node';
 import * as path from 'node:path';
 import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
@@ -14,7 +15,7 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Upper bound on batch * seq * vocab floats of logits per forward pass (default 32M = 128 MB). */
   maxLogitFloats?: number;
-  /** Graph operators: 'fused' (opset-23 Attention/RotaryEmbedding, default, faster) or 'plain' (elementary ops). */
+  /** Graph operators: 'fused' (default: opset-23 Attention/RotaryEmbedding, FusedMatMul) or 'plain' (elementary opset-17 ops). */
   ops?: 'fused' | 'plain';
 }
 
