@@ -63,16 +63,21 @@ export function register(program: Command): void {
         if (prompt.length === 0) throw new Error('--prompt: the prompt encodes to no tokens');
         const stream = new TextStream((ids) => decode(tokenizer, ids, true), o.stop ?? []);
         const ids: number[] = [];
+        // A closed pipe (`generate ... | head`) ends generation quietly.
+        let closed = false;
+        const onPipeError = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') closed = true; else throw e; };
+        process.stdout.on('error', onPipeError);
         const onToken = async (id: number): Promise<boolean> => {
           ids.push(id);
-          process.stdout.write(await stream.update(ids));
-          return stream.stopped;
+          const text = await stream.update(ids);
+          if (!closed && text) process.stdout.write(text);
+          return stream.stopped || closed;
         };
         const t0 = performance.now();
         const opts = { maxNewTokens, temperature, topK, topP, seed, onToken };
         if (map) await generateExtended(engine, map, prompt, opts);
         else await engine.generate(prompt, opts);
-        process.stdout.write(stream.flush() + (process.stdout.isTTY ? '\n' : ''));
+        if (!closed) process.stdout.write(stream.flush() + (process.stdout.isTTY ? '\n' : ''));
         if (o.stats) {
           const s = (performance.now() - t0) / 1000;
           info(`${prompt.length} prompt tokens, ${ids.length} new tokens in ${s.toFixed(2)} s (${(ids.length / s).toFixed(1)} tok/s)`);
