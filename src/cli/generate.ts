@@ -80,7 +80,8 @@ export function register(program: Command): void {
         if (!closed) process.stdout.write(stream.flush() + (process.stdout.isTTY ? '\n' : ''));
         if (o.stats) {
           const s = (performance.now() - t0) / 1000;
-          info(`${prompt.length} prompt tokens, ${ids.length} new tokens in ${s.toFixed(2)} s (${(ids.length / s).toFixed(1)} tok/s)`);
+          const fresh = map ? `, ${ids.filter((id) => map!.has(id)).length} of them from the extended vocabulary` : '';
+          info(`${prompt.length} prompt tokens, ${ids.length} new tokens${fresh} in ${s.toFixed(2)} s (${(ids.length / s).toFixed(1)} tok/s)`);
         }
       } finally {
         await engine.dispose();
