@@ -1,4 +1,4 @@
-// ONNX graph builder for decoder-only transformers (Llama family and Qwen2), in the
+// ONNX graph builder for decoder-only transformers (Llama family, Mistral, Qwen2, SmolLM3), in the
 // transformers.js I/O layout: input_ids, attention_mask, position_ids,
 // past_key_values.{i}.key|value -> logits, present.{i}.key|value.
 // Weights are initializers with external data pointing into the .safetensors files
