@@ -24,7 +24,7 @@ const cpuMs = (f: () => Promise<void>) => async () => { const u0 = process.cpuUs
 
 interface Arm { name: string; B: number; s: ort.InferenceSession; past: Record<string, ort.Tensor>; total: number; decode: number[]; prefill: number[] }
 
-async function arm(ops: 'fused' | 'plain', B: number): Promise<Arm> {
+async function arm(ops: 'fused' | 'plain' | 'hybrid', B: number): Promise<Arm> {
   const built = buildGraph(model, { logits: 'last', hidden: false, cache: true, targets: false, ops }, safetensorsLocator(model, dir));
   const s = await ort.InferenceSession.create(built.bytes, {
     intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all',
@@ -48,7 +48,7 @@ async function step(a: Arm, S: number): Promise<void> {
 
 const lines: string[] = [];
 for (const B of [1, 16]) {
-  const arms = [await arm('plain', B), await arm('fused', B)];
+  const arms = [await arm('plain', B), await arm('fused', B), await arm('hybrid', B)];
   for (let r = 0; r < reps; r++) {
     for (const a of arms) {
       a.total = 0;

@@ -119,9 +119,9 @@ for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['q
   });
 }
 
-test('plain-operator graphs compute the same as the fused (opset-23 Attention) graphs', async () => {
-  for (const e of [llama, qwen]) {
-    const plain = await loadEngine(e.model, { threads: 1, ops: 'plain' });
+test('plain-operator and hybrid graphs compute the same as the fused (opset-23 Attention) graphs', async () => {
+  for (const [e, ops] of [[llama, 'plain'], [qwen, 'plain'], [llama, 'hybrid'], [qwen, 'hybrid']] as const) {
+    const plain = await loadEngine(e.model, { threads: 1, ops });
     try {
       const a = await plain.lastLogits(seqs);
       const b = await e.lastLogits(seqs);

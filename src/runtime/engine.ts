@@ -15,8 +15,8 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Upper bound on batch * seq * vocab floats of logits per forward pass (default 32M = 128 MB). */
   maxLogitFloats?: number;
-  /** Graph operators: 'fused' (default: opset-23 Attention/RotaryEmbedding, FusedMatMul) or 'plain' (elementary opset-17 ops). */
-  ops?: 'fused' | 'plain';
+  /** Graph operators: 'fused' (default: opset-23 Attention/RotaryEmbedding, FusedMatMul), 'hybrid' (attention from MatMul/Softmax) or 'plain' (elementary opset-17 ops). */
+  ops?: 'fused' | 'plain' | 'hybrid';
 }
 
 export interface GenerateOptions {

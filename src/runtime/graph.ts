@@ -38,16 +38,17 @@ export interface GraphVariant {
   /** Extra input `target_ids` [batch, seq] and output `target_logprobs` [batch, seq] = log_softmax(logits)[target]. */
   targets: boolean;
   /**
-   * 'fused' (default): ONNX opset-23 Attention + RotaryEmbedding and concatenated QKV / gate-up
-   * projections; 'plain': the same math in elementary opset-17 operators.
+   * 'fused' (default): ONNX opset-23 Attention + RotaryEmbedding, concatenated QKV / gate-up
+   * projections, FusedMatMul on the stored weights; 'hybrid': the same but attention from
+   * MatMul/Softmax; 'plain': everything in elementary opset-17 operators.
    */
-  ops?: 'fused' | 'plain';
+  ops?: 'fused' | 'plain' | 'hybrid';
 }
 
 export const FULL_VARIANT: GraphVariant = { logits: 'all', hidden: false, cache: true, targets: false };
 
 export function variantKey(v: GraphVariant): string {
-  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops === 'plain' ? '-plain' : ''}`;
+  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops && v.ops !== 'fused' ? '-' + v.ops : ''}`;
 }
 
 /** Where a weight's bytes live: resolves a tensor name to an external-data reference. */
@@ -323,6 +324,26 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
     return g.linear(act, `${p}.mlp.down_proj`, false);
   };
 
+  // Attention from elementary operators on [B, heads, S, hd] tensors; GQA without copying K/V:
+  // the queries of one KV group are stacked along the sequence axis, [B, nKV, group*S, hd].
+  let biasG: string | null = null;
+  const heads = (x: string, n: number): string =>
+    g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
+  const matmulAttention = (q: string, k: string, v: string, l: number): string => {
+    biasG ??= g.op1('Tile', [g.op1('Unsqueeze', [bias, g.i64([1])]), g.i64([1, 1, group, 1])]); // [B,1,group*S,T]
+    if (variant.cache) {
+      k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
+      v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
+      presentInfo(l);
+    }
+    const qg = g.op1('Reshape', [g.op1('Mul', [q, g.f32([1 / Math.sqrt(hd)])]), g.i64([0, nKV, -1, hd])]);
+    const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
+    const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), biasG]);
+    const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
+    const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
+    return g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
+  };
+
   let h = g.op1('Gather', [g.rawWeight(EMBED_TENSOR), 'input_ids'], { axis: { kind: 'int', v: 0 } });
   if (weightInfo(model.weights, EMBED_TENSOR).dtype !== 'F32') h = g.op1('Cast', [h], { to: { kind: 'int', v: DataType.FLOAT } });
 
@@ -330,7 +351,8 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
     // RotaryEmbedding (opset 23) takes cos/sin of shape [B, S, hd/2] when no position_ids are given.
     const cosT = g.op1('Cos', [freqs]);
     const sinT = g.op1('Sin', [freqs]);
-    const bias4 = g.op1('Unsqueeze', [bias, g.i64([1])]); // [B,1,S,T]
+    let bias4Name: string | null = null;
+    const bias4 = () => (bias4Name ??= g.op1('Unsqueeze', [bias, g.i64([1])])); // [B,1,S,T]
     const ropeAttrs = (n: number): Record<string, AttrValue> => ({ num_heads: { kind: 'int', v: n }, interleaved: { kind: 'int', v: 0 } });
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}`;
@@ -341,23 +363,27 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       const [q, k, v] = g.op('Split', [qkv, g.i64([nH * hd, nKV * hd, nKV * hd])], { axis: { kind: 'int', v: -1 } }, 3);
       const qr = useRope[l] ? g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH)) : q;
       const kr = useRope[l] ? g.op1('RotaryEmbedding', [k, cosT, sinT], ropeAttrs(nKV)) : k;
-      const attnIn = [qr, kr, v, bias4];
-      const attnOut = [`attn_${l}`];
-      if (variant.cache) {
-        attnIn.push(`past_key_values.${l}.key`, `past_key_values.${l}.value`);
-        attnOut.push(`present.${l}.key`, `present.${l}.value`);
-        presentInfo(l);
+      let attn: string;
+      if (variant.ops === 'hybrid') {
+        attn = matmulAttention(heads(qr, nH), heads(kr, nKV), heads(v, nKV), l);
+      } else {
+        const attnIn = [qr, kr, v, bias4()];
+        const attnOut = [`attn_${l}`];
+        if (variant.cache) {
+          attnIn.push(`past_key_values.${l}.key`, `past_key_values.${l}.value`);
+          attnOut.push(`present.${l}.key`, `present.${l}.value`);
+          presentInfo(l);
+        }
+        g.nodes.push({
+          op: 'Attention', inputs: attnIn, outputs: attnOut, name: `Attention_${l}`,
+          attrs: { q_num_heads: { kind: 'int', v: nH }, kv_num_heads: { kind: 'int', v: nKV }, scale: { kind: 'float', v: 1 / Math.sqrt(hd) } },
+        });
+        attn = attnOut[0];
       }
-      g.nodes.push({
-        op: 'Attention', inputs: attnIn, outputs: attnOut, name: `Attention_${l}`,
-        attrs: { q_num_heads: { kind: 'int', v: nH }, kv_num_heads: { kind: 'int', v: nKV }, scale: { kind: 'float', v: 1 / Math.sqrt(hd) } },
-      });
-      h = g.op1('Add', [h, g.linear(attnOut[0], `${p}.self_attn.o_proj`, false)]);
+      h = g.op1('Add', [h, g.linear(attn, `${p}.self_attn.o_proj`, false)]);
       h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
     }
   } else {
-    // Queries of one KV group are stacked along the sequence axis: [B, nKV, group*S, hd].
-    const biasG = g.op1('Tile', [g.op1('Unsqueeze', [bias, g.i64([1])]), g.i64([1, 1, group, 1])]); // [B,1,group*S,T]
     const emb = g.op1('Concat', [freqs, freqs], { axis: { kind: 'int', v: -1 } });
     const cos = g.op1('Unsqueeze', [g.op1('Cos', [emb]), g.i64([1])]); // [B,1,S,hd]
     const sinHalf = g.op1('Sin', [freqs]);
@@ -369,28 +395,15 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       const swapped = g.op1('Concat', [x2, x1], { axis: { kind: 'int', v: -1 } });
       return g.op1('Add', [g.op1('Mul', [x, cos]), g.op1('Mul', [swapped, sinSigned])]);
     };
-    const heads = (x: string, n: number): string =>
-      g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
-    const scale = g.f32([1 / Math.sqrt(hd)]);
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}`;
       const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
       const { names, biased } = attnProjections(p);
       const ropeIf = (t: string) => (useRope[l] ? rope(t) : t);
       const q = ropeIf(heads(g.linear(x, names[0], biased), nH));
-      let k = ropeIf(heads(g.linear(x, names[1], biased), nKV));
-      let v = heads(g.linear(x, names[2], biased), nKV);
-      if (variant.cache) {
-        k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
-        v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
-        presentInfo(l);
-      }
-      const qg = g.op1('Reshape', [g.op1('Mul', [q, scale]), g.i64([0, nKV, -1, hd])]); // [B,nKV,group*S,hd]
-      const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
-      const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), biasG]);
-      const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
-      const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
-      const merged = g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
+      const k = ropeIf(heads(g.linear(x, names[1], biased), nKV));
+      const v = heads(g.linear(x, names[2], biased), nKV);
+      const merged = matmulAttention(q, k, v, l);
       h = g.op1('Add', [h, g.linear(merged, `${p}.self_attn.o_proj`, false)]);
       h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
     }
