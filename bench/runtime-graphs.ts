@@ -1,6 +1,7 @@
-// Graph variants A/B on the demo model: the fused graph (opset-23 Attention + RotaryEmbedding,
-// fused QKV / gate-up projections, FusedMatMul) against the all-elementary-operator opset-17 graph.
-// Both sessions live in one process with 1 intra-op thread and are stepped alternately; each decode
+// Graph variants on the demo model: the fused graph (opset-23 Attention + RotaryEmbedding, fused
+// QKV / gate-up projections, FusedMatMul), the hybrid one (the same with MatMul/Softmax attention)
+// and the all-elementary-operator opset-17 graph.
+// The sessions live in one process with 1 intra-op thread and are stepped alternately; each decode
 // step is timed in CPU time (user + system), so other jobs on a shared machine do not count.
 //
 //   node --import tsx bench/runtime-graphs.ts [--steps 48] [--reps 3]     (`npm run bench -- runtime-graphs`)
