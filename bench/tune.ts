@@ -3,7 +3,7 @@
 // bits per byte PT/EN with the extended tokenizer on input and output, FertilityBoost at T = 0 and
 // CalamePT (extended-vocabulary decoding: --encode-with the original), and the new tokens' median
 // rank at their first use (compare-init's probes, from the PT held-out file).
-//   node --import tsx bench/tune.ts [--quick] [--out runs/bench-tune] [--skip-eval]
+//   node --import tsx bench/tune.ts [--quick] [--out runs/bench-tune] [--skip-eval] [--lr 1e-2] [--input-lr 2e-3]
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +18,7 @@ import { planRows, writeExtendedModel } from '../src/embeddings/surgery.ts';
 import { parseInitMethod } from '../src/embeddings/init-methods.ts';
 import { loadEngine } from '../src/runtime/engine.ts';
 import { sampleOccurrences, scoreTarget, median } from '../src/eval/init-analysis.ts';
+import { newTokenMap, expandToOriginal } from '../src/runtime/extended-decoding.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -25,6 +26,9 @@ const quick = args.includes('--quick');
 const skipEval = args.includes('--skip-eval');
 const outIdx = args.indexOf('--out');
 const out = path.resolve(outIdx >= 0 ? args[outIdx + 1] : path.join(root, 'runs', quick ? 'bench-tune-quick' : 'bench-tune'));
+const flag = (name: string, def: string) => (args.indexOf(name) >= 0 ? args[args.indexOf(name) + 1] : def);
+const lr = flag('--lr', '1e-2');
+const inputLr = flag('--input-lr', '2e-3');
 const demo = path.join(root, 'assets', 'models', 'tiny-en-llama');
 const train = path.join(root, 'assets', 'corpora', 'pt-pt-parliament-train.txt.gz');
 const ptHeld = path.join(root, 'assets', 'corpora', 'pt-pt-parliament-heldout.txt');
@@ -67,24 +71,33 @@ async function extendedModel(dir: string): Promise<void> {
   await fsp.rename(tmp, dir);
 }
 
-/** compare-init's measure on one model: rank of the new token at sampled first uses (extended prefix). */
-async function medianRank(modelDir: string, baseSize: number): Promise<number> {
+/**
+ * compare-init's measure on one model: rank of the new token at sampled first uses, with the prefix in
+ * extended ids (compare-init's setup) and the same prefix expanded to original ids (extended decoding).
+ */
+async function medianRank(modelDir: string, baseSize: number): Promise<{ ext: number; orig: number }> {
   const md = await loadModelDir(modelDir);
   const tok = await loadTokenizer(md.tokenizerPath);
+  const map = await newTokenMap(tok, await loadTokenizer(path.join(demo, 'tokenizer.json')));
   const lines = (await fsp.readFile(ptHeld, 'utf8')).split('\n').filter((l) => l.trim());
   const probes = await sampleOccurrences(lines, (t) => encodeBatch(tok, t), (id) => id >= baseSize, { samples: cfg.probes, seed: 0, maxContext: 64 });
   const engine = await loadEngine(md, { threads: 2 });
-  const ranks: number[] = [];
+  const ext: number[] = [];
+  const orig: number[] = [];
   try {
     for (let s = 0; s < probes.length; s += 16) {
       const b = probes.slice(s, s + 16);
-      const logits = await engine.lastLogits(b.map((p) => p.prefix));
-      b.forEach((p, k) => ranks.push(scoreTarget(logits[k], p.target).rank));
+      const l1 = await engine.lastLogits(b.map((p) => p.prefix));
+      const l2 = await engine.lastLogits(b.map((p) => expandToOriginal(p.prefix, map)));
+      b.forEach((p, k) => {
+        ext.push(scoreTarget(l1[k], p.target).rank);
+        orig.push(scoreTarget(l2[k], p.target).rank);
+      });
     }
   } finally {
     await engine.dispose();
   }
-  return median(ranks);
+  return { ext: median(ext), orig: median(orig) };
 }
 
 function evalModel(label: string, model: string, extra: string[]): Record<string, unknown> {
@@ -99,12 +112,12 @@ async function main(): Promise<void> {
   await extendedModel(ext);
   const baseSize = (await loadModelDir(demo)).embeddingRows;
   const work = path.join(out, 'work');
-  const common = ['--base', demo, '--corpus', train, '--corpus-bytes', cfg.corpusBytes, '--epochs', cfg.epochs, '--threads', '2', '--work-dir', work];
+  const common = ['--base', demo, '--corpus', train, '--corpus-bytes', cfg.corpusBytes, '--epochs', cfg.epochs, '--threads', '2', '--work-dir', work, '--lr', lr];
   const runs: Record<string, { dir: string; time?: ReturnType<typeof timed>; summary?: Record<string, unknown> }> = { none: { dir: ext } };
   const variants: Array<[string, string[]]> = [
     ['output', ['--rows', 'output']],
-    ['seed-heuristic', ['--rows', 'output', '--method', 'seed-heuristic', '--resume']],
-    ['output+input', ['--rows', 'both', '--resume', '--input-corpus-bytes', cfg.inputBytes]],
+    ['seed-heuristic', ['--rows', 'output', '--method', 'seed-heuristic', '--resume', '--lr', '1e-6']],
+    ['output+input', ['--rows', 'both', '--resume', '--input-corpus-bytes', cfg.inputBytes, '--input-lr', inputLr]],
   ];
   for (const [name, flags] of variants) {
     const dir = path.join(out, `tuned-${name}`);
@@ -115,7 +128,9 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(runs)) {
     const row: Record<string, unknown> = {};
     if (r.time) Object.assign(row, { wall_s: r.time.wall, cpu_s: r.time.user + r.time.sys, summary: r.summary });
-    row.median_rank = await medianRank(r.dir, baseSize);
+    const mr = await medianRank(r.dir, baseSize);
+    row.median_rank = mr.ext;
+    row.median_rank_original_prefix = mr.orig;
     if (!skipEval) {
       const e = evalModel(name, r.dir, ['--metrics', 'bpb', '--pt', ptHeld, '--en', enHeld, '--max-bytes', cfg.evalBytes]) as { metrics: { bpb: { pt: number; en: number } } };
       row.bpb_pt = e.metrics.bpb.pt;
@@ -137,9 +152,9 @@ async function main(): Promise<void> {
   }
   await fsp.writeFile(path.join(out, 'results.json'), JSON.stringify(results, null, 2));
   const f = (x: unknown, d = 4) => (typeof x === 'number' ? x.toFixed(d) : '-');
-  const lines = ['| variant | bpb PT | bpb EN | FertilityBoost T=0 | CalamePT | median rank | tune wall s | tune CPU s |', '|---|---|---|---|---|---|---|---|'];
+  const lines = ['| variant | bpb PT | bpb EN | FertilityBoost T=0 | CalamePT | median rank (ext. / orig. prefix) | tune wall s | tune CPU s |', '|---|---|---|---|---|---|---|---|'];
   for (const [name, r] of Object.entries(results)) {
-    lines.push(`| ${name} | ${f(r.bpb_pt)} | ${f(r.bpb_en)} | ${f(r.fertility_boost_t0, 3)} | ${f(r.calamept, 3)} | ${f(r.median_rank, 0)} | ${f(r.wall_s, 0)} | ${f(r.cpu_s, 0)} |`);
+    lines.push(`| ${name} | ${f(r.bpb_pt)} | ${f(r.bpb_en)} | ${f(r.fertility_boost_t0, 3)} | ${f(r.calamept, 3)} | ${f(r.median_rank, 0)} / ${f(r.median_rank_original_prefix, 0)} | ${f(r.wall_s, 0)} | ${f(r.cpu_s, 0)} |`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -32,10 +32,10 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'where to write the tuned model')
     .option('--rows <which>', 'output: lm_head rows (tied: the shared rows) by extended decoding; input: embedding rows through the frozen network; both: output then both jointly', 'output')
     .option('--method <m>', 'adam (exact gradients) or seed-heuristic (the research\'s update, for comparison)', 'adam')
-    .option('--corpus-bytes <size>', 'text used by the output-row phase', '2MB')
+    .option('--corpus-bytes <size>', 'text used by the output-row phase', '1MB')
     .option('--max-tokens <n>', 'output rows: stop after this many training positions (instead of --epochs)')
     .option('--epochs <e>', 'output rows: passes over the cached positions', '2')
-    .option('--lr <lr>', 'output rows learning rate (Adam; default 2e-3; seed-heuristic: 1e-6)')
+    .option('--lr <lr>', 'output rows learning rate (Adam; default 1e-2; seed-heuristic: 1e-6)')
     .option('--batch <n>', 'output rows: positions per step', '2048')
     .option('--seq-len <n>', 'output rows: most original ids per window', '256')
     .option('--input-corpus-bytes <size>', 'text used by the input-row phase', '200k')
@@ -67,7 +67,7 @@ export function register(program: Command): void {
         epochs: o.maxTokens !== undefined ? undefined : num('--epochs', o.epochs, { min: 0.001 }),
         inputMaxTokens: num('--input-max-tokens', o.inputMaxTokens, { int: true, min: 1 }),
         inputEpochs: o.inputMaxTokens !== undefined ? undefined : num('--input-epochs', o.inputEpochs, { min: 0.001 }),
-        lr: num('--lr', o.lr, { min: 0 }) ?? (o.method === 'seed-heuristic' ? 1e-6 : 2e-3),
+        lr: num('--lr', o.lr, { min: 0 }) ?? (o.method === 'seed-heuristic' ? 1e-6 : 1e-2),
         inputLr: num('--input-lr', o.inputLr, { min: 0 })!,
         batch: num('--batch', o.batch, { int: true, min: 1 })!,
         inputBatch: num('--input-batch', o.inputBatch, { int: true, min: 1 })!,
