@@ -1,4 +1,5 @@
 // Initialization methods for the embedding rows of new tokens: one registry, each method a small
+import { seededRandom } from '../io/seeded-random.ts';
 // pure function. A new token's "sub-token rows" are the rows (of the matrix being initialized) of
 // its tokenization by the ORIGINAL tokenizer, special tokens never included. Methods that do not
 // look at sub-tokens (random, hf-mean-resizing) read statistics of the existing rows and a seeded
@@ -279,14 +280,4 @@ export function parseInitMethodList(list: string): InitMethod[] {
   return out;
 }
 
-/** Mulberry32: a small seeded uniform [0, 1) source (deterministic across platforms). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../io/seeded-random.ts';

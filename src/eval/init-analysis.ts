@@ -11,6 +11,7 @@ import { encodeBatch, tokenizerFromJson } from '../tokenizer/load.ts';
 import type { NewToken } from '../tokenizer/tokens-file.ts';
 import { parseInitMethod } from '../embeddings/init-methods.ts';
 import { extendModel } from '../embeddings/extend-model.ts';
+import { seededRandom } from '../io/seeded-random.ts';
 
 /** One probe: a corpus line cut just before an occurrence of a new token. */
 export interface InitSample {
@@ -33,22 +34,10 @@ export interface SampleOptions {
   batchSize?: number;
 }
 
-/** Mulberry32 (same generator as the init methods use), kept local so eval does not depend on embeddings internals. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Fisher-Yates permutation of 0..n-1 for a seed. */
 export function permutation(n: number, seed: number): number[] {
   const p = Array.from({ length: n }, (_, i) => i);
-  const r = mulberry32(seed);
+  const r = seededRandom(seed);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [p[i], p[j]] = [p[j], p[i]];
@@ -70,7 +59,7 @@ export async function sampleOccurrences(
   if (!(opts.samples >= 1)) throw new Error(`--samples must be >= 1, got ${opts.samples}`);
   if (!(opts.maxContext >= 1)) throw new Error(`--max-context must be >= 1, got ${opts.maxContext}`);
   const order = permutation(lines.length, opts.seed);
-  const pick = mulberry32((opts.seed ^ 0x5bd1e995) >>> 0);
+  const pick = seededRandom((opts.seed ^ 0x5bd1e995) >>> 0);
   const batch = opts.batchSize ?? 256;
   const out: InitSample[] = [];
   for (let s = 0; s < order.length && out.length < opts.samples; s += batch) {

@@ -1,16 +1,7 @@
 // Deterministic sampling helpers (seeded), shared by FertilityBoost and generation-based metrics.
+import { seededRandom } from '../io/seeded-random.ts';
 
-/** Mulberry32: a small, fast, seedable PRNG with values in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../io/seeded-random.ts';
 
 export function argmax(row: Float32Array, offset = 0, width = row.length - offset): number {
   let best = 0;

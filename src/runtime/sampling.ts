@@ -1,19 +1,10 @@
 // Next-token choice from logits: greedy (temperature 0, ties to the lowest id as torch.argmax),
+import { seededRandom } from '../io/seeded-random.ts';
 // or temperature / top-k / top-p sampling with a seeded PRNG (reproducible per seed).
 
 export interface SamplingOptions { temperature?: number; topK?: number; topP?: number }
 
-/** Mulberry32: small deterministic PRNG in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../io/seeded-random.ts';
 
 export function argmax(logits: Float32Array, limit = logits.length): number {
   let best = 0;

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { fromFloat32, type DType } from '../../src/io/dtype.ts';
 import { bytesSource, writeSafetensors, type TensorSource } from '../../src/io/safetensors.ts';
 import { BYTE_TO_CHAR } from '../../src/tokenizer/byte-level.ts';
+import { seededRandom } from '../../src/io/seeded-random.ts';
 
 export interface FactoryOptions {
   arch: 'llama' | 'qwen2';
@@ -33,17 +34,7 @@ export const SAMPLE_TEXT =
   'aos cidadãos portugueses o acesso à justiça em condições de igualdade. The quick brown fox jumps over the lazy dog. ' +
   'To calculate the square root of a number by hand, start with a guess and improve it. Os deputados votaram a favor. ';
 
-/** Mulberry32: small deterministic PRNG for weights. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from '../../src/io/seeded-random.ts';
 
 /** A naive byte-level BPE (fine for a few hundred merges on a short text). */
 export function learnByteLevelBpe(text: string, numMerges: number): { vocab: Record<string, number>; merges: [string, string][] } {
@@ -120,7 +111,7 @@ export async function writeTestModel(dir: string, opts: FactoryOptions): Promise
   const { vocab, merges } = learnByteLevelBpe(opts.text ?? SAMPLE_TEXT, opts.merges ?? 64);
   const tokSize = Object.keys(vocab).length;
   const rows = tokSize + (opts.padRows ?? 0);
-  const rand = rng(opts.seed ?? 1);
+  const rand = seededRandom(opts.seed ?? 1);
   const mat = (shape: number[], scale = 0.05) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const v = new Float32Array(n);
