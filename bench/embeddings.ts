@@ -15,7 +15,8 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { copySource, writeSafetensors, readTensorRows, openSafetensors, type TensorSource } from '../src/io/safetensors.ts';
+import { copySource, writeSafetensors, readTensorRows, openSafetensors } from '../src/io/safetensors.ts';
+import { patternSource, syntheticTensors } from './support/synthetic-model.ts';
 import { loadModelDir, EMBED_TENSOR, LM_HEAD_TENSOR } from '../src/io/model-dir.ts';
 import { loadTokenizer } from '../src/tokenizer/load.ts';
 import { countWords } from '../src/tokenizer/corpus.ts';
@@ -38,55 +39,9 @@ const HEADS = 12;
 const KV_HEADS = 2;
 const INTER = 8960;
 
-function synthTensors(): Array<{ name: string; shape: number[] }> {
-  const kv = (HIDDEN / HEADS) * KV_HEADS;
-  const t: Array<{ name: string; shape: number[] }> = [{ name: EMBED_TENSOR, shape: [VOCAB, HIDDEN] }];
-  for (let l = 0; l < LAYERS; l++) {
-    const p = `model.layers.${l}.`;
-    t.push(
-      { name: p + 'input_layernorm.weight', shape: [HIDDEN] },
-      { name: p + 'mlp.down_proj.weight', shape: [HIDDEN, INTER] },
-      { name: p + 'mlp.gate_proj.weight', shape: [INTER, HIDDEN] },
-      { name: p + 'mlp.up_proj.weight', shape: [INTER, HIDDEN] },
-      { name: p + 'post_attention_layernorm.weight', shape: [HIDDEN] },
-      { name: p + 'self_attn.k_proj.bias', shape: [kv] },
-      { name: p + 'self_attn.k_proj.weight', shape: [kv, HIDDEN] },
-      { name: p + 'self_attn.o_proj.weight', shape: [HIDDEN, HIDDEN] },
-      { name: p + 'self_attn.q_proj.bias', shape: [HIDDEN] },
-      { name: p + 'self_attn.q_proj.weight', shape: [HIDDEN, HIDDEN] },
-      { name: p + 'self_attn.v_proj.bias', shape: [kv] },
-      { name: p + 'self_attn.v_proj.weight', shape: [kv, HIDDEN] },
-    );
-  }
-  t.push({ name: 'model.norm.weight', shape: [HIDDEN] }, { name: LM_HEAD_TENSOR, shape: [VOCAB, HIDDEN] });
-  return t;
-}
-
-/** A finite bf16 pattern, different per tensor and position (values in about [2^-7, 0.5]). */
-function patternAt(k: number, i: number): number {
-  return 0x3c00 + ((i * 7 + k * 131) & 0x07ff);
-}
-
-function patternSource(k: number, name: string, shape: number[]): TensorSource {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return {
-    name, dtype: 'BF16', shape,
-    produce: async (sink) => {
-      const chunk = 4 << 20;
-      const buf = new Uint16Array(Math.min(chunk, Math.max(n, 1)));
-      const bytes = new Uint8Array(buf.buffer);
-      for (let s = 0; s < n; s += chunk) {
-        const m = Math.min(chunk, n - s);
-        for (let j = 0; j < m; j++) buf[j] = patternAt(k, s + j);
-        await sink(bytes.subarray(0, m * 2));
-      }
-    },
-  };
-}
-
 async function writeSynthetic(dir: string): Promise<void> {
   await fsp.mkdir(dir, { recursive: true });
-  const tensors = synthTensors();
+  const tensors = syntheticTensors({ vocab: VOCAB, hidden: HIDDEN, layers: LAYERS, heads: HEADS, kvHeads: KV_HEADS, intermediate: INTER, qkvBias: true, untied: true });
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors.map((t, k) => patternSource(k, t.name, t.shape)), { format: 'pt' });
   const config = {
     architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: HIDDEN, intermediate_size: INTER,

@@ -13,61 +13,18 @@ import { createReadStream, existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { copySource, openSafetensors, readTensorRows, writeSafetensors, type TensorSource } from '../src/io/safetensors.ts';
+import { copySource, openSafetensors, readTensorRows, writeSafetensors } from '../src/io/safetensors.ts';
+import { patternAt, patternSource, syntheticTensors } from './support/synthetic-model.ts';
 
 const HIDDEN = 2048;
-const KV = 512;
-const INTER = 5632;
-const VOCAB = 65536;
 const EMBED = 'model.embed_tokens.weight';
-
-function modelTensors(layers: number): Array<{ name: string; shape: number[] }> {
-  const t: Array<{ name: string; shape: number[] }> = [{ name: EMBED, shape: [VOCAB, HIDDEN] }];
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}.`;
-    t.push(
-      { name: p + 'input_layernorm.weight', shape: [HIDDEN] },
-      { name: p + 'self_attn.q_proj.weight', shape: [HIDDEN, HIDDEN] },
-      { name: p + 'self_attn.k_proj.weight', shape: [KV, HIDDEN] },
-      { name: p + 'self_attn.v_proj.weight', shape: [KV, HIDDEN] },
-      { name: p + 'self_attn.o_proj.weight', shape: [HIDDEN, HIDDEN] },
-      { name: p + 'post_attention_layernorm.weight', shape: [HIDDEN] },
-      { name: p + 'mlp.gate_proj.weight', shape: [INTER, HIDDEN] },
-      { name: p + 'mlp.up_proj.weight', shape: [INTER, HIDDEN] },
-      { name: p + 'mlp.down_proj.weight', shape: [HIDDEN, INTER] },
-    );
-  }
-  t.push({ name: 'model.norm.weight', shape: [HIDDEN] }, { name: 'lm_head.weight', shape: [VOCAB, HIDDEN] });
-  return t;
-}
-
-/** The bf16 pattern of element i of tensor k: a finite value, different per tensor and position. */
-function patternAt(k: number, i: number): number {
-  return 0x3c00 + ((i * 7 + k * 131) & 0x07ff);
-}
-
-/** A source that streams `shape` in 4 MiB chunks of the pattern (one reused buffer). */
-function patternSource(k: number, name: string, shape: number[]): TensorSource {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return {
-    name, dtype: 'BF16', shape,
-    produce: async (sink) => {
-      const chunkElems = 2 << 20;
-      const buf = new Uint16Array(Math.min(chunkElems, Math.max(n, 1)));
-      const bytes = new Uint8Array(buf.buffer); // little-endian host, as the format wants
-      for (let start = 0; start < n; start += chunkElems) {
-        const m = Math.min(chunkElems, n - start);
-        for (let j = 0; j < m; j++) buf[j] = patternAt(k, start + j);
-        await sink(bytes.subarray(0, m * 2));
-      }
-    },
-  };
-}
+/** ~2 GB at 12 layers: Llama-shaped, untied, embeddings 65,536 x 2048. */
+const shapeWith = (layers: number) => ({ vocab: 65536, hidden: HIDDEN, layers, heads: 16, kvHeads: 4, intermediate: 5632, untied: true });
 
 async function phase(name: string, args: string[]): Promise<void> {
   if (name === 'write') {
     const [file, layers] = args;
-    const tensors = modelTensors(Number(layers));
+    const tensors = syntheticTensors(shapeWith(Number(layers)));
     await writeSafetensors(file, tensors.map((t, k) => patternSource(k, t.name, t.shape)), { format: 'pt' });
   } else if (name === 'rewrite') {
     const [src, dst] = args;
