@@ -3,7 +3,7 @@
 // bits per byte PT/EN with the extended tokenizer on input and output, FertilityBoost at T = 0 and
 // CalamePT (extended-vocabulary decoding: --encode-with the original), and the new tokens' median
 // rank at their first use (compare-init's probes, from the PT held-out file).
-//   node --import tsx bench/tune.ts [--quick] [--out runs/bench-tune] [--skip-eval] [--lr 1e-2] [--input-lr 2e-3]
+//   node --import tsx bench/tune.ts [--quick] [--out runs/bench-tune] [--skip-eval] [--lr 1e-2] [--input-lr 3e-3]
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -28,7 +28,7 @@ const outIdx = args.indexOf('--out');
 const out = path.resolve(outIdx >= 0 ? args[outIdx + 1] : path.join(root, 'runs', quick ? 'bench-tune-quick' : 'bench-tune'));
 const flag = (name: string, def: string) => (args.indexOf(name) >= 0 ? args[args.indexOf(name) + 1] : def);
 const lr = flag('--lr', '1e-2');
-const inputLr = flag('--input-lr', '2e-3');
+const inputLr = flag('--input-lr', '3e-3');
 const demo = path.join(root, 'assets', 'models', 'tiny-en-llama');
 const train = path.join(root, 'assets', 'corpora', 'pt-pt-parliament-train.txt.gz');
 const ptHeld = path.join(root, 'assets', 'corpora', 'pt-pt-parliament-heldout.txt');
@@ -36,7 +36,7 @@ const enHeld = path.join(root, 'assets', 'corpora', 'en-books-heldout.txt');
 const N = quick ? 500 : 5000;
 const cfg = quick
   ? { corpusBytes: '200k', epochs: '1', inputBytes: '20k', evalBytes: '50000', boostTexts: '20', calameRows: 'handwritten', probes: 200 }
-  : { corpusBytes: '1MB', epochs: '2', inputBytes: '100k', evalBytes: '100000', boostTexts: '50', calameRows: 'handwritten', probes: 1000 };
+  : { corpusBytes: '1MB', epochs: '2', inputBytes: '300k', evalBytes: '100000', boostTexts: '50', calameRows: 'handwritten', probes: 1000 };
 const cli = [path.join(root, 'src', 'cli', 'run.ts')];
 
 function timed(label: string, argv: string[]): { wall: number; user: number; sys: number; stdout: string } {
