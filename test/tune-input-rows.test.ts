@@ -10,16 +10,7 @@ import { loadModelDir } from '../src/io/model-dir.ts';
 import { createJsKernels, createOrtKernels } from '../src/tune/ort-kernels.ts';
 import { loadFrozenModel, lmLossAndGrad, type NewRows } from '../src/tune/frozen-model.ts';
 import { writeTestModel, rng } from './support/factory.ts';
-
-function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, da = 0, db = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    da += a[i] ** 2;
-    db += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(da), Math.sqrt(db), 1e-30);
-}
+import { relError } from './support/gradient-check.ts';
 
 for (const arch of ['llama', 'qwen2'] as const) {
   const tied = arch === 'llama';

@@ -6,6 +6,7 @@ import { createJsKernels, createOrtKernels } from '../src/tune/ort-kernels.ts';
 import { outputLossAndGrad, outputLossReference, seedHeuristicStep, type OutputBatch } from '../src/tune/output-rows.ts';
 import { adamInit, adamStep } from '../src/tune/adam.ts';
 import { rng } from './support/factory.ts';
+import { relError } from './support/gradient-check.ts';
 
 function randomBatch(seed: number, count: number, d: number, nOld: number, nNew: number): { b: OutputBatch; w: Float32Array; maxOld: Float32Array } {
   const r = rng(seed);
@@ -34,16 +35,6 @@ function randomBatch(seed: number, count: number, d: number, nOld: number, nNew:
     }
   }
   return { b: { count, hidden: d, h, lseOld, targetNew, targetLogitOld }, w, maxOld };
-}
-
-function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, da = 0, db = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    da += a[i] ** 2;
-    db += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(da), Math.sqrt(db), 1e-30);
 }
 
 for (const kind of ['js', 'ort'] as const) {
