@@ -144,4 +144,7 @@ test('tune CLI: bad flags are reported by name before any work', async () => {
   await assert.rejects(run(['--rows', 'middle']), /--rows: expected output, input or both/);
   await assert.rejects(run(['--method', 'sgd']), /--method: expected adam or seed-heuristic/);
   await assert.rejects(run(['--rows', 'both', '--method', 'seed-heuristic']), /seed-heuristic only applies to --rows output/);
+  // numeric flags too: the model paths 'm' and 'b' do not exist, so reaching them would give another error
+  await assert.rejects(run(['--batch', '0']), /--batch 0: expected an integer >= 1/);
+  await assert.rejects(run(['--corpus-bytes', 'lots']), /--corpus-bytes: expected a size/);
 });

@@ -13,6 +13,7 @@ import { readTokensFile, type NewToken } from '../tokenizer/tokens-file.ts';
 import { ALL_METHODS, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
 import { compareInit, resultsMarkdown, writeCompareInitOutputs } from '../eval/init-analysis.ts';
 import { progressBar, info, type Progress } from './progress.ts';
+import { requiredNumberFlag } from './flags.ts';
 
 interface Flags {
   model?: string;
@@ -29,22 +30,16 @@ interface Flags {
   out?: string;
 }
 
-function intFlag(name: string, value: string | undefined, min: number): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got ${value === undefined ? 'nothing' : `"${value}"`})`);
-  return n;
-}
-
 async function run(f: Flags): Promise<void> {
   if (!f.model) throw new Error('missing --model <dir|repo id>');
   if (!f.corpus) throw new Error('missing --corpus <file> (text or .gz, one paragraph per line)');
   if (!f.out) throw new Error('missing --out <dir>');
   const methods = parseInitMethodList(f.methods === 'all' ? ALL_METHODS.join(',') : f.methods).map((m) => m.spec);
-  const samples = intFlag('--samples', f.samples, 1);
-  const seed = intFlag('--seed', f.seed, 0);
-  const maxContext = intFlag('--max-context', f.maxContext, 1);
-  const batchSize = intFlag('--batch-size', f.batchSize, 1);
-  const threads = f.threads === undefined ? undefined : intFlag('--threads', f.threads, 1);
+  const samples = requiredNumberFlag('--samples', f.samples, { int: true, min: 1 });
+  const seed = requiredNumberFlag('--seed', f.seed, { int: true, min: 0 });
+  const maxContext = requiredNumberFlag('--max-context', f.maxContext, { int: true, min: 1 });
+  const batchSize = requiredNumberFlag('--batch-size', f.batchSize, { int: true, min: 1 });
+  const threads = f.threads === undefined ? undefined : requiredNumberFlag('--threads', f.threads, { int: true, min: 1 });
   if (f.mode !== 'added' && f.mode !== 'merges') throw new Error(`--mode must be "added" or "merges" (got "${f.mode}")`);
   try {
     await fsp.access(f.corpus);
@@ -56,9 +51,9 @@ async function run(f: Flags): Promise<void> {
   let tokens: NewToken[];
   if (f.tokens) {
     tokens = (await readTokensFile(f.tokens)).tokens;
-    if (f.numTokens !== undefined) tokens = tokens.slice(0, intFlag('--num-tokens', f.numTokens, 1));
+    if (f.numTokens !== undefined) tokens = tokens.slice(0, requiredNumberFlag('--num-tokens', f.numTokens, { int: true, min: 1 }));
   } else {
-    const numTokens = intFlag('--num-tokens', f.numTokens, 1);
+    const numTokens = requiredNumberFlag('--num-tokens', f.numTokens, { int: true, min: 1 });
     info(`learning ${numTokens} new tokens on ${f.corpus} (BPE continued from the model's merges)`);
     const tok = await loadTokenizer(model.tokenizerPath);
     const freq = await countWords(tok, bpeModelOf(tok.json).kind, [f.corpus]);

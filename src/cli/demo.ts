@@ -11,6 +11,7 @@ import { info } from './progress.ts';
 
 import { ASSETS_DIR, DEMO_MODEL_DIR } from './assets-dir.ts';
 import { runExperiment } from './experiment.ts';
+import { numberFlag, requiredNumberFlag } from './flags.ts';
 
 export { ASSETS_DIR, DEMO_MODEL_DIR };
 
@@ -19,11 +20,9 @@ interface DemoFlags {
   maxBytes: string; boostTexts: string; boostRuns: string; threads?: string; fresh?: boolean;
 }
 
-const ints = (flag: string, v: string) => v.split(',').map((s) => {
-  const n = Number(s.trim());
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag}: expected positive integers separated by commas, got ${JSON.stringify(v)}`);
-  return n;
-});
+const posInt = { int: true, min: 1 };
+/** A comma-separated list of positive integers. */
+const intList = (flag: string, v: string) => v.split(',').map((x) => requiredNumberFlag(flag, x.trim(), posInt));
 
 export function register(program: Command): void {
   program
@@ -43,18 +42,19 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output directory', path.join('runs', 'demo'))
     .action(async (o: DemoFlags) => {
       const t0 = performance.now();
-      const m = await loadModelDir(o.model);
-      process.stdout.write(formatSummary(summarizeModel(m)) + '\n\n');
-      const maxBytes = ints('--max-bytes', o.maxBytes)[0];
+      const maxBytes = requiredNumberFlag('--max-bytes', o.maxBytes, posInt);
       const cfg: GridConfig = {
-        models: [path.resolve(o.model)], corpus: [path.resolve(o.corpus)], numTokens: ints('--num-tokens', o.numTokens),
+        models: [path.resolve(o.model)], corpus: [path.resolve(o.corpus)], numTokens: intList('--num-tokens', o.numTokens),
         methods: ['continue'], modes: ['merges'], inits: o.inits.split(',').map((s) => s.trim()).filter(Boolean),
         stages: ['BASELINE', 'INITIALIZED_NO_TRAINING'], inputs: ['extended'],
         metrics: ['fertility', 'compression', 'bpb', 'fertility-boost', 'efficiency'], bench: ['calamept'],
         pt: path.resolve(o.pt), en: path.resolve(o.en), maxBytes, calameptRows: 'handwritten',
-        boostTexts: ints('--boost-texts', o.boostTexts)[0], boostRuns: ints('--boost-runs', o.boostRuns)[0],
-        threads: o.threads ? ints('--threads', o.threads)[0] : undefined,
+        boostTexts: requiredNumberFlag('--boost-texts', o.boostTexts, posInt), boostRuns: requiredNumberFlag('--boost-runs', o.boostRuns, posInt),
+        threads: numberFlag('--threads', o.threads, posInt),
       };
+      // flags are checked above, before any work; then the model is loaded and summarized
+      const m = await loadModelDir(o.model);
+      process.stdout.write(formatSummary(summarizeModel(m)) + '\n\n');
       const notes = [
         `Demo subsets: the first ${maxBytes} bytes of each held-out file (bits per byte, fertility), the 406 handwritten CalamePT rows, ` +
           `${cfg.boostTexts} PT paragraphs for FertilityBoost (${cfg.boostRuns} runs at T = 0.8). \`hack-tokenizer experiment\` and \`eval\` run the full sets.`,

@@ -10,6 +10,7 @@ import { textPrefix } from '../eval/bpb.ts';
 import { formatResults } from '../eval/summary.ts';
 import { progressBar, info } from './progress.ts';
 import { ASSETS_DIR } from './assets-dir.ts';
+import { numberFlag } from './flags.ts';
 
 interface EvalFlags {
   model: string; encodeWith?: string; original?: string; metrics?: string; bench?: string; pt?: string; en?: string; out?: string;
@@ -18,12 +19,7 @@ interface EvalFlags {
   boostTexts?: string; boostRuns?: string; threads?: string; calameptLl?: boolean;
 }
 
-function posInt(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
+const posInt = (flag: string, v: string | undefined) => numberFlag(flag, v, { int: true, min: 1 });
 
 export async function readTextFile(flag: string, file: string, maxBytes?: number): Promise<{ file: string; text: string }> {
   let text: string;

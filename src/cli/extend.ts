@@ -16,6 +16,7 @@ import { loadModelDir } from '../io/model-dir.ts';
 import { VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
 import { modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
 import { learnOptionsFromFlags, learnWithProgress, type LearnFlags } from './tokens.ts';
+import { numberFlag } from './flags.ts';
 
 export interface ExtendFlags extends LearnFlags {
   model?: string;
@@ -60,8 +61,7 @@ export async function buildExtension(o: ExtendFlags, firstId?: number): Promise<
   if (o.tokens) {
     list = await readTokensFile(o.tokens);
     if (o.numTokens !== undefined) {
-      const n = Number(o.numTokens);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--num-tokens must be a positive integer (got "${o.numTokens}")`);
+      const n = numberFlag('--num-tokens', o.numTokens, { int: true, min: 1 })!;
       list = { ...list, tokens: list.tokens.slice(0, n), numTokens: Math.min(n, list.tokens.length) };
     }
   } else if (o.corpus && o.corpus.length > 0) {
@@ -163,13 +163,8 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
   if (!o.model) throw new Error('--init writes model weights: give --model <model dir|hub id> (not --tokenizer)');
   const init = parseInitMethod(o.init!);
   const initOutput = o.initOutput === undefined ? undefined : parseInitMethod(o.initOutput);
-  const seed = Number(o.seed ?? '0');
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer (got "${o.seed}")`);
-  let padToMultipleOf: number | undefined;
-  if (o.padToMultipleOf !== undefined) {
-    padToMultipleOf = Number(o.padToMultipleOf);
-    if (!Number.isInteger(padToMultipleOf) || padToMultipleOf < 1) throw new Error(`--pad-to-multiple-of must be a positive integer (got "${o.padToMultipleOf}")`);
-  }
+  const seed = numberFlag('--seed', o.seed, { int: true, min: 0 }) ?? 0;
+  const padToMultipleOf = numberFlag('--pad-to-multiple-of', o.padToMultipleOf, { int: true, min: 1 });
   const model = await loadModelDir(await resolveModel(o.model));
   resolveInitMethods(model, init, initOutput);
   const ext = await buildExtension(o, modelFirstId(model, o.usePaddingRows === true));

@@ -10,17 +10,11 @@ import { loadEngine } from '../runtime/engine.ts';
 import { generateExtended, newTokenMap } from '../runtime/extended-decoding.ts';
 import { TextStream } from '../runtime/text-stream.ts';
 import { info } from './progress.ts';
+import { numberFlag } from './flags.ts';
 
 interface GenerateFlags {
   model: string; prompt: string; maxNewTokens: string; temperature: string; topK?: string; topP?: string;
   seed: string; stop?: string[]; encodeWith?: string; threads?: string; special: boolean; stats?: boolean;
-}
-
-function number(flag: string, v: string | undefined, check: (n: number) => boolean, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || !check(n)) throw new Error(`${flag} ${v}: expected ${what}`);
-  return n;
 }
 
 export function register(program: Command): void {
@@ -40,12 +34,12 @@ export function register(program: Command): void {
     .option('--no-special', 'do not add the tokenizer\'s special tokens (BOS) to the prompt')
     .option('--stats', 'print tokens and speed to stderr at the end')
     .action(async (o: GenerateFlags) => {
-      const maxNewTokens = number('--max-new-tokens', o.maxNewTokens, (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0')!;
-      const temperature = number('--temperature', o.temperature, (n) => n >= 0, 'a number >= 0')!;
-      const topK = number('--top-k', o.topK, (n) => Number.isInteger(n) && n > 0, 'an integer > 0');
-      const topP = number('--top-p', o.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
-      const seed = number('--seed', o.seed, Number.isInteger, 'an integer')!;
-      const threads = number('--threads', o.threads, (n) => Number.isInteger(n) && n > 0, 'an integer > 0');
+      const maxNewTokens = numberFlag('--max-new-tokens', o.maxNewTokens, { int: true, min: 0 })!;
+      const temperature = numberFlag('--temperature', o.temperature, { min: 0 })!;
+      const topK = numberFlag('--top-k', o.topK, { int: true, min: 1 });
+      const topP = numberFlag('--top-p', o.topP, { above: 0, max: 1 });
+      const seed = numberFlag('--seed', o.seed, { int: true })!;
+      const threads = numberFlag('--threads', o.threads, { int: true, min: 1 });
       const model = await loadModelDir(await resolveModel(o.model));
       const tokenizer = tokenizerFromJson(model.tokenizerJson, model.tokenizerPath);
       const engine = await loadEngine(model, { threads });

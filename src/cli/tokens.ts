@@ -5,6 +5,7 @@ import { learnTokensFromCorpus, type LearnOptions } from '../tokenizer/learn.ts'
 import { tokenizerSourceFromFlags } from '../tokenizer/source.ts';
 import { writeTokensFile, type NewTokenList, type TokensRank } from '../tokenizer/tokens-file.ts';
 import { progressBar, info, type Progress } from './progress.ts';
+import { numberFlag } from './flags.ts';
 
 export interface LearnFlags {
   corpus?: string[];
@@ -16,16 +17,9 @@ export interface LearnFlags {
   rank?: string;
 }
 
-function intFlag(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${value}")`);
-  return n;
-}
-
 /** Parse the learning flags shared by `tokens` and `extend`. */
 export function learnOptionsFromFlags(f: LearnFlags): LearnOptions {
-  const numTokens = intFlag('--num-tokens', f.numTokens, 1);
+  const numTokens = numberFlag('--num-tokens', f.numTokens, { int: true, min: 1 });
   if (numTokens === undefined) throw new Error('missing --num-tokens N (how many new tokens to learn)');
   const method = f.method ?? 'continue';
   if (method !== 'fresh' && method !== 'continue') throw new Error(`--method must be "fresh" or "continue" (got "${method}")`);
@@ -34,8 +28,8 @@ export function learnOptionsFromFlags(f: LearnFlags): LearnOptions {
   return {
     method,
     numTokens,
-    minFrequency: intFlag('--min-frequency', f.minFrequency, 1),
-    maxTokenChars: intFlag('--max-token-chars', f.maxTokenChars, 1),
+    minFrequency: numberFlag('--min-frequency', f.minFrequency, { int: true, min: 1 }),
+    maxTokenChars: numberFlag('--max-token-chars', f.maxTokenChars, { int: true, min: 1 }),
     dropPrefixes: f.dropPrefixes === true,
     rank: rank as TokensRank | undefined,
   };

@@ -5,15 +5,7 @@ import { resolveModel } from '../io/hub.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { runTune, type RowsChoice } from '../tune/run-tune.ts';
 import { info, progressBar, type Progress } from './progress.ts';
-
-function num(flag: string, v: string | undefined, opts: { int?: boolean; min?: number } = {}): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x) || (opts.int && !Number.isInteger(x)) || (opts.min !== undefined && x < opts.min)) {
-    throw new Error(`${flag}: expected ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got "${v}"`);
-  }
-  return x;
-}
+import { numberFlag } from './flags.ts';
 
 function bytes(flag: string, v: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(k|kb|m|mb|g|gb)?$/i.exec(v.trim());
@@ -54,6 +46,25 @@ export function register(program: Command): void {
       if (!['output', 'input', 'both'].includes(rows)) throw new Error(`--rows: expected output, input or both, got "${o.rows}"`);
       if (!['adam', 'seed-heuristic'].includes(o.method)) throw new Error(`--method: expected adam or seed-heuristic, got "${o.method}"`);
       if (o.method === 'seed-heuristic' && rows !== 'output') throw new Error('--method seed-heuristic only applies to --rows output');
+      // every flag is checked before any model is loaded or downloaded
+      const settings = {
+        corpusBytes: bytes('--corpus-bytes', o.corpusBytes),
+        inputCorpusBytes: bytes('--input-corpus-bytes', o.inputCorpusBytes),
+        maxTokens: numberFlag('--max-tokens', o.maxTokens, { int: true, min: 1 }),
+        epochs: o.maxTokens !== undefined ? undefined : numberFlag('--epochs', o.epochs, { min: 0.001 }),
+        inputMaxTokens: numberFlag('--input-max-tokens', o.inputMaxTokens, { int: true, min: 1 }),
+        inputEpochs: o.inputMaxTokens !== undefined ? undefined : numberFlag('--input-epochs', o.inputEpochs, { min: 0.001 }),
+        lr: numberFlag('--lr', o.lr, { min: 0 }) ?? (o.method === 'seed-heuristic' ? 1e-6 : 1e-2),
+        inputLr: numberFlag('--input-lr', o.inputLr, { min: 0 })!,
+        batch: numberFlag('--batch', o.batch, { int: true, min: 1 })!,
+        inputBatch: numberFlag('--input-batch', o.inputBatch, { int: true, min: 1 })!,
+        seqLen: numberFlag('--seq-len', o.seqLen, { int: true, min: 2 })!,
+        inputSeqLen: numberFlag('--input-seq-len', o.inputSeqLen, { int: true, min: 2 })!,
+        threads: numberFlag('--threads', o.threads, { int: true, min: 0 })!,
+        resume: o.resume === true,
+        checkpointSeconds: numberFlag('--checkpoint-every', o.checkpointEvery, { min: 1 })!,
+        seed: numberFlag('--seed', o.seed, { int: true })!,
+      };
       const model = await loadModelDir(await resolveModel(o.model));
       const base = await loadModelDir(await resolveModel(o.base));
       let bar: Progress | null = null;
@@ -61,22 +72,7 @@ export function register(program: Command): void {
       const summary = await runTune({
         model, base, corpus: o.corpus, out: o.out, workDir: o.workDir ?? `${o.out.replace(/\/+$/, '')}.work`,
         rows, method: o.method,
-        corpusBytes: bytes('--corpus-bytes', o.corpusBytes),
-        inputCorpusBytes: bytes('--input-corpus-bytes', o.inputCorpusBytes),
-        maxTokens: num('--max-tokens', o.maxTokens, { int: true, min: 1 }),
-        epochs: o.maxTokens !== undefined ? undefined : num('--epochs', o.epochs, { min: 0.001 }),
-        inputMaxTokens: num('--input-max-tokens', o.inputMaxTokens, { int: true, min: 1 }),
-        inputEpochs: o.inputMaxTokens !== undefined ? undefined : num('--input-epochs', o.inputEpochs, { min: 0.001 }),
-        lr: num('--lr', o.lr, { min: 0 }) ?? (o.method === 'seed-heuristic' ? 1e-6 : 1e-2),
-        inputLr: num('--input-lr', o.inputLr, { min: 0 })!,
-        batch: num('--batch', o.batch, { int: true, min: 1 })!,
-        inputBatch: num('--input-batch', o.inputBatch, { int: true, min: 1 })!,
-        seqLen: num('--seq-len', o.seqLen, { int: true, min: 2 })!,
-        inputSeqLen: num('--input-seq-len', o.inputSeqLen, { int: true, min: 2 })!,
-        threads: num('--threads', o.threads, { int: true, min: 0 })!,
-        resume: o.resume === true,
-        checkpointSeconds: num('--checkpoint-every', o.checkpointEvery, { min: 1 })!,
-        seed: num('--seed', o.seed, { int: true })!,
+        ...settings,
         onInfo: info,
         onPhase: (label, total, unit) => { bar = progressBar(label, total, unit); },
         onTick: (done, s) => {
