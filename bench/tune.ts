@@ -17,8 +17,8 @@ import { extendTokenizer } from '../src/tokenizer/extend.ts';
 import { planRows, writeExtendedModel } from '../src/embeddings/surgery.ts';
 import { parseInitMethod } from '../src/embeddings/init-methods.ts';
 import { loadEngine } from '../src/runtime/engine.ts';
-import { sampleOccurrences, scoreTarget, median } from '../src/eval/init-analysis.ts';
-import { newTokenMap, expandToOriginal } from '../src/runtime/extended-decoding.ts';
+import { newTokenRank } from '../src/eval/new-token-rank.ts';
+import { newTokenMap } from '../src/runtime/extended-decoding.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -79,25 +79,13 @@ async function medianRank(modelDir: string, baseSize: number): Promise<{ ext: nu
   const md = await loadModelDir(modelDir);
   const tok = await loadTokenizer(md.tokenizerPath);
   const map = await newTokenMap(tok, await loadTokenizer(path.join(demo, 'tokenizer.json')));
-  const lines = (await fsp.readFile(ptHeld, 'utf8')).split('\n').filter((l) => l.trim());
-  const probes = await sampleOccurrences(lines, (t) => encodeBatch(tok, t), (id) => id >= baseSize, { samples: cfg.probes, seed: 0, maxContext: 64 });
   const engine = await loadEngine(md, { threads: 2 });
-  const ext: number[] = [];
-  const orig: number[] = [];
   try {
-    for (let s = 0; s < probes.length; s += 16) {
-      const b = probes.slice(s, s + 16);
-      const l1 = await engine.lastLogits(b.map((p) => p.prefix));
-      const l2 = await engine.lastLogits(b.map((p) => expandToOriginal(p.prefix, map)));
-      b.forEach((p, k) => {
-        ext.push(scoreTarget(l1[k], p.target).rank);
-        orig.push(scoreTarget(l2[k], p.target).rank);
-      });
-    }
+    const r = await newTokenRank(engine, (t) => encodeBatch(tok, t), (id) => id >= baseSize, map, await fsp.readFile(ptHeld, 'utf8'), { probes: cfg.probes });
+    return { ext: r.median_ext_prefix, orig: r.median_orig_prefix };
   } finally {
     await engine.dispose();
   }
-  return { ext: median(ext), orig: median(orig) };
 }
 
 function evalModel(label: string, model: string, extra: string[]): Record<string, unknown> {

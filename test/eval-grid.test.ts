@@ -113,3 +113,73 @@ test('INITIALIZED_WITH_TRAINING tunes each extended model once (shared by inputs
   assert.equal(tuned.length, 1);
   assert.deepEqual(evaluated.filter((e) => e.startsWith('INITIALIZED_WITH_TRAINING')).map((e) => e.endsWith('-tuned')), [true, true]);
 });
+
+test('tune variants: a list of named variants, each its own cell; the object form keeps its old ids; strict errors name the key', () => {
+  const base = 'models: [a]\ncorpus: c\nnumTokens: [5]\nstages: [INITIALIZED_NO_TRAINING, INITIALIZED_WITH_TRAINING]\n';
+  const cfg = parseGridConfig(base + 'tune:\n  - {name: seed-heuristic, method: seed-heuristic}\n  - {name: output, rows: output, lr: 0.01}\n  - {name: "output+input", rows: both, corpus: t.txt}\n', '/c/g.yaml');
+  assert.deepEqual(cfg.tune, [
+    { name: 'seed-heuristic', options: { method: 'seed-heuristic' } },
+    { name: 'output', options: { rows: 'output', lr: 0.01 } },
+    { name: 'output+input', options: { rows: 'both', corpus: '/c/t.txt' } },
+  ]);
+  const cells = enumerateCells(cfg);
+  assert.deepEqual(cells.map((c) => [c.stage, c.tune]), [['INITIALIZED_NO_TRAINING', '-'], ['INITIALIZED_WITH_TRAINING', 'seed-heuristic'],
+    ['INITIALIZED_WITH_TRAINING', 'output'], ['INITIALIZED_WITH_TRAINING', 'output+input']]);
+  assert.equal(cells[3].id, 'a__INITIALIZED_WITH_TRAINING__N5__continue__merges__mean__extended__tune-output+input');
+  // object form (and no tune at all): one "default" variant whose cell id is the pre-variant one
+  for (const extra of ['tune: {rows: output}\n', '']) {
+    const c = enumerateCells(parseGridConfig(base + extra, '/c/g.yaml'));
+    assert.deepEqual(c.map((x) => x.id), ['a__INITIALIZED_NO_TRAINING__N5__continue__merges__mean__extended', 'a__INITIALIZED_WITH_TRAINING__N5__continue__merges__mean__extended']);
+    assert.equal(c[1].tune, 'default');
+  }
+  const bad = (tune: string, re: RegExp) => assert.throws(() => parseGridConfig(base + tune, '/c/g.yaml'), re);
+  bad('tune: [{rows: output}]', /"tune\[0\].name" is required/);
+  bad('tune: [{name: a}, {name: a}]', /"tune\[1\].name": "a" is the same as "a"/);
+  bad('tune: [{name: "x y"}, {name: "x_y"}]', /"tune\[1\].name": "x_y" is the same as "x y"/);
+  bad('tune: [{name: a, rows: middle}]', /"tune\[0\].rows" must be "output", "input" or "both" \(got "middle"\)/);
+  bad('tune: {lr: fast}', /"tune.lr" must be a number >= 0/);
+  bad('tune: {epochs: 0}', /"tune.epochs" must be a positive number/);
+  bad('tune: [{name: a, colour: red}]', /"tune\[0\]": unknown key\(s\) colour/);
+  bad('tune: [{name: a, rows: both, method: seed-heuristic}]', /"tune\[0\].method": seed-heuristic only applies to rows "output"/);
+  bad('tune: []', /"tune" must be an object or a non-empty list/);
+  bad('tune: [output]', /"tune\[0\]" must be an object/);
+  bad('tune: 3', /"tune" must be an object of tuning options/);
+  bad('rankProbes: 0', /"rankProbes" must be a positive integer/);
+});
+
+test('runGrid with tune variants: one tuned directory per variant, tune.json recorded in the cells and rows (tune, tune_seconds)', async () => {
+  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-'));
+  const cfg = parseGridConfig('models: [a]\ncorpus: c\nnumTokens: [5]\nstages: [INITIALIZED_NO_TRAINING, INITIALIZED_WITH_TRAINING]\ninputs: [extended, original]\n' +
+    'tune: [{name: fast, epochs: 1}, {name: slow, epochs: 3}]', '/c/g.yaml');
+  const tuned: string[] = [];
+  const mk = async (d: string) => { await fsp.mkdir(d, { recursive: true }); await fsp.writeFile(path.join(d, 'config.json'), '{}'); };
+  const steps: GridSteps = {
+    async learnTokens(_m, _me, _n, _c, file) { await fsp.mkdir(path.dirname(file), { recursive: true }); await fsp.writeFile(file, '{}'); },
+    async extendModel(_m, _t, _n, _mo, _i, dir) { await mk(dir); },
+    async tune(_ext, _base, dir, opts) {
+      tuned.push(`${path.basename(dir)} ${JSON.stringify(opts)}`);
+      await mk(dir);
+      const e = opts.epochs as number;
+      await fsp.writeFile(path.join(dir, 'tune.json'), JSON.stringify({ rows: 'output', method: 'adam', newTokens: 5, corpusBytes: 100, seconds: 10 * e,
+        cache: { positions: 50, newTargets: 20, seconds: 7, reused: e === 3 }, output: { steps: e, items: 50, firstLoss: 6, lastLoss: 6 - e, seconds: e, resumedAt: 0, lr: 0.01, batch: 8 } }));
+    },
+    async evaluate(cell, dir) { return fakeResults(dir, cell.stage === 'INITIALIZED_WITH_TRAINING' ? 1.4 : 1.5); },
+  };
+  const r = await runGrid(cfg, out, steps);
+  assert.equal(r.ran, 6);
+  assert.deepEqual(tuned, ['N5-continue-merges-mean-tuned-fast {"epochs":1}', 'N5-continue-merges-mean-tuned-slow {"epochs":3}']);
+  const slow = r.records.find((x) => x.meta.tune === 'slow' && x.meta.input === 'original')!;
+  assert.deepEqual(slow.tune!.output, { steps: 3, first_loss: 6, last_loss: 3, seconds: 3, lr: 0.01, batch: 8 });
+  assert.equal(slow.tune!.seconds, 30);
+  const { rows } = await writeGridOutputs(out, cfg, r.records, 'variants');
+  assert.deepEqual(rows.map((x) => [x.tune, x.tune_seconds, x.tune_seconds_with_cache]), [
+    ['-', undefined, undefined], ['-', undefined, undefined], ['fast', 10, 10], ['fast', 10, 10], ['slow', 30, 37], ['slow', 30, 37]]);
+  const csv = (await fsp.readFile(path.join(out, 'results.csv'), 'utf8')).split('\n');
+  assert.ok(csv[0].split(',').includes('tune') && csv[0].split(',').includes('tune_seconds'));
+  assert.match(await fsp.readFile(path.join(out, 'report.html'), 'utf8'), /id="chart-tuning"/);
+  // a cell whose tuned model exists is re-evaluated without tuning again, and keeps its tune record
+  await fsp.rm(path.join(out, 'cells', `${slow.meta.id}.json`));
+  const again = await runGrid(cfg, out, steps);
+  assert.deepEqual([again.ran, again.skipped, tuned.length], [1, 5, 2]);
+  assert.equal(again.records.find((x) => x.meta.id === slow.meta.id)!.tune!.seconds, 30);
+});

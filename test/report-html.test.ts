@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { renderReport, toCsv, chartSpecs, type ResultRow } from '../src/eval/report.ts';
+import { renderReport, toCsv, chartSpecs, tuningComparison, type ResultRow } from '../src/eval/report.ts';
 import { checkReport } from './support/chromium-check.ts';
 import { parseCsv } from '../src/eval/bench/csv.ts';
 
@@ -13,7 +13,14 @@ function rows(): ResultRow[] {
   for (const n of [1000, 5000]) for (const init of ['mean', 'weighted_drop(2)']) for (const input of ['extended', 'original'] as const) {
     out.push({ id: `m__N${n}__${init}__${input}`, model: '/x/tiny', stage: 'INITIALIZED_NO_TRAINING', input, numTokens: n, method: 'continue', mode: 'merges', init,
       fertility_pt: 2.1 - n / 10000, fertility_en: 1.4, bpb_pt: 1.5 + (init === 'mean' ? 0.1 : 0) + n / 1e5, bpb_en: 1.41, calamept: 0.005,
-      fertility_boost_greedy: 0.01 * (n / 1000), fertility_boost_mean: 0.02, fertility_boost_std: 0.003, mmlu: 0.24, copa_en: 0.5 });
+      fertility_boost_greedy: 0.01 * (n / 1000), fertility_boost_mean: 0.02, fertility_boost_std: 0.003, mmlu: 0.24, copa_en: 0.5,
+      new_token_rank_ext: 1100, new_token_rank_orig: 750 });
+  }
+  // two tuning variants of the mean-initialized models (extended input)
+  for (const n of [1000, 5000]) for (const [tune, gain] of [['seed-heuristic', 0.01], ['output+input', 0.4]] as const) {
+    out.push({ id: `m__TRAINED__N${n}__${tune}`, model: '/x/tiny', stage: 'INITIALIZED_WITH_TRAINING', input: 'extended', numTokens: n, method: 'continue', mode: 'merges', init: 'mean', tune,
+      fertility_pt: 2.1 - n / 10000, fertility_en: 1.4, bpb_pt: 1.6 + n / 1e5 - gain, bpb_en: 1.41 - gain / 100, calamept: 0.005, fertility_boost_greedy: gain / 2,
+      new_token_rank_ext: Math.round(1100 * (1 - gain)), new_token_rank_orig: Math.round(750 * (1 - 2 * gain)), tune_seconds: 100 * gain, tune_seconds_with_cache: 500 + 100 * gain });
   }
   return out;
 }
@@ -26,7 +33,14 @@ test('report.html: self-contained, every chart renders as SVG with marks in head
   assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html), 'no scripts, no network references');
   assert.match(html, /Test &lt;report&gt;/);
   const specs = chartSpecs(rows()).map((c) => c.id);
-  assert.deepEqual(specs, ['fertility', 'bpb-pt', 'bpb-en', 'calamept', 'mmlu', 'copa-en', 'fertility-boost', 'init-wins']);
+  assert.deepEqual(specs, ['fertility', 'bpb-pt', 'bpb-en', 'calamept', 'mmlu', 'copa-en', 'fertility-boost', 'tuning', 'init-wins']);
+  // the tuning chart: every measure, the untuned model and both variants, values printed beside the bars
+  const tuningSvg = /id="chart-tuning"[\s\S]*?<\/svg>/.exec(html)![0];
+  for (const s of ['bits per byte PT', 'bits per byte EN', 'FertilityBoost T=0', 'CalamePT', 'median rank, ext. prefix', 'median rank, orig. prefix', 'tune wall time (s)',
+    'no tuning', 'seed-heuristic', 'output+input', 'tiny N=1000 mean', 'tiny N=5000 mean', '1.2100', '20.00%', '>150<', '>540<']) {
+    assert.ok(tuningSvg.includes(s), `tuning chart lacks ${s}`);
+  }
+  assert.match(html, /<table class="tuning" id="tuning-table">/);
   const r = await checkReport(file);
   assert.deepEqual(r.consoleErrors, []);
   assert.deepEqual(r.requests, []);
@@ -36,7 +50,9 @@ test('report.html: self-contained, every chart renders as SVG with marks in head
     assert.ok(c.marks > 5, `${c.id}: only ${c.marks} marks`);
     assert.ok(c.width > 100 && c.height > 100, `${c.id}: ${c.width}x${c.height}`);
   }
-  assert.equal(r.tableRows, rows().length);
+  const groups = tuningComparison(rows());
+  assert.deepEqual(groups.map((g) => g.variants.map((v) => v.variant)), [['no tuning', 'seed-heuristic', 'output+input'], ['no tuning', 'seed-heuristic', 'output+input']]);
+  assert.equal(r.tableRows, rows().length + 6, 'results table + tuning table rows');
 });
 
 test('init wins count the lowest PT bpb per comparison; CSV round-trips', async () => {

@@ -16,7 +16,7 @@ interface EvalFlags {
   model: string; encodeWith?: string; original?: string; metrics?: string; bench?: string; pt?: string; en?: string; out?: string;
   maxBytes?: string; calameptRows?: string; calameptFile?: string; mmluDir?: string; mmluSubjects?: string;
   boolqEnFile?: string; copaEnFile?: string; boolqFile?: string; copaFile?: string; multircFile?: string;
-  boostTexts?: string; boostRuns?: string; threads?: string; calameptLl?: boolean;
+  boostTexts?: string; boostRuns?: string; rankProbes?: string; threads?: string; calameptLl?: boolean;
 }
 
 const posInt = (flag: string, v: string | undefined) => numberFlag(flag, v, { int: true, min: 1 });
@@ -69,6 +69,7 @@ export function register(program: Command): void {
     .option('--multirc-file <file>', 'extraGLUE pt-PT MultiRC JSONL (paragraph, question, answer, label)')
     .option('--boost-texts <n>', 'FertilityBoost: number of PT paragraphs (default 100)')
     .option('--boost-runs <n>', 'FertilityBoost: runs at T = 0.8 (default 10)')
+    .option('--rank-probes <n>', 'new-token-rank: first uses of new tokens sampled from --pt (default 1000)')
     .option('--threads <n>', 'inference threads')
     .requiredOption('--out <file>', 'results.json to write')
     .action(async (o: EvalFlags) => {
@@ -97,7 +98,7 @@ export function register(program: Command): void {
         const res = await evaluate(setup, {
           metrics, bench, texts, benchFiles, calameFilter: CALAME_ROWS[o.calameptRows!], calameLogLikelihood: o.calameptLl === true,
           mmluSubjects: o.mmluSubjects?.split(',').map((s) => s.trim()).filter(Boolean),
-          boostTexts: posInt('--boost-texts', o.boostTexts), boostRuns: posInt('--boost-runs', o.boostRuns), subsets,
+          boostTexts: posInt('--boost-texts', o.boostTexts), boostRuns: posInt('--boost-runs', o.boostRuns), rankProbes: posInt('--rank-probes', o.rankProbes), subsets,
           onStage: stageBars,
         });
         await writeFileAtomic(o.out!, JSON.stringify(res, null, 1) + '\n');

@@ -7,12 +7,13 @@ import { fertilityBoost } from './fertility-boost.ts';
 import { fertilityOutput } from './fertility-output.ts';
 import { measureDecode, promptsFromText } from './decode-speed.ts';
 import { efficiencyGain } from './text-metrics.ts';
+import { newTokenRank } from './new-token-rank.ts';
 import { EFFICIENCY_GAIN_LABEL, type EvalResults, type Lang } from './results.ts';
 import { readCalame, readExtraGlue, readMmlu, readQueryChoices, type CalameRow } from './bench/readers.ts';
 import { runCalame } from './bench/calamept.ts';
 import { runChoices, runMmlu } from './bench/choice.ts';
 
-export const METRICS = ['fertility', 'bpb', 'compression', 'fertility-output', 'fertility-boost', 'decode-speed', 'repetition', 'efficiency'] as const;
+export const METRICS = ['fertility', 'bpb', 'compression', 'fertility-output', 'fertility-boost', 'decode-speed', 'repetition', 'efficiency', 'new-token-rank'] as const;
 export const BENCHMARKS = ['calamept', 'mmlu', 'boolq-en', 'copa-en', 'boolq', 'copa', 'multirc'] as const;
 export type MetricName = (typeof METRICS)[number];
 export type BenchName = (typeof BENCHMARKS)[number];
@@ -39,6 +40,8 @@ export interface EvalSetup {
   originalCodec?: TextCodec;
   /** Whether an id is one of the added tokens (FertilityBoost). */
   isNew?: (id: number) => boolean;
+  /** Each added id's original sub-token ids (new-token-rank: the prefix read as original ids). */
+  newTokenOriginalIds?: () => Promise<Map<number, number[]>>;
   /** Generation with the original model and tokenizer (decode-speed comparison). */
   originalGenerate?: (prompt: string, maxNewTokens: number) => Promise<{ ids: number[]; text: string }>;
   /** Generation with the model under evaluation (defaults to engine.generate on inputCodec ids). */
@@ -60,6 +63,8 @@ export interface EvalOptions {
   boostTexts?: number;
   boostRuns?: number;
   boostTemperature?: number;
+  /** new-token-rank: probes sampled from the PT text (default 1000). */
+  rankProbes?: number;
   outputTexts?: number;
   genPrompts?: number;
   genTokens?: number;
@@ -145,6 +150,18 @@ export async function evaluate(setup: EvalSetup, opts: EvalOptions): Promise<Eva
     if (fo === undefined || fn === undefined) throw new Error('--metrics efficiency needs --pt and --encode-with');
     const boost = res.metrics.fertility_boost!.greedy;
     res.metrics.efficiency_gain = { label: EFFICIENCY_GAIN_LABEL, value: efficiencyGain(fo, fn, boost), fertility_original: fo, fertility_new: fn, fertility_boost: boost };
+  }
+
+  if (m.has('new-token-rank')) {
+    if (!setup.isNew || !setup.newTokenOriginalIds) throw new Error('--metrics new-token-rank needs the original tokenizer: pass --encode-with or --original <original model dir>');
+    const text = needText('new-token-rank', 'pt');
+    await timed('new_token_rank', async () => {
+      const s = stage('new-token rank');
+      res.metrics.new_token_rank = await newTokenRank(setup.engine, (t) => setup.modelCodec.encodeBatch(t), setup.isNew!, await setup.newTokenOriginalIds!(), text, {
+        probes: opts.rankProbes, onProgress: s.tick,
+      });
+      s.stop();
+    });
   }
 
   if (m.has('fertility-output')) {

@@ -1,4 +1,4 @@
-// Experiment grid: models x num_tokens x method x mode x init x stage x input mode. Each cell's
+// Experiment grid: models x num_tokens x method x mode x init x stage (x tune variant) x input mode. Each cell's
 // results are one JSON file in <out>/cells/ (written atomically), so an interrupted run resumes
 // where it stopped; shared artifacts (tokens.json, extended models) are reused when present.
 import { existsSync, promises as fsp } from 'node:fs';
@@ -7,7 +7,8 @@ import YAML from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { EvalResults } from './results.ts';
 import { BENCHMARKS, METRICS, type BenchName, type MetricName } from './evaluate.ts';
-import { renderReport, rowOf, toCsv, type CellMeta, type ResultRow } from './report.ts';
+import { renderReport, rowOf, toCsv, type CellMeta, type ResultRow, type TuneRecord } from './report.ts';
+import type { TuneSummary } from '../tune/run-tune.ts';
 
 export const STAGES = ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -33,9 +34,20 @@ export interface GridConfig {
   boostTexts?: number;
   boostRuns?: number;
   threads?: number;
-  /** Options for the INITIALIZED_WITH_TRAINING stage (passed to the tuning step). */
-  tune?: Record<string, unknown>;
+  /** new-token-rank: probes per cell. */
+  rankProbes?: number;
+  /**
+   * Tuning variants of the INITIALIZED_WITH_TRAINING stage, each its own cell (options go to the
+   * tuning step). The config's `tune` is one object (one variant named "default") or a list of
+   * named variants.
+   */
+  tune?: TuneVariant[];
 }
+
+export interface TuneVariant { name: string; options: Record<string, unknown> }
+
+/** The name of the single variant of an object-form `tune` (its cells keep the ids they had before variants existed). */
+export const DEFAULT_TUNE = 'default';
 
 export class GridConfigError extends Error {
   constructor(readonly file: string, message: string) { super(`--config ${file}: ${message}`); this.name = 'GridConfigError'; }
@@ -53,6 +65,62 @@ function list<T>(file: string, raw: Record<string, unknown>, key: string, check:
 }
 const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const isPosNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+// the tuning options a variant may set (runTune's options, as the `tune` command's flags in camelCase)
+const TUNE_KEYS: Record<string, [(v: unknown) => boolean, string]> = {
+  rows: [(v) => v === 'output' || v === 'input' || v === 'both', '"output", "input" or "both"'],
+  method: [(v) => v === 'adam' || v === 'seed-heuristic', '"adam" or "seed-heuristic"'],
+  corpus: [isStr, 'a file path'],
+  corpusBytes: [isPosInt, 'a positive integer (bytes)'],
+  inputCorpusBytes: [isPosInt, 'a positive integer (bytes)'],
+  epochs: [isPosNum, 'a positive number'],
+  inputEpochs: [isPosNum, 'a positive number'],
+  maxTokens: [isPosInt, 'a positive integer'],
+  inputMaxTokens: [isPosInt, 'a positive integer'],
+  lr: [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number >= 0'],
+  inputLr: [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number >= 0'],
+  batch: [isPosInt, 'a positive integer'],
+  inputBatch: [isPosInt, 'a positive integer'],
+  seqLen: [(v) => Number.isInteger(v) && (v as number) >= 2, 'an integer >= 2'],
+  inputSeqLen: [(v) => Number.isInteger(v) && (v as number) >= 2, 'an integer >= 2'],
+  threads: [isPosInt, 'a positive integer'],
+  checkpointSeconds: [isPosNum, 'a positive number'],
+  seed: [Number.isInteger, 'an integer'],
+};
+
+/** A tune variant's name as it appears in cell ids and directory names. */
+const nameSlug = (s: string) => s.replace(/[^A-Za-z0-9.+-]+/g, '_').replace(/^_+|_+$/g, '');
+const tuneSuffix = (name: string) => (name === DEFAULT_TUNE ? '' : `-${nameSlug(name)}`);
+
+/** `tune`: one options object, or a list of variants each with a unique `name`. */
+function parseTune(file: string, v: unknown, baseDir: string): TuneVariant[] {
+  const isObj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object' && !Array.isArray(x);
+  const items = Array.isArray(v) ? v : [v];
+  if (items.length === 0) throw new GridConfigError(file, '"tune" must be an object or a non-empty list of variants');
+  const seen = new Map<string, string>();
+  return items.map((item, i) => {
+    const at = Array.isArray(v) ? `tune[${i}]` : 'tune';
+    if (!isObj(item)) throw new GridConfigError(file, `"${at}" must be an object of tuning options (got ${JSON.stringify(item)})`);
+    const unknown = Object.keys(item).filter((k) => k !== 'name' && !(k in TUNE_KEYS));
+    if (unknown.length) throw new GridConfigError(file, `"${at}": unknown key(s) ${unknown.join(', ')} (known: name, ${Object.keys(TUNE_KEYS).join(', ')})`);
+    if (Array.isArray(v) && item.name === undefined) throw new GridConfigError(file, `"${at}.name" is required (each variant needs a name)`);
+    if (item.name !== undefined && !(isStr(item.name) && nameSlug(item.name) !== '')) throw new GridConfigError(file, `"${at}.name" must be a non-empty name (got ${JSON.stringify(item.name)})`);
+    const name = (item.name as string | undefined) ?? DEFAULT_TUNE;
+    const prev = seen.get(nameSlug(name));
+    if (prev !== undefined) throw new GridConfigError(file, `"${at}.name": "${name}" is the same as "${prev}" (variant names must differ in letters, digits, ".", "+" or "-")`);
+    seen.set(nameSlug(name), name);
+    const options: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(item)) {
+      if (k === 'name') continue;
+      const [check, what] = TUNE_KEYS[k];
+      if (!check(val)) throw new GridConfigError(file, `"${at}.${k}" must be ${what} (got ${JSON.stringify(val)})`);
+      options[k] = k === 'corpus' ? path.resolve(baseDir, val as string) : val;
+    }
+    if (options.method === 'seed-heuristic' && (options.rows ?? 'output') !== 'output') throw new GridConfigError(file, `"${at}.method": seed-heuristic only applies to rows "output"`);
+    return { name, options };
+  });
+}
 
 /** Parse and validate a grid config (JSON or YAML text). Relative paths resolve against `baseDir`. */
 export function parseGridConfig(text: string, file: string, baseDir = path.dirname(file)): GridConfig {
@@ -62,7 +130,7 @@ export function parseGridConfig(text: string, file: string, baseDir = path.dirna
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new GridConfigError(file, 'expected an object with models, corpus, numTokens, ...');
   const r = raw as Record<string, unknown>;
-  const known = new Set(['models', 'corpus', 'numTokens', 'methods', 'modes', 'inits', 'stages', 'inputs', 'metrics', 'bench', 'pt', 'en', 'maxBytes', 'calameptRows', 'mmluSubjects', 'boostTexts', 'boostRuns', 'threads', 'tune']);
+  const known = new Set(['models', 'corpus', 'numTokens', 'methods', 'modes', 'inits', 'stages', 'inputs', 'metrics', 'bench', 'pt', 'en', 'maxBytes', 'calameptRows', 'mmluSubjects', 'boostTexts', 'boostRuns', 'threads', 'rankProbes', 'tune']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new GridConfigError(file, `unknown key(s) ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
   // a model is a directory (relative to the config file) or, when no such directory exists, a Hub id
@@ -103,7 +171,8 @@ export function parseGridConfig(text: string, file: string, baseDir = path.dirna
     boostTexts: opt('boostTexts', isPosInt, 'a positive integer'),
     boostRuns: opt('boostRuns', isPosInt, 'a positive integer'),
     threads: opt('threads', isPosInt, 'a positive integer'),
-    tune: opt('tune', (v): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v), 'an object'),
+    rankProbes: opt('rankProbes', isPosInt, 'a positive integer'),
+    tune: r.tune === undefined ? undefined : parseTune(file, r.tune, baseDir),
   };
   if (cfg.pt) cfg.pt = path.resolve(baseDir, cfg.pt);
   if (cfg.en) cfg.en = path.resolve(baseDir, cfg.en);
@@ -122,17 +191,24 @@ export async function readGridConfig(file: string): Promise<GridConfig> {
 
 export const slug = (s: string) => s.replace(/^.*[\\/](?=[^\\/]+$)/, '').replace(/[^A-Za-z0-9.+-]+/g, '_').replace(/^_+|_+$/g, '') || 'x';
 
+/** The tuning variants of stage INITIALIZED_WITH_TRAINING (one "default" variant when the config has no `tune`). */
+export function tuneVariants(cfg: GridConfig): TuneVariant[] {
+  return cfg.tune?.length ? cfg.tune : [{ name: DEFAULT_TUNE, options: {} }];
+}
+
 /** Every cell of the grid, baselines first (a baseline does not depend on N, method, mode, init). */
 export function enumerateCells(cfg: GridConfig): CellMeta[] {
   const cells: CellMeta[] = [];
   for (const model of cfg.models) {
     const m = slug(model);
     if (cfg.stages.includes('BASELINE')) {
-      cells.push({ id: `${m}__BASELINE`, model, stage: 'BASELINE', input: 'original', numTokens: 0, method: '-', mode: '-', init: '-' });
+      cells.push({ id: `${m}__BASELINE`, model, stage: 'BASELINE', input: 'original', numTokens: 0, method: '-', mode: '-', init: '-', tune: '-' });
     }
     for (const stage of cfg.stages.filter((s) => s !== 'BASELINE')) {
-      for (const n of cfg.numTokens) for (const method of cfg.methods) for (const mode of cfg.modes) for (const init of cfg.inits) for (const input of cfg.inputs) {
-        cells.push({ id: `${m}__${stage}__N${n}__${method}__${mode}__${slug(init)}__${input}`, model, stage, input, numTokens: n, method, mode, init });
+      const tunes = stage === 'INITIALIZED_WITH_TRAINING' ? tuneVariants(cfg).map((t) => t.name) : ['-'];
+      for (const n of cfg.numTokens) for (const method of cfg.methods) for (const mode of cfg.modes) for (const init of cfg.inits) for (const tune of tunes) for (const input of cfg.inputs) {
+        const id = `${m}__${stage}__N${n}__${method}__${mode}__${slug(init)}__${input}${tune === '-' ? '' : tuneSuffix(tune).replace(/^-/, '__tune-')}`;
+        cells.push({ id, model, stage, input, numTokens: n, method, mode, init, tune });
       }
     }
   }
@@ -145,13 +221,34 @@ export interface GridSteps {
   learnTokens(model: string, method: string, numTokens: number, corpus: string[], outFile: string): Promise<void>;
   /** Write an extended model directory with the first `numTokens` tokens of `tokensFile`. */
   extendModel(model: string, tokensFile: string, numTokens: number, mode: string, init: string, outDir: string): Promise<void>;
-  /** Tune the new rows (stage INITIALIZED_WITH_TRAINING); absent until tuning exists. */
+  /**
+   * Tune the new rows (stage INITIALIZED_WITH_TRAINING) into `outDir`; the grid records `outDir/tune.json`
+   * (runTune's summary: wall time, losses) in each cell that uses the tuned model.
+   */
   tune?: (extendedDir: string, baseModel: string, outDir: string, opts: Record<string, unknown>) => Promise<void>;
   /** Evaluate a model directory; `original` is the base model (added-token ids, --encode-with when input is original). */
   evaluate(cell: CellMeta, modelDir: string, original: string | null): Promise<EvalResults>;
 }
 
-export interface CellRecord { meta: CellMeta; results: EvalResults }
+export interface CellRecord {
+  meta: CellMeta;
+  results: EvalResults;
+  /** Stage INITIALIZED_WITH_TRAINING: the variant, its options, and what the tuning run reported (tune.json). */
+  tune?: TuneRecord;
+}
+
+/** The essentials of a tuned directory's tune.json (runTune's TuneSummary). */
+export function tuneRecordOf(variant: TuneVariant, s: Partial<TuneSummary> | null): TuneRecord {
+  const rec: TuneRecord = { name: variant.name, options: variant.options };
+  if (!s) return rec;
+  const phase = (p?: { steps: number; firstLoss: number; lastLoss: number; seconds: number; lr: number; batch: number }) =>
+    p && { steps: p.steps, first_loss: p.firstLoss, last_loss: p.lastLoss, seconds: p.seconds, lr: p.lr, batch: p.batch };
+  return {
+    ...rec, seconds: s.seconds, rows: s.rows, method: s.method, new_tokens: s.newTokens, corpus_bytes: s.corpusBytes,
+    cache: s.cache && { positions: s.cache.positions, new_targets: s.cache.newTargets, seconds: s.cache.seconds, reused: s.cache.reused },
+    output: phase(s.output), input: s.input && { ...phase(s.input)!, tokens: s.input.tokens },
+  };
+}
 
 export interface GridProgress {
   cell(i: number, total: number, meta: CellMeta, status: 'skipped' | 'running' | 'done'): void;
@@ -183,6 +280,7 @@ export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps,
     progress?.cell(i, cells.length, meta, 'running');
     let modelDir = meta.model;
     let original: string | null = null;
+    let tune: TuneRecord | undefined;
     if (meta.stage !== 'BASELINE') {
       const mdir = path.join(art, slug(meta.model));
       const tokensFile = path.join(mdir, `tokens-${meta.method}-N${maxN}.json`);
@@ -191,14 +289,17 @@ export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps,
       if (!(await exists(path.join(extDir, 'config.json')))) await steps.extendModel(meta.model, tokensFile, meta.numTokens, meta.mode, meta.init, extDir);
       modelDir = extDir;
       if (meta.stage === 'INITIALIZED_WITH_TRAINING') {
-        const tunedDir = `${extDir}-tuned`;
-        if (!(await exists(path.join(tunedDir, 'config.json')))) await steps.tune!(extDir, meta.model, tunedDir, cfg.tune ?? {});
+        const variant = tuneVariants(cfg).find((t) => t.name === meta.tune)!;
+        const tunedDir = `${extDir}-tuned${tuneSuffix(variant.name)}`;
+        if (!(await exists(path.join(tunedDir, 'config.json')))) await steps.tune!(extDir, meta.model, tunedDir, variant.options);
+        const summary = await fsp.readFile(path.join(tunedDir, 'tune.json'), 'utf8').then((t) => JSON.parse(t) as Partial<TuneSummary>, () => null);
+        tune = tuneRecordOf(variant, summary);
         modelDir = tunedDir;
       }
       original = meta.model;
     }
     const results = await steps.evaluate(meta, modelDir, original);
-    const rec: CellRecord = { meta, results };
+    const rec: CellRecord = tune ? { meta, results, tune } : { meta, results };
     await writeFileAtomic(file, JSON.stringify(rec, null, 1) + '\n');
     records.push(rec);
     ran++;
@@ -209,7 +310,7 @@ export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps,
 
 /** results.csv, results.json and report.html for the records (each written atomically). */
 export async function writeGridOutputs(outDir: string, cfg: GridConfig | null, records: CellRecord[], title: string, notes: string[] = []): Promise<{ rows: ResultRow[]; files: string[] }> {
-  const rows = records.map((r) => rowOf(r.meta, r.results));
+  const rows = records.map((r) => rowOf(r.meta, r.results, r.tune));
   const files = [path.join(outDir, 'results.csv'), path.join(outDir, 'results.json'), path.join(outDir, 'report.html')];
   await writeFileAtomic(files[0], toCsv(rows));
   await writeFileAtomic(files[1], JSON.stringify({ version: 1, config: cfg, rows, cells: records }, null, 1) + '\n');

@@ -253,32 +253,48 @@ export interface CompareOptions {
   onProgress?: (event: { method: string; index: number; done: number; total: number }) => void;
 }
 
+/**
+ * Score each probe's target after its prefix on one engine (`prefixOf` may rewrite the prefix, e.g.
+ * into original ids); scores come back in probe order.
+ */
+export async function scoreProbes(
+  engine: Pick<LogitsEngine, 'lastLogits'>,
+  probes: InitSample[],
+  opts: { batchSize?: number; prefixOf?: (p: InitSample) => number[]; onProgress?: (done: number, total: number) => void } = {},
+): Promise<TargetScore[]> {
+  const batch = opts.batchSize ?? 16;
+  const prefixes = probes.map(opts.prefixOf ?? ((p) => p.prefix));
+  // Sort probes by prefix length so batches are nearly rectangular (less padding work).
+  const order = probes.map((_, i) => i).sort((a, b) => prefixes[a].length - prefixes[b].length || a - b);
+  const scores = new Array<TargetScore>(probes.length);
+  for (let s = 0; s < order.length; s += batch) {
+    const idx = order.slice(s, s + batch);
+    const logits = await engine.lastLogits(idx.map((i) => prefixes[i]));
+    idx.forEach((i, k) => { scores[i] = scoreTarget(logits[k], probes[i].target); });
+    opts.onProgress?.(Math.min(s + batch, order.length), order.length);
+  }
+  return scores;
+}
+
 /** Score every probe with every method's model; `scores[j][i]` is method j on probe i. */
 export async function scoreMethods(opts: CompareOptions): Promise<TargetScore[][]> {
-  const batch = opts.batchSize ?? 16;
-  // Sort probes by prefix length so batches are nearly rectangular (less padding work).
-  const order = opts.probes.map((_, i) => i).sort((a, b) => opts.probes[a].prefix.length - opts.probes[b].prefix.length || a - b);
   const all: TargetScore[][] = [];
   for (let j = 0; j < opts.methods.length; j++) {
     const method = opts.methods[j];
     const dir = await opts.buildModel(method, j);
-    const scores = new Array<TargetScore>(opts.probes.length);
     try {
       const engine = await opts.loadEngine(dir);
       try {
-        for (let s = 0; s < order.length; s += batch) {
-          const idx = order.slice(s, s + batch);
-          const logits = await engine.lastLogits(idx.map((i) => opts.probes[i].prefix));
-          idx.forEach((i, k) => { scores[i] = scoreTarget(logits[k], opts.probes[i].target); });
-          opts.onProgress?.({ method, index: j, done: Math.min(s + batch, order.length), total: order.length });
-        }
+        all.push(await scoreProbes(engine, opts.probes, {
+          batchSize: opts.batchSize,
+          onProgress: (done, total) => opts.onProgress?.({ method, index: j, done, total }),
+        }));
       } finally {
         await engine.dispose();
       }
     } finally {
       await opts.cleanup?.(dir);
     }
-    all.push(scores);
   }
   return all;
 }

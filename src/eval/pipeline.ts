@@ -54,12 +54,20 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
       if (!corpus) throw new Error('stage INITIALIZED_WITH_TRAINING: no corpus (set "corpus" or "tune.corpus" in the config)');
       let s: { tick: ProgressFn; stop: () => void } | undefined;
       let total = 0;
-      await runTune({
-        rows: 'output', method: 'adam', corpusBytes: 2_000_000, inputCorpusBytes: 200_000, epochs: 2, inputEpochs: 1, lr: 2e-3, inputLr: 2e-3,
+      // the `tune` command's defaults; --max-tokens replaces --epochs there, and so here
+      const defaults = {
+        rows: 'output', method: 'adam', corpusBytes: 1_000_000, inputCorpusBytes: 300_000,
+        epochs: o.maxTokens === undefined ? 2 : undefined, inputEpochs: o.inputMaxTokens === undefined ? 1 : undefined,
+        lr: o.method === 'seed-heuristic' ? 1e-6 : 1e-2, inputLr: 3e-3,
         batch: 2048, inputBatch: 8, seqLen: 256, inputSeqLen: 128, threads: cfg.threads ?? 2, checkpointSeconds: 60, seed: 0,
+      } as const;
+      await runTune({
+        ...defaults,
         ...o,
         model: await loadModelDir(extendedDir), base: await loadModelDir(await resolveModel(baseModel)), corpus, out: outDir,
-        workDir: `${outDir}.work`, resume: true,
+        // one work directory (checkpoints) per variant; the hidden-state cache is shared by the variants of an
+        // extended model (reused only when built from the same corpus bytes and window length)
+        workDir: `${outDir}.work`, cacheDir: `${extendedDir}.tune-cache`, resume: true,
         onPhase: (phase, t) => { s?.stop(); total = t; s = hooks.onStage?.(`tune: ${phase}`); },
         onTick: (done) => s?.tick(done, total),
         onPhaseEnd: () => { s?.stop(); s = undefined; },
@@ -73,12 +81,12 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
         encodeWith: cell.input === 'original' && base ? base : undefined, original: base, threads: cfg.threads, originalEngine: wantsDecode && !!base,
       });
       // metrics about added tokens do not apply to the original model
-      const metrics = cell.stage === 'BASELINE' ? cfg.metrics.filter((m) => m !== 'fertility-boost' && m !== 'efficiency') : cfg.metrics;
+      const metrics = cell.stage === 'BASELINE' ? cfg.metrics.filter((m) => m !== 'fertility-boost' && m !== 'efficiency' && m !== 'new-token-rank') : cfg.metrics;
       try {
         return await evaluate(setup, {
           metrics, bench: cfg.bench, texts: Object.fromEntries(Object.entries(texts).filter(([, v]) => v)), benchFiles: hooks.benchFiles,
           calameFilter: cfg.calameptRows === 'handwritten' ? (r) => r.source === 'handwritten' : cfg.calameptRows === 'generated' ? (r) => r.source !== 'handwritten' : undefined,
-          mmluSubjects: cfg.mmluSubjects, boostTexts: cfg.boostTexts, boostRuns: cfg.boostRuns, subsets, onStage: hooks.onStage,
+          mmluSubjects: cfg.mmluSubjects, boostTexts: cfg.boostTexts, boostRuns: cfg.boostRuns, rankProbes: cfg.rankProbes, subsets, onStage: hooks.onStage,
         });
       } finally {
         for (const e of engines) await e.dispose();

@@ -2,6 +2,7 @@
 import type { FertilityBoostResult } from './fertility-boost.ts';
 import type { FertilityOutputResult } from './fertility-output.ts';
 import type { DecodeRun } from './decode-speed.ts';
+import type { NewTokenRankResult } from './new-token-rank.ts';
 import type { CalameResult } from './bench/calamept.ts';
 import type { ChoiceResult, MmluResult } from './bench/choice.ts';
 
@@ -23,6 +24,7 @@ export interface EvalResults {
     fertility_boost?: FertilityBoostResult;
     decode_speed?: { extended: DecodeRun; original?: DecodeRun; speedup_chars_per_step?: number };
     repetition?: { extended: number; original?: number };
+    new_token_rank?: NewTokenRankResult;
     efficiency_gain?: { label: string; value: number; fertility_original: number; fertility_new: number; fertility_boost: number };
   };
   benchmarks: {

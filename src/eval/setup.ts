@@ -38,14 +38,16 @@ export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Prom
     const added = addedIds(otok, tok);
     setup.originalCodec = ocodec;
     setup.isNew = (id) => added.has(id);
+    let map: Promise<Map<number, number[]>> | undefined;
+    setup.newTokenOriginalIds = () => (map ??= newTokenMap(tok, otok));
     if (opts.encodeWith) {
       setup.inputCodec = ocodec;
       setup.inputTokenizer = path.resolve(orig.tokenizerPath);
       setup.input = 'original';
       // the research's setup, decoding fixed: new tokens the model emits are fed back as their original ids
-      const map = await newTokenMap(tok, otok);
+      const originalIds = await setup.newTokenOriginalIds();
       setup.generate = async (prompt, n) => {
-        const { ids } = await generateExtended(engine, map, await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });
+        const { ids } = await generateExtended(engine, originalIds, await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });
         return { ids, text: await modelCodec.decode(ids) };
       };
     }

@@ -11,6 +11,10 @@ export function formatResults(r: EvalResults): string {
   if (m.compression) lines.push(`compression (bytes/token): pt ${num(m.compression.pt)}  en ${num(m.compression.en)}`);
   if (m.bpb) lines.push(`bits per byte: pt ${num(m.bpb.pt, 4)}  en ${num(m.bpb.en, 4)}   (per-token perplexity: pt ${num(m.bpb.perplexity.pt, 2)}  en ${num(m.bpb.perplexity.en, 2)})`);
   if (m.fertility_boost) lines.push(`FertilityBoost: greedy ${pct(m.fertility_boost.greedy)}  T=${m.fertility_boost.temperature}: ${pct(m.fertility_boost.mean)} ± ${pct(m.fertility_boost.std)} (${m.fertility_boost.runs} runs, ${m.fertility_boost.n_texts} texts)`);
+  if (m.new_token_rank) {
+    const k = m.new_token_rank;
+    lines.push(`new tokens at their first use, median rank: ${num(k.median_ext_prefix, 1)} (extended-id prefix), ${num(k.median_orig_prefix, 1)} (original-id prefix); top-10 ${pct(k.top10_ext_prefix)} / ${pct(k.top10_orig_prefix)} (${k.n} probes)`);
+  }
   if (m.efficiency_gain) lines.push(`${m.efficiency_gain.label}: ${pct(m.efficiency_gain.value)}`);
   if (m.fertility_output) lines.push(`FertilityOutput (tokens per first complete word): ${num(m.fertility_output.mean)} (${m.fertility_output.n_samples} generations, ${m.fertility_output.no_complete_word} without a complete word)`);
   if (m.decode_speed) {

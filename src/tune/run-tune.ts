@@ -25,6 +25,8 @@ export interface TuneOptions {
   corpus: string;
   out: string;
   workDir: string;
+  /** Hidden-state cache directory (default <workDir>/hidden-cache); runs of the same extended model may share one. */
+  cacheDir?: string;
   rows: RowsChoice;
   method: 'adam' | 'seed-heuristic';
   /** Corpus bytes for the output-row phase. */
@@ -107,7 +109,7 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
       const { chunks, bytes } = await readCorpusChunks(o.corpus, o.corpusBytes);
       summary.corpusBytes = bytes;
       const key = { model: await fileKey(o.model.weights.files[0].path), corpus: await fileKey(o.corpus), bytes: o.corpusBytes, seqLen: o.seqLen, newTokens: n };
-      const cacheDir = path.join(o.workDir, 'hidden-cache');
+      const cacheDir = o.cacheDir ?? path.join(o.workDir, 'hidden-cache');
       let meta = o.resume ? await findCache(cacheDir, key) : null;
       const reused = meta !== null;
       if (!meta) {
