@@ -55,12 +55,14 @@ test('demo + eval end to end on a small model: results shape, resumable grid, re
   const ext = path.join(out, 'artifacts', 'model', 'N40-continue-merges-mean');
   const resFile = path.join(dir, 'results.json');
   const e = await cli(['eval', '--model', ext, '--encode-with', model, '--metrics', 'all', '--bench', 'calamept,copa-en', '--calamept-rows', 'handwritten', '--calamept-ll',
-    '--pt', path.join(dir, 'pt.txt'), '--en', path.join(dir, 'en.txt'), '--max-bytes', '2000', '--boost-texts', '3', '--out', resFile]);
+    '--pt', path.join(dir, 'pt.txt'), '--en', path.join(dir, 'en.txt'), '--max-bytes', '2000', '--boost-texts', '3', '--rank-probes', '10', '--out', resFile]);
   assert.match(e.stdout, /FertilityBoost: greedy/);
   const res = JSON.parse(await fsp.readFile(resFile, 'utf8'));
   assert.equal(res.input, 'original');
   assert.equal(res.tokenizer, path.join(model, 'tokenizer.json'));
-  for (const k of ['fertility_input', 'bpb', 'compression', 'fertility_output', 'fertility_boost', 'decode_speed', 'repetition', 'efficiency_gain']) assert.ok(res.metrics[k], k);
+  for (const k of ['fertility_input', 'bpb', 'compression', 'fertility_output', 'fertility_boost', 'decode_speed', 'repetition', 'efficiency_gain', 'new_token_rank']) assert.ok(res.metrics[k], k);
+  assert.ok(res.metrics.new_token_rank.n > 0 && res.metrics.new_token_rank.n <= 10 && res.metrics.new_token_rank.median_orig_prefix >= 1);
+  assert.match(e.stdout, /new tokens at their first use, median rank/);
   assert.deepEqual(Object.keys(res.metrics.fertility_input).sort(), ['en', 'original', 'pt']);
   assert.ok(res.metrics.decode_speed.extended.chars_per_step > 0 && res.metrics.decode_speed.original.chars_per_step > 0);
   assert.equal(typeof res.benchmarks.calamept.ll_accuracy, 'number');
@@ -69,6 +71,7 @@ test('demo + eval end to end on a small model: results shape, resumable grid, re
 
   // clear errors
   await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'fertility-boost', '--pt', path.join(dir, 'pt.txt'), '--out', resFile]), /fertility-boost needs the original tokenizer: pass --encode-with/);
+  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'new-token-rank', '--pt', path.join(dir, 'pt.txt'), '--out', resFile]), /new-token-rank needs the original tokenizer: pass --encode-with or --original/);
   await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'bleu', '--out', resFile]), /--metrics: unknown bleu/);
 
   const check = await checkReport(path.join(out, 'report.html'));

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { enumerateCells, parseGridConfig, runGrid, writeGridOutputs, type GridSteps } from '../src/eval/grid.ts';
+import { enumerateCells, parseGridConfig, readGridConfig, runGrid, writeGridOutputs, type GridSteps } from '../src/eval/grid.ts';
+import { fileURLToPath } from 'node:url';
 import type { EvalResults } from '../src/eval/results.ts';
 
 const yaml = `
@@ -182,4 +183,13 @@ test('runGrid with tune variants: one tuned directory per variant, tune.json rec
   const again = await runGrid(cfg, out, steps);
   assert.deepEqual([again.ran, again.skipped, tuned.length], [1, 5, 2]);
   assert.equal(again.records.find((x) => x.meta.id === slow.meta.id)!.tune!.seconds, 30);
+});
+
+test('examples/experiment-tuning.yaml: valid, its files exist, one cell per tuning variant', async () => {
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const cfg = await readGridConfig(path.join(repo, 'examples', 'experiment-tuning.yaml'));
+  for (const f of [...cfg.models, ...cfg.corpus, cfg.pt!, cfg.en!]) await fsp.access(f);
+  assert.deepEqual(cfg.numTokens, [5000]);
+  assert.ok(cfg.metrics.includes('new-token-rank') && cfg.bench.includes('calamept'));
+  assert.deepEqual(enumerateCells(cfg).map((c) => c.tune), ['-', '-', 'seed-heuristic', 'output', 'output+input']);
 });
