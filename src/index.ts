@@ -30,4 +30,5 @@ export { runTune, type TuneOptions, type TuneSummary } from './tune/run-tune.ts'
 export { evaluate, METRICS, BENCHMARKS, type EvalOptions } from './eval/evaluate.ts';
 export { measureBpb } from './eval/bpb.ts';
 export { compareInit, type CompareInitOptions, type CompareInitResult } from './eval/init-analysis.ts';
-export { runGrid, readGridConfig, parseGridConfig, type GridConfig } from './eval/grid.ts';
+export { newTokenRank, type NewTokenRankResult, type NewTokenRankOptions } from './eval/new-token-rank.ts';
+export { runGrid, readGridConfig, parseGridConfig, type GridConfig, type TuneVariant } from './eval/grid.ts';
