@@ -104,6 +104,19 @@ for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['q
     close(out[0], (await e.lastLogits([[5, 9, 30, 41, 7]]))[0], 1e-4, 'row 0 alone');
     assert.equal(out[1], kept, 'an empty row keeps its logits');
     assert.deepEqual([...dec.lengths], [5, 5]);
+    // dropping and reordering rows keeps each row's cache
+    const three = e.decoder(3);
+    await three.feed([[5, 9], [12, 13, 14], [60]]);
+    three.retain([2, 0]);
+    assert.equal(three.batchSize, 2);
+    assert.deepEqual([...three.lengths], [1, 2]);
+    out = await three.feed([[61, 62], [30]]);
+    close(out[0], (await e.lastLogits([[60, 61, 62]]))[0], 1e-4, 'kept row 2 after retain');
+    close(out[1], (await e.lastLogits([[5, 9, 30]]))[0], 1e-4, 'kept row 0 after retain');
+    three.retain([1]);
+    [out[0]] = await three.feed([[41]]);
+    close(out[0], (await e.lastLogits([[5, 9, 30, 41]]))[0], 1e-4, 'single row after a second retain');
+    assert.throws(() => three.retain([1]), /row 1 is not in the batch/);
     // greedy generation = argmax over re-run prefixes; batched = single
     const prompts = [[5, 9, 30], [60, 61, 62, 63, 64, 65]];
     const gens = await e.generateBatch(prompts, { maxNewTokens: 6, eosIds: [] });
@@ -116,6 +129,14 @@ for (const [name, get] of [['llama (bf16, tied, padded rows)', () => llama], ['q
         seq.push(id);
       }
     }
+    // per-sequence stop: rows leave the batch at different steps, the rest decode on unchanged
+    const four = [[5, 9, 30], [60, 61, 62, 63, 64, 65], [12], [7, 8, 9, 10]];
+    const full = await e.generateBatch(four, { maxNewTokens: 7, eosIds: [] });
+    const x = full[0][1]; // row 0 stops after its second id (or its first, if that is x too)
+    const expected = full.map((g) => (g.includes(x) ? g.slice(0, g.indexOf(x) + 1) : g));
+    const cut = await e.generateBatch(four, { maxNewTokens: 7, eosIds: [], stopWhen: (g) => g[g.length - 1] === x });
+    assert.deepEqual(cut, expected);
+    assert.ok(cut[0].length <= 2 && expected.some((g) => g.length === 7), 'rows left at different steps');
   });
 }
 

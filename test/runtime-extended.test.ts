@@ -54,7 +54,7 @@ function spy(engine: Engine, feeds: number[][][]): Engine {
       if (prop === 'decoder') {
         return (b?: number): Decoder => {
           const d = target.decoder(b);
-          return { batchSize: d.batchSize, get lengths() { return d.lengths; }, feed: (ids) => { feeds.push(ids); return d.feed(ids); } };
+          return { batchSize: d.batchSize, get lengths() { return d.lengths; }, feed: (ids) => { feeds.push(ids); return d.feed(ids); }, retain: (rows) => d.retain(rows) };
         };
       }
       return Reflect.get(target, prop, recv);

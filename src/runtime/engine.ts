@@ -29,6 +29,11 @@ export interface GenerateOptions {
   eosIds?: number[];
   /** Called for each new id; return true (or a promise of true) to stop after it. */
   onToken?: (id: number) => void | boolean | Promise<void | boolean>;
+  /**
+   * Called after each new id with the ids generated so far for that sequence; true ends that
+   * sequence (a batched run drops it from the batch, so the rest decode cheaper).
+   */
+  stopWhen?: (generated: readonly number[]) => boolean | Promise<boolean>;
 }
 
 /** Incremental decoding on a KV cache for a batch of sequences. */
@@ -41,6 +46,8 @@ export interface Decoder {
    * logits after each sequence's last token.
    */
   feed(ids: number[][]): Promise<Float32Array[]>;
+  /** Keep only these rows (indices into the current batch, in the new order); the batch shrinks. */
+  retain(rows: number[]): void;
 }
 
 export interface Engine {
@@ -67,7 +74,13 @@ export interface Engine {
  * `num_logits_to_keep` positions, target log-probs, hidden states and the KV cache; each call
  * fetches only the outputs it needs.
  */
-const UNIFIED: GraphVariant = { logits: 'keep', hidden: true, cache: true, targets: true };
+const UNIFIED: GraphVariant = { logits: 'keep', hidden: false, cache: true, targets: true };
+/**
+ * Final hidden states of every position (tuning's cache): a second session, built on first use,
+ * because a graph with this output cannot skip the last layer's work on positions whose logits
+ * are not kept (which UNIFIED does).
+ */
+const HIDDEN: GraphVariant = { logits: 'none', hidden: true, cache: false, targets: false };
 
 /** Contexts at least this long are run once for all the continuations that share them. */
 const SHARED_CONTEXT_MIN = 8;
@@ -309,10 +322,15 @@ class OrtEngine implements Engine {
   async hiddenStates(batch: number[][]): Promise<Float32Array[]> {
     const H = this.model.hiddenSize;
     const result: Float32Array[] = batch.map(() => new Float32Array(0));
-    const sess = await this.session();
+    const sess = await this.session(HIDDEN);
     for (const chunk of this.chunks(batch, 0)) {
       const p = leftPad(chunk.map((i) => batch[i]));
-      const out = await sess.run(this.feeds(p, chunk.length, 1), ['hidden_states']);
+      const B = chunk.length;
+      const out = await sess.run({
+        input_ids: new ort.Tensor('int64', p.ids, [B, p.len]),
+        attention_mask: new ort.Tensor('int64', p.mask, [B, p.len]),
+        position_ids: new ort.Tensor('int64', p.pos, [B, p.len]),
+      }, ['hidden_states']);
       const data = out.hidden_states.data as Float32Array;
       chunk.forEach((i, b) => {
         const n = batch[i].length;
@@ -336,20 +354,28 @@ class OrtEngine implements Engine {
     const rand = seededRandom(opts.seed ?? 0);
     const dec = this.decoder(prompts.length);
     const out: number[][] = prompts.map(() => []);
-    const done = prompts.map(() => false);
     if (opts.maxNewTokens <= 0) return out;
+    // alive[r] = the prompt index of decoder row r; finished rows leave the batch
+    let alive = prompts.map((_, i) => i);
     let logits = await dec.feed(prompts);
     for (;;) {
-      const next: number[][] = prompts.map(() => []);
-      for (let b = 0; b < prompts.length; b++) {
-        if (done[b]) continue;
-        const id = sampleNext(logits[b], opts, rand);
+      const keep: number[] = [];
+      const next: number[][] = [];
+      for (let r = 0; r < alive.length; r++) {
+        const b = alive[r];
+        const id = sampleNext(logits[r], opts, rand);
         out[b].push(id);
-        const stop = (await opts.onToken?.(id)) === true;
-        if (stop || eos.has(id) || out[b].length >= opts.maxNewTokens) done[b] = true;
-        else next[b] = [id];
+        let stop = (await opts.onToken?.(id)) === true;
+        if (!stop && opts.stopWhen) stop = (await opts.stopWhen(out[b])) === true;
+        if (stop || eos.has(id) || out[b].length >= opts.maxNewTokens) continue;
+        keep.push(r);
+        next.push([id]);
       }
-      if (done.every(Boolean)) return out;
+      if (keep.length === 0) return out;
+      if (keep.length < alive.length) {
+        dec.retain(keep);
+        alive = keep.map((r) => alive[r]);
+      }
       logits = await dec.feed(next);
     }
   }
@@ -395,7 +421,7 @@ class KvDecoder implements Decoder {
   private capacity = 0;
   private flip = 0;
 
-  constructor(private engine: OrtEngine, readonly batchSize: number) {
+  constructor(private engine: OrtEngine, public batchSize: number) {
     this.past = engine.emptyPast(batchSize);
     this.maskRows = Array.from({ length: batchSize }, () => new BigInt64Array(64));
     this.counts = new Array(batchSize).fill(0);
@@ -403,6 +429,32 @@ class KvDecoder implements Decoder {
   }
 
   get lengths(): readonly number[] { return this.counts; }
+
+  retain(rows: number[]): void {
+    const B = this.batchSize;
+    for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= B) throw new Error(`decoder.retain: row ${r} is not in the batch (0..${B - 1})`);
+    const c = this.engine.model.config;
+    const total = this.total;
+    const rowFloats = c.numKvHeads * total * c.headDim; // one row of a [B, kvHeads, total, headDim] cache
+    const nb = rows.length;
+    const perPos = nb * c.numKvHeads * c.headDim;
+    // fresh buffers for the smaller batch: the past goes into the set the next feed reads from
+    const bufs = [0, 1].map(() => Array.from({ length: 2 * c.numLayers }, () => new Float32Array(perPos * Math.max(this.capacity, total))));
+    const pastSet = bufs[this.flip ^ 1];
+    for (let l = 0; l < c.numLayers; l++) ['key', 'value'].forEach((kv, k) => {
+      const name = `past_key_values.${l}.${kv}`;
+      const src = this.past[name].data as Float32Array;
+      const dst = pastSet[2 * l + k];
+      rows.forEach((r, i) => dst.set(src.subarray(r * rowFloats, (r + 1) * rowFloats), i * rowFloats));
+      this.past[name] = new ort.Tensor('float32', dst.subarray(0, nb * rowFloats), [nb, c.numKvHeads, total, c.headDim]);
+    });
+    this.bufs = bufs;
+    this.capacity = Math.max(this.capacity, total);
+    this.maskRows = rows.map((r) => this.maskRows[r]);
+    this.counts = rows.map((r) => this.counts[r]);
+    this.last = rows.map((r) => this.last[r]);
+    this.batchSize = nb;
+  }
 
   async feed(ids: number[][]): Promise<Float32Array[]> {
     if (ids.length !== this.batchSize) throw new Error(`decoder.feed: expected ${this.batchSize} rows, got ${ids.length}`);

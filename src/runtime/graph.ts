@@ -298,6 +298,16 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   const allowed = g.op1('And', [causal, pad]); // [B,S,T]
   const bias = g.op1('Where', [allowed, g.f32([0]), g.f32([-3.4028234663852886e38])]); // [B,S,T]
 
+  // When only the last K positions' logits leave the graph (and no hidden states), the last layer
+  // needs every position's keys and values (attention, KV cache) but queries, o_proj, MLP and the
+  // final norm only for those K positions: about 1/numLayers of the prefill work is skipped.
+  const maxEnd = () => g.i64([Number.MAX_SAFE_INTEGER]);
+  const keepStart = variant.hidden || c.numLayers < 1 ? null
+    : variant.logits === 'last' ? g.i64([-1])
+    : variant.logits === 'keep' ? g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])])
+    : null;
+  const tail = (x: string, axis: number): string => g.op1('Slice', [x, keepStart!, maxEnd(), g.i64([axis])]);
+
   const invFreq = g.f32(ropeInvFreq(c), [1, 1, hd / 2]);
   const pos = g.op1('Unsqueeze', [g.op1('Cast', ['position_ids'], { to: { kind: 'int', v: DataType.FLOAT } }), g.i64([2])]); // [B,S,1]
   const freqs = g.op1('Mul', [pos, invFreq]); // [B,S,hd/2]
@@ -326,11 +336,12 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
 
   // Attention from elementary operators on [B, heads, S, hd] tensors; GQA without copying K/V:
   // the queries of one KV group are stacked along the sequence axis, [B, nKV, group*S, hd].
-  let biasG: string | null = null;
+  const biasG = new Map<string, string>();
   const heads = (x: string, n: number): string =>
     g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
-  const matmulAttention = (q: string, k: string, v: string, l: number): string => {
-    biasG ??= g.op1('Tile', [g.op1('Unsqueeze', [bias, g.i64([1])]), g.i64([1, 1, group, 1])]); // [B,1,group*S,T]
+  const matmulAttention = (q: string, k: string, v: string, l: number, mask = bias): string => {
+    let bg = biasG.get(mask);
+    if (!bg) biasG.set(mask, bg = g.op1('Tile', [g.op1('Unsqueeze', [mask, g.i64([1])]), g.i64([1, 1, group, 1])])); // [B,1,group*S,T]
     if (variant.cache) {
       k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
       v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
@@ -338,7 +349,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
     }
     const qg = g.op1('Reshape', [g.op1('Mul', [q, g.f32([1 / Math.sqrt(hd)])]), g.i64([0, nKV, -1, hd])]);
     const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
-    const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), biasG]);
+    const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), bg]);
     const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
     const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
     return g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
@@ -361,13 +372,18 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       let qkv = g.matmulW(x, names.map((n) => `${n}.weight`));
       if (biased) qkv = g.op1('Add', [qkv, g.biases(names.map((n) => `${n}.bias`))]);
       const [q, k, v] = g.op('Split', [qkv, g.i64([nH * hd, nKV * hd, nKV * hd])], { axis: { kind: 'int', v: -1 } }, 3);
-      const qr = useRope[l] ? g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH)) : q;
+      let qr = useRope[l] ? g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH)) : q;
       const kr = useRope[l] ? g.op1('RotaryEmbedding', [k, cosT, sinT], ropeAttrs(nKV)) : k;
+      const prune = keepStart !== null && l === c.numLayers - 1;
+      if (prune) {
+        qr = tail(qr, 1);
+        h = tail(h, 1);
+      }
       let attn: string;
       if (variant.ops === 'hybrid') {
-        attn = matmulAttention(heads(qr, nH), heads(kr, nKV), heads(v, nKV), l);
+        attn = matmulAttention(heads(qr, nH), heads(kr, nKV), heads(v, nKV), l, prune ? tail(bias, 1) : bias);
       } else {
-        const attnIn = [qr, kr, v, bias4()];
+        const attnIn = [qr, kr, v, prune ? tail(bias4(), 2) : bias4()];
         const attnOut = [`attn_${l}`];
         if (variant.cache) {
           attnIn.push(`past_key_values.${l}.key`, `past_key_values.${l}.value`);
@@ -400,10 +416,15 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
       const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
       const { names, biased } = attnProjections(p);
       const ropeIf = (t: string) => (useRope[l] ? rope(t) : t);
-      const q = ropeIf(heads(g.linear(x, names[0], biased), nH));
+      let q = ropeIf(heads(g.linear(x, names[0], biased), nH));
       const k = ropeIf(heads(g.linear(x, names[1], biased), nKV));
       const v = heads(g.linear(x, names[2], biased), nKV);
-      const merged = matmulAttention(q, k, v, l);
+      const prune = keepStart !== null && l === c.numLayers - 1;
+      if (prune) {
+        q = tail(q, 2); // [B, nH, K, hd]
+        h = tail(h, 1);
+      }
+      const merged = matmulAttention(q, k, v, l, prune ? tail(bias, 1) : bias);
       h = g.op1('Add', [h, g.linear(merged, `${p}.self_attn.o_proj`, false)]);
       h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
     }
@@ -415,13 +436,10 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   }
   if (variant.logits !== 'none' || variant.targets) {
     const head = model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR;
-    const maxEnd = () => g.i64([Number.MAX_SAFE_INTEGER]);
-    let headIn = final;
-    if (variant.logits === 'last') headIn = g.op1('Slice', [final, g.i64([-1]), maxEnd(), g.i64([1])]);
-    if (variant.logits === 'keep') {
-      const start = g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]);
-      headIn = g.op1('Slice', [final, start, maxEnd(), g.i64([1])]);
-    }
+    // `final` already holds only the kept positions when the last layer was pruned
+    const headIn = keepStart === null && (variant.logits === 'last' || variant.logits === 'keep')
+      ? g.op1('Slice', [final, variant.logits === 'last' ? g.i64([-1]) : g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]), maxEnd(), g.i64([1])])
+      : final;
     const logits = g.matmulW(headIn, [head]);
     if (variant.logits !== 'none') {
       g.named('logits', 'Identity', [logits]);
