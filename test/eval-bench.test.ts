@@ -68,22 +68,38 @@ test('extraGLUE readers: boolq, copa, multirc field layouts; parquet and bad row
 
 test('CalamePT: first Unicode word of the generation, lower-cased, vs last_word; parts; prompt stripped', async () => {
   const prompts: string[] = [];
-  const answers: Record<string, string> = { 'Ela viu o': ' Público, ontem', 'O rio': '... água', 'Nada': '!!' };
+  const answers: Record<string, string> = { 'Ela viu o': ' Público, ontem', 'O rio': '... água! Sim', 'Nada': '!!' };
+  const generated: number[] = [];
   const eng: EvalEngine = {
     vocabRows: 0x3000,
     async tokenLogprobs() { throw new Error('unused'); },
     async scoreContinuations() { throw new Error('unused'); },
     async lastLogits() { throw new Error('unused'); },
     async logits() { throw new Error('unused'); },
-    async generate(p, o) { const s = String.fromCodePoint(...p); prompts.push(s); assert.equal(o.temperature, 0); return [...answers[s]].map((c) => c.codePointAt(0)!).slice(0, o.maxNewTokens); },
+    async generate(p, o) {
+      const s = String.fromCodePoint(...p);
+      prompts.push(s);
+      assert.equal(o.temperature, 0);
+      // one code point per step, asking stopWhen after each as the engine does
+      const all = [...answers[s]].map((c) => c.codePointAt(0)!);
+      const out: number[] = [];
+      for (const id of all.slice(0, o.maxNewTokens)) {
+        out.push(id);
+        if (await o.stopWhen?.(out)) break;
+      }
+      generated.push(out.length);
+      return out;
+    },
   };
   const rows = [
     { idx: 0, source: 'handwritten', sentence: ' Ela viu o ', last_word: 'público ' },
     { idx: 1, source: 'generated', sentence: 'O rio', last_word: 'Água' },
     { idx: 2, source: 'generated', sentence: 'Nada', last_word: 'x' },
   ];
-  const r = await runCalame(eng, codec, rows, { maxNewTokens: 8 });
+  const r = await runCalame(eng, codec, rows, { maxNewTokens: 12 });
   assert.deepEqual(prompts, ['Ela viu o', 'O rio', 'Nada']);
+  // each generation stops once its first word is followed by a non-word character
+  assert.deepEqual(generated, [' Público,'.length, '... água!'.length, 2]);
   assert.equal(r.correct, 2);
   assert.equal(r.n, 3);
   assert.deepEqual(r.handwritten, { accuracy: 1, correct: 1, n: 1 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scoringWindows, bitsPerByte } from '../src/eval/windows.ts';
 import { measureBpbIds, textPrefix } from '../src/eval/bpb.ts';
-import { repetitionRate, efficiencyGain, firstWord, meanStd } from '../src/eval/text-metrics.ts';
+import { repetitionRate, efficiencyGain, firstWord, firstWordSettled, meanStd } from '../src/eval/text-metrics.ts';
 import { tokensForFirstWord, prefixLengths, fertilityOutput } from '../src/eval/fertility-output.ts';
 import { fertilityBoost } from '../src/eval/fertility-boost.ts';
 import { sampleMany, seededRandom } from '../src/eval/sampling.ts';
@@ -74,6 +74,9 @@ test('efficiency gain and helpers', () => {
   assert.ok(Math.abs(efficiencyGain(2, 1.6, 0.4) - 0.1) < 1e-12);
   assert.equal(firstWord(' , Câmara dos'), 'Câmara');
   assert.equal(firstWord('...'), null);
+  // settled = no continuation can change the first word
+  for (const t of [' , Câmara', ' Câmara', '', '...', ' \uFFFD', ' Câ\uFFFD dos ', ' \uFFFD água ']) assert.equal(firstWordSettled(t), false, JSON.stringify(t));
+  for (const t of [' , Câmara dos', ' Câmara.', 'x ', ' água \uFFFD']) assert.equal(firstWordSettled(t), true, JSON.stringify(t));
   assert.equal(meanStd([1, 3]).mean, 2);
   assert.ok(Math.abs(meanStd([1, 3]).std - Math.SQRT2) < 1e-12);
 });

@@ -8,6 +8,8 @@ export interface EvalGenerateOptions {
   seed?: number;
   eosIds?: number[];
   onToken?: (id: number) => void | boolean;
+  /** Ids generated so far for one sequence -> true to end that sequence (see the runtime's GenerateOptions). */
+  stopWhen?: (generated: readonly number[]) => boolean | Promise<boolean>;
 }
 
 export interface EvalEngine {

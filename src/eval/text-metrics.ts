@@ -9,9 +9,23 @@ export function words(text: string): string[] {
   return text.match(WORD_RE) ?? [];
 }
 
+const WORD = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_]*/u;
+
 export function firstWord(text: string): string | null {
-  const m = text.match(/[\p{L}\p{N}_][\p{L}\p{M}\p{N}_]*/u);
+  const m = text.match(WORD);
   return m ? m[0] : null;
+}
+
+/**
+ * True when no continuation of `text` can change firstWord(text): the first word is followed by
+ * a character that ends it, and no undecoded bytes (U+FFFD, a partial UTF-8 sequence at a token
+ * boundary) come before that character. Lets a generation stop as soon as its answer is known.
+ */
+export function firstWordSettled(text: string): boolean {
+  const cut = text.indexOf('\uFFFD');
+  const stable = cut < 0 ? text : text.slice(0, cut);
+  const m = WORD.exec(stable);
+  return m !== null && m.index + m[0].length < stable.length;
 }
 
 /**

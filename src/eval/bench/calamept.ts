@@ -5,7 +5,7 @@
 // the greedy continuation under teacher forcing, and its mean log-probability.
 import type { EvalEngine, ProgressFn, TextCodec } from '../engine-api.ts';
 import { argmax } from '../sampling.ts';
-import { firstWord } from '../text-metrics.ts';
+import { firstWord, firstWordSettled } from '../text-metrics.ts';
 import type { CalameRow } from './readers.ts';
 import { generateMany } from './generate-many.ts';
 
@@ -42,7 +42,9 @@ export async function runCalame(engine: EvalEngine, codec: TextCodec, rows: Cala
   const prompts = rows.map((r) => r.sentence.trim());
   const ids = await codec.encodeBatch(prompts);
   const total = rows.length * (opts.logLikelihood ? 2 : 1);
-  const outs = await generateMany(engine, ids, { maxNewTokens: maxNew, temperature: 0, eosIds: opts.eosIds }, (d) => opts.onProgress?.(d, total));
+  // a row stops as soon as its first word is settled: the answer is the same as after all maxNew tokens
+  const stopWhen = async (g: readonly number[]) => firstWordSettled(await codec.decode([...g]));
+  const outs = await generateMany(engine, ids, { maxNewTokens: maxNew, temperature: 0, eosIds: opts.eosIds, stopWhen }, (d) => opts.onProgress?.(d, total));
   const ok: boolean[] = [];
   const samples: CalameResult['samples'] = [];
   for (let i = 0; i < rows.length; i++) {
