@@ -5,6 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import * as path from 'node:path';
 import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
+import { parameterCount } from '../io/weights.ts';
 import { buildGraph, checkSupported, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
 import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
 
@@ -17,7 +18,15 @@ export interface EngineOptions {
   maxLogitFloats?: number;
   /** Graph operators: 'fused' (default: opset-23 Attention/RotaryEmbedding, FusedMatMul), 'hybrid' (attention from MatMul/Softmax) or 'plain' (elementary opset-17 ops). */
   ops?: 'fused' | 'plain' | 'hybrid';
+  /**
+   * Weight layout of the matrix products (see GraphVariant.matmul). Default: 'transposed' (faster
+   * prefill) when a float32 copy of the weights takes at most 1 GiB, else 'stored' (less memory).
+   */
+  matmul?: 'stored' | 'transposed';
 }
+
+/** Models whose float32 weights fit in this many bytes get the faster, copy-making layout by default. */
+const TRANSPOSED_WEIGHTS_MAX_BYTES = 1 << 30;
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -118,8 +127,11 @@ class OrtEngine implements Engine {
   private readonly maxBatch: number;
   private readonly maxLogitFloats: number;
 
+  private readonly matmul: 'stored' | 'transposed';
+
   constructor(readonly model: ModelDir, private opts: EngineOptions) {
     this.vocabRows = model.embeddingRows;
+    this.matmul = opts.matmul ?? (parameterCount(model.weights) * 4 <= TRANSPOSED_WEIGHTS_MAX_BYTES ? 'transposed' : 'stored');
     this.maxBatch = Math.max(1, opts.maxBatch ?? 16);
     this.maxLogitFloats = opts.maxLogitFloats ?? 32 * 1024 * 1024;
     const eos = idsOf(model.generationConfig?.eos_token_id);
@@ -127,7 +139,7 @@ class OrtEngine implements Engine {
   }
 
   session(base: GraphVariant = UNIFIED): Promise<ort.InferenceSession> {
-    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused' };
+    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', matmul: this.matmul };
     const key = variantKey(variant);
     let s = this.sessions.get(key);
     if (!s) {
