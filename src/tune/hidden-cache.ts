@@ -82,9 +82,12 @@ export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta>
   let positions = 0;
   let newTargets = 0;
   const B = o.batch ?? 16;
+  // windows batched by length (shortest first) so a batch pads to a similar length: the cache is
+  // written in that order (training draws its batches in a seeded random order anyway)
+  const order = o.windows.map((_, i) => i).sort((a, b) => o.windows[a].input.length - o.windows[b].input.length || a - b);
   try {
-    for (let s = 0; s < o.windows.length; s += B) {
-      const ws = o.windows.slice(s, s + B);
+    for (let s = 0; s < order.length; s += B) {
+      const ws = order.slice(s, s + B).map((i) => o.windows[i]);
       const hs = await o.hiddenStates(ws.map((w) => w.input));
       const count = ws.reduce((a, w) => a + w.positions.length, 0);
       const h16 = new Uint16Array(count * d);
