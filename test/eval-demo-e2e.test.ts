@@ -62,6 +62,8 @@ test('demo + eval end to end on a small model: results shape, resumable grid, re
   assert.equal(res.tokenizer, path.join(model, 'tokenizer.json'));
   for (const k of ['fertility_input', 'bpb', 'compression', 'fertility_output', 'fertility_boost', 'decode_speed', 'repetition', 'efficiency_gain', 'new_token_rank']) assert.ok(res.metrics[k], k);
   assert.ok(res.metrics.new_token_rank.n > 0 && res.metrics.new_token_rank.n <= 10 && res.metrics.new_token_rank.median_orig_prefix >= 1);
+  // the original model's rank of the first piece, at the same probes, as a reference
+  assert.ok(res.metrics.new_token_rank.base_first_piece_median >= 1 && res.metrics.new_token_rank.base_first_piece_top10 >= 0);
   assert.match(e.stdout, /new tokens at their first use, median rank/);
   assert.deepEqual(Object.keys(res.metrics.fertility_input).sort(), ['en', 'original', 'pt']);
   assert.ok(res.metrics.decode_speed.extended.chars_per_step > 0 && res.metrics.decode_speed.original.chars_per_step > 0);

@@ -45,6 +45,7 @@ test('experiment with stage INITIALIZED_WITH_TRAINING and two tune variants: tun
     assert.equal(base.new_token_rank_ext, undefined, 'no new-token rank for the original model');
     for (const x of [untuned, out1, out2]) {
       assert.ok(Number.isFinite(x.bpb_pt) && Number.isFinite(x.new_token_rank_ext) && Number.isFinite(x.new_token_rank_orig), x.id);
+      assert.ok(x.new_token_rank_base_first_piece! >= 1, `${x.id}: the original model's first-piece rank (reference)`);
     }
     // tuning changed the model, and output rows fitted for extended decoding rank the new tokens higher
     assert.notEqual(out1.bpb_pt, untuned.bpb_pt);

@@ -89,7 +89,7 @@ export function register(program: Command): void {
       const encodeWith = o.encodeWith ? await resolveModel(o.encodeWith) : undefined;
       const original = o.original ? await resolveModel(o.original) : undefined;
       const { setup, engines } = await loadSetup(model, {
-        encodeWith, original, threads: posInt('--threads', o.threads), originalEngine: metrics.includes('decode-speed') || metrics.includes('repetition'),
+        encodeWith, original, threads: posInt('--threads', o.threads), originalEngine: metrics.includes('decode-speed') || metrics.includes('repetition') || metrics.includes('new-token-rank'),
       });
       const subsets: Record<string, string> = {};
       if (maxBytes) subsets.texts = `first ${maxBytes} bytes of each held-out file`;

@@ -44,6 +44,8 @@ export interface EvalSetup {
   newTokenOriginalIds?: () => Promise<Map<number, number[]>>;
   /** Generation with the original model and tokenizer (decode-speed comparison). */
   originalGenerate?: (prompt: string, maxNewTokens: number) => Promise<{ ids: number[]; text: string }>;
+  /** The original model's last-position logits (new-token-rank's reference). */
+  originalLastLogits?: (batch: number[][]) => Promise<Float32Array[]>;
   /** Generation with the model under evaluation (defaults to engine.generate on inputCodec ids). */
   generate?: (prompt: string, maxNewTokens: number) => Promise<{ ids: number[]; text: string }>;
   eosIds?: number[];
@@ -159,6 +161,7 @@ export async function evaluate(setup: EvalSetup, opts: EvalOptions): Promise<Eva
       const s = stage('new-token rank');
       res.metrics.new_token_rank = await newTokenRank(setup.engine, (t) => setup.modelCodec.encodeBatch(t), setup.isNew!, await setup.newTokenOriginalIds!(), text, {
         probes: opts.rankProbes, onProgress: s.tick,
+        base: setup.originalLastLogits ? { lastLogits: setup.originalLastLogits } : undefined,
       });
       s.stop();
     });

@@ -23,6 +23,13 @@ export interface NewTokenRankResult {
   distinct_tokens: number;
   max_context: number;
   seed: number;
+  /**
+   * Reference, when the original model is loaded: the ORIGINAL model's median rank of the new token's
+   * first original sub-token at the same probes (same original-id prefix), i.e. how well plain
+   * decoding predicts the first piece of the word the new token covers; and its top-10 share.
+   */
+  base_first_piece_median?: number;
+  base_first_piece_top10?: number;
 }
 
 export interface NewTokenRankOptions {
@@ -33,6 +40,8 @@ export interface NewTokenRankOptions {
   maxContext?: number;
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** The original model: adds the base_first_piece_* reference. */
+  base?: Pick<LogitsEngine, 'lastLogits'>;
 }
 
 export async function newTokenRank(
@@ -49,13 +58,23 @@ export async function newTokenRank(
   const maxContext = opts.maxContext ?? 64;
   const probes = await sampleOccurrences(text.split(/\r?\n/).filter((l) => l.trim().length > 0), encodeBatch, isNew, { samples: opts.probes ?? 1000, seed, maxContext });
   if (probes.length === 0) throw new Error('--metrics new-token-rank: no line of the PT text has a new token after its first position');
-  const total = 2 * probes.length;
+  const total = (opts.base ? 3 : 2) * probes.length;
   const ext = await scoreProbes(engine, probes, { batchSize: opts.batchSize, onProgress: (d) => opts.onProgress?.(d, total) });
   const orig = await scoreProbes(engine, probes, {
     batchSize: opts.batchSize, prefixOf: (p) => expandToOriginal(p.prefix, originalIds), onProgress: (d) => opts.onProgress?.(probes.length + d, total),
   });
   const [e, o] = summarize(['ext', 'orig'], [ext, orig]);
+  let ref: Pick<NewTokenRankResult, 'base_first_piece_median' | 'base_first_piece_top10'> = {};
+  if (opts.base) {
+    const first = probes.map((p) => ({ ...p, target: (originalIds.get(p.target) ?? [p.target])[0] }));
+    const scores = await scoreProbes(opts.base, first, {
+      batchSize: opts.batchSize, prefixOf: (p) => expandToOriginal(p.prefix, originalIds), onProgress: (d) => opts.onProgress?.(2 * probes.length + d, total),
+    });
+    const [b] = summarize(['base'], [scores]);
+    ref = { base_first_piece_median: b.medianRank, base_first_piece_top10: b.top10 };
+  }
   return {
+    ...ref,
     median_ext_prefix: e.medianRank, median_orig_prefix: o.medianRank,
     top10_ext_prefix: e.top10, top10_orig_prefix: o.top10,
     mean_logprob_ext_prefix: e.meanLogprob, mean_logprob_orig_prefix: o.meanLogprob,

@@ -76,7 +76,8 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
     async evaluate(cell: CellMeta, modelDir: string, original: string | null) {
       texts ??= { pt: await readHeldOut(cfg.pt, cfg.maxBytes), en: await readHeldOut(cfg.en, cfg.maxBytes) };
       const base = original ? await resolveModel(original) : undefined;
-      const wantsDecode = cfg.metrics.includes('decode-speed') || cfg.metrics.includes('repetition');
+      // the original model's engine: decode-speed / repetition comparisons and new-token-rank's reference
+      const wantsDecode = cfg.metrics.includes('decode-speed') || cfg.metrics.includes('repetition') || (cfg.metrics.includes('new-token-rank') && cell.stage !== 'BASELINE');
       const { setup, engines } = await loadSetup(await resolveModel(modelDir), {
         encodeWith: cell.input === 'original' && base ? base : undefined, original: base, threads: cfg.threads, originalEngine: wantsDecode && !!base,
       });

@@ -42,6 +42,8 @@ export interface ResultRow extends CellMeta {
   efficiency_gain?: number; fertility_output?: number;
   chars_per_step?: number; chars_per_second?: number; repetition?: number;
   new_token_rank_ext?: number; new_token_rank_orig?: number;
+  /** The original model's median rank of the new token's first original piece at the same probes (reference). */
+  new_token_rank_base_first_piece?: number;
   calamept?: number; calamept_handwritten?: number; calamept_generated?: number; calamept_n?: number;
   mmlu?: number; boolq_en?: number; copa_en?: number; boolq?: number; copa?: number; multirc?: number;
   seconds?: number;
@@ -54,7 +56,7 @@ export const ROW_COLUMNS: Array<keyof ResultRow> = [
   'id', 'model', 'stage', 'input', 'numTokens', 'method', 'mode', 'init', 'tune',
   'fertility_pt', 'fertility_en', 'bytes_per_token_pt', 'bytes_per_token_en', 'bpb_pt', 'bpb_en', 'ppl_pt', 'ppl_en',
   'fertility_boost_greedy', 'fertility_boost_mean', 'fertility_boost_std', 'efficiency_gain', 'fertility_output',
-  'chars_per_step', 'chars_per_second', 'repetition', 'new_token_rank_ext', 'new_token_rank_orig',
+  'chars_per_step', 'chars_per_second', 'repetition', 'new_token_rank_ext', 'new_token_rank_orig', 'new_token_rank_base_first_piece',
   'calamept', 'calamept_handwritten', 'calamept_generated', 'calamept_n', 'mmlu', 'boolq_en', 'copa_en', 'boolq', 'copa', 'multirc', 'seconds',
   'tune_seconds', 'tune_seconds_with_cache', 'tune_output_loss', 'tune_input_loss',
 ];
@@ -74,6 +76,7 @@ export function rowOf(meta: CellMeta, r: EvalResults, tune?: TuneRecord): Result
     chars_per_step: m.decode_speed?.extended.chars_per_step, chars_per_second: m.decode_speed?.extended.chars_per_second,
     repetition: m.repetition?.extended,
     new_token_rank_ext: m.new_token_rank?.median_ext_prefix, new_token_rank_orig: m.new_token_rank?.median_orig_prefix,
+    new_token_rank_base_first_piece: m.new_token_rank?.base_first_piece_median,
     calamept: b.calamept?.accuracy, calamept_handwritten: b.calamept?.handwritten.accuracy, calamept_generated: b.calamept?.generated.accuracy,
     calamept_n: b.calamept?.n, mmlu: b.mmlu?.accuracy, boolq_en: b['boolq-en']?.accuracy, copa_en: b['copa-en']?.accuracy,
     boolq: b.boolq?.accuracy, copa: b.copa?.accuracy, multirc: b.multirc?.accuracy,
@@ -109,6 +112,7 @@ export const TUNING_MEASURES: Array<{ field: keyof ResultRow; title: string; pct
   { field: 'calamept', title: 'CalamePT', pct: true },
   { field: 'new_token_rank_ext', title: 'median rank, ext. prefix' },
   { field: 'new_token_rank_orig', title: 'median rank, orig. prefix' },
+  { field: 'new_token_rank_base_first_piece', title: 'original model: median rank of the first piece' },
   { field: 'tune_seconds_with_cache', title: 'tune wall time (s)' },
 ];
 

@@ -14,7 +14,7 @@ export interface SetupOptions {
   /** The original model: its tokenizer identifies the added ids and it generates for decode-speed (no input change). */
   original?: string;
   threads?: number;
-  /** Load the original model's engine too (decode-speed comparison). */
+  /** Load the original model's engine too (decode-speed comparison, new-token-rank's reference). */
   originalEngine?: boolean;
 }
 
@@ -58,6 +58,7 @@ export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Prom
         const ids = await oeng.generate(await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });
         return { ids, text: await ocodec.decode(ids) };
       };
+      setup.originalLastLogits = (batch) => oeng.lastLogits(batch);
     }
   }
   return { setup, engines };
