@@ -34,10 +34,10 @@ test('report.html: self-contained, every chart renders as SVG with marks in head
   assert.match(html, /Test &lt;report&gt;/);
   const specs = chartSpecs(rows()).map((c) => c.id);
   assert.deepEqual(specs, ['fertility', 'bpb-pt', 'bpb-en', 'calamept', 'mmlu', 'copa-en', 'fertility-boost', 'tuning', 'init-wins']);
-  // the tuning chart: every measure, the untuned model and both variants, values printed beside the bars
+  // the tuning chart: every measure, the original and the untuned model and both variants, values printed beside the bars
   const tuningSvg = /id="chart-tuning"[\s\S]*?<\/svg>/.exec(html)![0];
   for (const s of ['bits per byte PT', 'bits per byte EN', 'FertilityBoost T=0', 'CalamePT', 'median rank, ext. prefix', 'median rank, orig. prefix', 'tune wall time (s)',
-    'no tuning', 'seed-heuristic', 'output+input', 'tiny N=1000 mean', 'tiny N=5000 mean', '1.2100', '20.00%', '>150<', '>540<']) {
+    'original model', 'no tuning', 'seed-heuristic', 'output+input', 'tiny N=1000 mean', 'tiny N=5000 mean', '1.2100', '20.00%', '>150<', '>540<']) {
     assert.ok(tuningSvg.includes(s), `tuning chart lacks ${s}`);
   }
   assert.match(html, /<table class="tuning" id="tuning-table">/);
@@ -51,8 +51,9 @@ test('report.html: self-contained, every chart renders as SVG with marks in head
     assert.ok(c.width > 100 && c.height > 100, `${c.id}: ${c.width}x${c.height}`);
   }
   const groups = tuningComparison(rows());
-  assert.deepEqual(groups.map((g) => g.variants.map((v) => v.variant)), [['no tuning', 'seed-heuristic', 'output+input'], ['no tuning', 'seed-heuristic', 'output+input']]);
-  assert.equal(r.tableRows, rows().length + 6, 'results table + tuning table rows');
+  assert.deepEqual(groups.map((g) => g.variants.map((v) => v.variant)), [['original model', 'no tuning', 'seed-heuristic', 'output+input'], ['original model', 'no tuning', 'seed-heuristic', 'output+input']]);
+  assert.equal(groups[0].variants[0].row.stage, 'BASELINE');
+  assert.equal(r.tableRows, rows().length + 8, 'results table + tuning table rows');
 });
 
 test('init wins count the lowest PT bpb per comparison; CSV round-trips', async () => {

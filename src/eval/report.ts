@@ -103,6 +103,7 @@ const label = (r: ResultRow) => (r.stage === 'BASELINE' ? 'baseline' : `${r.init
 const shortModel = (m: string) => m.split(/[\\/]/).filter(Boolean).pop() ?? m;
 
 export const NO_TUNING = 'no tuning';
+export const BASE_MODEL = 'original model';
 
 /** The tuning comparison's measures: row field, title, and whether the value is a share (shown as %). */
 export const TUNING_MEASURES: Array<{ field: keyof ResultRow; title: string; pct?: boolean }> = [
@@ -120,7 +121,8 @@ export interface TuningGroup { key: string; label: string; variants: Array<{ var
 
 /**
  * Tuning variants side by side: per model x N x method x mode x init x input that has tuned cells,
- * the untuned extended model ("no tuning", stage INITIALIZED_NO_TRAINING) and each tuning variant.
+ * the original model (its BASELINE cell), the untuned extended model ("no tuning", stage
+ * INITIALIZED_NO_TRAINING) and each tuning variant.
  */
 export function tuningComparison(rows: ResultRow[]): TuningGroup[] {
   const keyOf = (r: ResultRow) => [r.model, r.numTokens, r.method, r.mode, r.init, r.input].join('|');
@@ -130,10 +132,12 @@ export function tuningComparison(rows: ResultRow[]): TuningGroup[] {
     const k = keyOf(r);
     if (!groups.has(k)) {
       const untuned = rows.find((u) => u.stage === 'INITIALIZED_NO_TRAINING' && keyOf(u) === k);
+      const base = rows.find((u) => u.stage === 'BASELINE' && u.model === r.model);
       const variant = r.method === 'continue' && r.mode === 'merges' ? '' : ` ${r.method}/${r.mode}`;
       groups.set(k, {
         key: k, label: `${shortModel(r.model)} N=${r.numTokens} ${r.init}${variant}${r.input === 'original' ? ' [orig. input]' : ''}`,
-        variants: untuned ? [{ variant: NO_TUNING, row: untuned }] : [],
+        // the original model first: what the tuned variants are trying to get back to
+        variants: [...(base ? [{ variant: BASE_MODEL, row: base }] : []), ...(untuned ? [{ variant: NO_TUNING, row: untuned }] : [])],
       });
     }
     groups.get(k)!.variants.push({ variant: r.tune ?? 'default', row: r });
@@ -152,7 +156,7 @@ function tuningChart(groups: TuningGroup[]): ChartSpec | null {
     return [{ group: g.label, variant: v.variant, measure: m.title, value: x, label }];
   })));
   return {
-    id: 'tuning', title: 'Tuning variants: no tuning vs each tuning of the same extended model',
+    id: 'tuning', title: 'Tuning variants: the original model, no tuning and each tuning of the same extended model',
     note: 'Bits per byte: lower is better (extended tokenizer on the input unless marked [orig. input]). FertilityBoost, CalamePT: higher is better. ' +
       'Median rank of the new token at its first uses in the PT held-out text, prefix in extended ids / read as original ids (extended-vocabulary decoding): lower is better. ' +
       'Tune wall time includes the hidden-state cache even when a variant reused one built by another.',
