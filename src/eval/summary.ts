@@ -14,6 +14,9 @@ export function formatResults(r: EvalResults): string {
   if (m.new_token_rank) {
     const k = m.new_token_rank;
     lines.push(`new tokens at their first use, median rank: ${num(k.median_ext_prefix, 1)} (extended-id prefix), ${num(k.median_orig_prefix, 1)} (original-id prefix); top-10 ${pct(k.top10_ext_prefix)} / ${pct(k.top10_orig_prefix)} (${k.n} probes)`);
+    if (k.base_first_piece_median !== undefined) {
+      lines.push(`  reference: the original model ranks the first piece of those words at median ${num(k.base_first_piece_median, 1)} (top-10 ${pct(k.base_first_piece_top10)})`);
+    }
   }
   if (m.efficiency_gain) lines.push(`${m.efficiency_gain.label}: ${pct(m.efficiency_gain.value)}`);
   if (m.fertility_output) lines.push(`FertilityOutput (tokens per first complete word): ${num(m.fertility_output.mean)} (${m.fertility_output.n_samples} generations, ${m.fertility_output.no_complete_word} without a complete word)`);
