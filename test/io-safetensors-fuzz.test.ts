@@ -264,10 +264,33 @@ test('zero-length tensors never hide an overlap between their neighbours', () =>
   };
   assert.throws(() => parseSafetensorsBuffer(withHeaderText(JSON.stringify(nested), new Uint8Array(100))),
     (e: unknown) => e instanceof SafetensorsError && e.code === 'OVERLAP');
-  // zero-length tensors anywhere inside the data section are fine
-  const ok = {
+  // zero-length tensors sit between tensors, as the reference reader requires, not inside one
+  const inside = {
     a: { dtype: 'U8', shape: [100], data_offsets: [0, 100] },
     z: { dtype: 'U8', shape: [0, 5], data_offsets: [50, 50] },
   };
-  assert.equal(parseSafetensorsBuffer(withHeaderText(JSON.stringify(ok), new Uint8Array(100))).tensors.length, 2);
+  assert.throws(() => parseSafetensorsBuffer(withHeaderText(JSON.stringify(inside), new Uint8Array(100))),
+    (e: unknown) => e instanceof SafetensorsError && e.code === 'OVERLAP');
+  const ok = {
+    z0: { dtype: 'U8', shape: [0], data_offsets: [0, 0] },
+    a: { dtype: 'U8', shape: [100], data_offsets: [0, 100] },
+    z: { dtype: 'U8', shape: [0, 5], data_offsets: [100, 100] },
+  };
+  assert.equal(parseSafetensorsBuffer(withHeaderText(JSON.stringify(ok), new Uint8Array(100))).tensors.length, 3);
+});
+
+test('the tensors must cover the data section exactly: holes and trailing bytes are refused (as the Rust reader does)', () => {
+  const hole = {
+    a: { dtype: 'U8', shape: [10], data_offsets: [0, 10] },
+    b: { dtype: 'U8', shape: [10], data_offsets: [12, 22] },
+  };
+  assert.throws(() => parseSafetensorsBuffer(withHeaderText(JSON.stringify(hole), new Uint8Array(22))),
+    (e: unknown) => e instanceof SafetensorsError && e.code === 'INCOMPLETE' && /bytes 10\.\.12 .*hole before "b"/.test(e.message));
+  const late = { a: { dtype: 'U8', shape: [10], data_offsets: [4, 14] } };
+  assert.throws(() => parseSafetensorsBuffer(withHeaderText(JSON.stringify(late), new Uint8Array(14))),
+    (e: unknown) => e instanceof SafetensorsError && e.code === 'INCOMPLETE');
+  const trailing = { a: { dtype: 'U8', shape: [10], data_offsets: [0, 10] } };
+  assert.throws(() => parseSafetensorsBuffer(withHeaderText(JSON.stringify(trailing), new Uint8Array(13))),
+    (e: unknown) => e instanceof SafetensorsError && e.code === 'INCOMPLETE' && /3 trailing bytes/.test(e.message));
+  assert.equal(parseSafetensorsBuffer(withHeaderText(JSON.stringify(trailing), new Uint8Array(10))).tensors.length, 1);
 });

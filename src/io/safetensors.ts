@@ -20,6 +20,7 @@ export type SafetensorsErrorCode =
   | 'SIZE_MISMATCH'
   | 'OUT_OF_BOUNDS'
   | 'OVERLAP'
+  | 'INCOMPLETE'
   | 'NO_SUCH_TENSOR'
   | 'BAD_ARGUMENT';
 
@@ -135,6 +136,19 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
       throw new SafetensorsError('OVERLAP', file, `tensors "${reach.name}" and "${cur.name}" overlap`);
     }
     if (!reach || cur.dataOffsets[1] > reach.dataOffsets[1]) reach = cur;
+  }
+  // The tensors must cover the data section exactly, in order, as the reference (Rust) reader
+  // requires: a hole or bytes after the last tensor mean a damaged or hand-edited file.
+  let cursor = 0;
+  for (const cur of tensors) {
+    if (cur.dataOffsets[0] > cursor) {
+      throw new SafetensorsError('INCOMPLETE', file, `bytes ${cursor}..${cur.dataOffsets[0]} of the data section belong to no tensor (a hole before "${cur.name}")`);
+    }
+    if (cur.dataOffsets[0] < cursor) throw new SafetensorsError('OVERLAP', file, `tensor "${cur.name}" starts inside another tensor's data`);
+    cursor = cur.dataOffsets[1];
+  }
+  if (cursor !== dataSize) {
+    throw new SafetensorsError('INCOMPLETE', file, `the data section has ${dataSize} bytes but its tensors end at ${cursor} (${dataSize - cursor} trailing bytes)`);
   }
   return { path: file, fileSize, headerLength, dataStart, metadata, tensors, byName: new Map(tensors.map((t) => [t.name, t])) };
 }
