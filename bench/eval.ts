@@ -1,7 +1,7 @@
 // Evaluation harness on the demo model (2 inference threads): bits per byte of the full held-out
 // files vs the training card, CalamePT (all 2,076 rows, greedy) and MMLU (14,042 questions) wall time.
 // Usage: node --import tsx bench/eval.ts [bpb] [calamept] [mmlu]   (default: all three)
-//        MMLU_SUBJECTS=anatomy,virology to time a subset.
+//        MMLU_SUBJECTS=anatomy,virology to time a subset; PRECISION=int8 for the approximate int8 engine.
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,8 +20,9 @@ const card = JSON.parse(await fsp.readFile(path.join(modelDir, 'training_card.js
 const which = process.argv.slice(2);
 const want = (k: string) => which.length === 0 || which.includes(k);
 const threads = Number(process.env.THREADS ?? 2);
+const precision = process.env.PRECISION === 'int8' ? 'int8' : 'float32';
 
-const engine = await loadEngine(modelDir, { threads });
+const engine = await loadEngine(modelDir, { threads, precision });
 const codec = codecOf(await loadTokenizer(path.join(modelDir, 'tokenizer.json')));
 const rows: string[] = [];
 // wall-clock seconds, and CPU seconds of this process (what the run costs without the other jobs' share of the cores)
@@ -32,7 +33,7 @@ const time = async <T>(f: () => Promise<T>): Promise<[T, string]> => {
   const cpu = process.cpuUsage(c);
   return [r, `${((performance.now() - t) / 1000).toFixed(1)} s (CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s)`];
 };
-process.stderr.write(`machine: ${os.cpus()[0]?.model} x ${os.cpus().length}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${threads} threads\n`);
+process.stderr.write(`machine: ${os.cpus()[0]?.model} x ${os.cpus().length}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${threads} threads, ${precision}\n`);
 
 if (want('bpb')) {
   for (const [lang, file, ref] of [['pt', 'pt-pt-parliament-heldout.txt', card.bpb_pt_heldout], ['en', 'en-books-heldout.txt', card.bpb_en_heldout]] as const) {

@@ -14,6 +14,8 @@ export interface SetupOptions {
   /** The original model: its tokenizer identifies the added ids and it generates for decode-speed (no input change). */
   original?: string;
   threads?: number;
+  /** Engine precision (EngineOptions.precision), for the model and the original alike. */
+  precision?: 'float32' | 'int8';
   /** Load the original model's engine too (decode-speed comparison, new-token-rank's reference). */
   originalEngine?: boolean;
 }
@@ -23,7 +25,7 @@ export interface LoadedSetup { setup: EvalSetup; engines: Engine[] }
 export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Promise<LoadedSetup> {
   const model = await loadModelDir(modelDir);
   const tok = await loadTokenizer(model.tokenizerPath);
-  const engine = await loadEngine(model, { threads: opts.threads });
+  const engine = await loadEngine(model, { threads: opts.threads, precision: opts.precision });
   const engines: Engine[] = [engine];
   const origDir = opts.encodeWith ?? opts.original;
   const modelCodec = codecOf(tok);
@@ -52,7 +54,7 @@ export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Prom
       };
     }
     if (opts.originalEngine) {
-      const oeng = await loadEngine(orig, { threads: opts.threads });
+      const oeng = await loadEngine(orig, { threads: opts.threads, precision: opts.precision });
       engines.push(oeng);
       setup.originalGenerate = async (prompt, n) => {
         const ids = await oeng.generate(await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });

@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import * as path from 'node:path';
 import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
-import { parameterCount } from '../io/weights.ts';
+import { parameterCount, readWeightF32 } from '../io/weights.ts';
 import { buildGraph, checkSupported, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
 import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
 
@@ -23,6 +23,12 @@ export interface EngineOptions {
    * prefill) when a float32 copy of the weights takes at most 1 GiB, else 'stored' (less memory).
    */
   matmul?: 'stored' | 'transposed';
+  /**
+   * 'float32' (default, exact: the parity tests hold) or 'int8': the decoder layers' linear weights
+   * quantized per output column at load, matrix products through DynamicQuantizeMatMul. Faster
+   * prefill on CPU, approximate logits: for quick evaluations, reported as such.
+   */
+  precision?: 'float32' | 'int8';
 }
 
 /** Models whose float32 weights fit in this many bytes get the faster, copy-making layout by default. */
@@ -139,12 +145,12 @@ class OrtEngine implements Engine {
   }
 
   session(base: GraphVariant = UNIFIED): Promise<ort.InferenceSession> {
-    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', matmul: this.matmul };
+    const int8 = this.opts.precision === 'int8';
+    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', matmul: int8 ? 'int8' : this.matmul };
     const key = variantKey(variant);
     let s = this.sessions.get(key);
     if (!s) {
       const dir = path.resolve(this.model.dir);
-      const built = buildGraph(this.model, variant, safetensorsLocator(this.model, dir));
       const options: ort.InferenceSession.SessionOptions = {
         graphOptimizationLevel: 'all',
         executionMode: 'sequential',
@@ -153,10 +159,30 @@ class OrtEngine implements Engine {
         extra: { session: { model_external_initializers_file_folder_path: dir } },
       };
       if (this.opts.threads) options.intraOpNumThreads = this.opts.threads;
-      s = ort.InferenceSession.create(built.bytes, options);
+      s = (async () => {
+        const values = int8 ? await this.linearWeights() : undefined;
+        const built = buildGraph(this.model, variant, safetensorsLocator(this.model, dir), values ? (t) => {
+          const v = values.get(t);
+          if (!v) throw new Error(`int8: weight ${t} was not loaded`);
+          return v;
+        } : undefined);
+        return ort.InferenceSession.create(built.bytes, options);
+      })();
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  /** float32 values of every decoder layer's linear weight (what an int8 graph quantizes). */
+  private async linearWeights(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (let l = 0; l < this.model.config.numLayers; l++) {
+      for (const n of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) {
+        const name = `model.layers.${l}.${n}.weight`;
+        out.set(name, await readWeightF32(this.model.weights, name));
+      }
+    }
+    return out;
   }
 
   /** Feeds of a forward pass from scratch (empty KV cache) keeping `keep` positions of logits. */

@@ -13,6 +13,7 @@ import {
   DataType, encodeModel, type AttrValue, type DataTypeCode, type NodeDef, type TensorDef, type ValueInfo, type ModelDef,
 } from './onnx-proto.ts';
 import * as path from 'node:path';
+import { quantizeColumns } from './quantize.ts';
 
 export const SUPPORTED_ARCHITECTURES = [
   'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'SmolLM3ForCausalLM',
@@ -47,14 +48,23 @@ export interface GraphVariant {
    * Fused graphs only. 'stored' (default): FusedMatMul reads the weights in their stored [out, in]
    * layout, no extra copy. 'transposed': MatMul on [in, out] copies made at load, which ORT
    * prepacks: prefill about 6% faster (bench/runtime-graphs.ts), one more float32 copy in memory.
+   * 'int8': the decoder layers' linear weights quantized per output column, products through
+   * DynamicQuantizeMatMul (activations quantized per call): ~2.9x faster matrix products on AVX2, an
+   * approximation (the embeddings, norms, attention and lm_head stay float32).
    */
-  matmul?: 'stored' | 'transposed';
+  matmul?: 'stored' | 'transposed' | 'int8';
 }
+
+/**
+ * The float32 values of a stored [out, in] weight, for graphs that embed derived weights (int8:
+ * the decoder layers' linear weights are quantized at build time; see quantize.ts).
+ */
+export type WeightValues = (tensor: string) => Float32Array;
 
 export const FULL_VARIANT: GraphVariant = { logits: 'all', hidden: false, cache: true, targets: false };
 
 export function variantKey(v: GraphVariant): string {
-  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops && v.ops !== 'fused' ? '-' + v.ops : ''}${v.matmul === 'transposed' ? '-wt' : ''}`;
+  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops && v.ops !== 'fused' ? '-' + v.ops : ''}${v.matmul === 'transposed' ? '-wt' : v.matmul === 'int8' ? '-int8' : ''}`;
 }
 
 /** Where a weight's bytes live: resolves a tensor name to an external-data reference. */
@@ -154,7 +164,7 @@ class GraphBuilder {
   private consts = new Map<string, string>();
   private weights = new Map<string, string>();
 
-  constructor(private model: ModelDir, private locate: WeightLocator, readonly opset: number, readonly transB = false) {}
+  constructor(private model: ModelDir, private locate: WeightLocator, readonly opset: number, readonly transB = false, private int8?: WeightValues) {}
 
   op(op: string, inputs: string[], attrs?: Record<string, AttrValue>, nOut = 1, domain?: string): string[] {
     const id = this.n++;
@@ -230,11 +240,25 @@ class GraphBuilder {
    * x @ concat(W_i)^T for [out, in] weights. With `transB` (fused graphs) ORT's FusedMatMul reads
    * the weights in their stored layout, so no transposed float32 copy is made at load time.
    */
-  matmulW(x: string, tensors: string[]): string {
+  matmulW(x: string, tensors: string[], float = false): string {
+    if (this.int8 && !float) return this.quantizedMatmul(x, tensors);
     if (!this.transB) return this.op1('MatMul', [x, this.weightsT(tensors)]);
     const w = tensors.length === 1 ? this.weightF32(tensors[0])
       : this.named(tensors.join('+'), 'Concat', tensors.map((t) => this.weightF32(t)), { axis: { kind: 'int', v: 0 } });
     return this.op1('FusedMatMul', [x, w], { transA: { kind: 'int', v: 0 }, transB: { kind: 'int', v: 1 }, alpha: { kind: 'float', v: 1 } }, 'com.microsoft');
+  }
+
+  /** x @ concat(W_i)^T with the weights quantized to int8 here (embedded in the graph, not external). */
+  private quantizedMatmul(x: string, tensors: string[]): string {
+    const key = `${tensors.join('+')}.int8`;
+    if (!this.weights.has(key)) {
+      const inDim = weightInfo(this.model.weights, tensors[0]).shape[1];
+      const { q, scales, outDim } = quantizeColumns(tensors.map((t) => this.int8!(t)), inDim);
+      this.inits.push({ name: key, dataType: DataType.INT8, dims: [inDim, outDim], raw: new Uint8Array(q.buffer, q.byteOffset, q.byteLength) });
+      this.inits.push({ name: `${key}.scale`, dataType: DataType.FLOAT, dims: [outDim], raw: new Uint8Array(scales.buffer) });
+      this.weights.set(key, key);
+    }
+    return this.op1('DynamicQuantizeMatMul', [x, key, `${key}.scale`], undefined, 'com.microsoft');
   }
 
   linear(x: string, prefix: string, bias: boolean): string {
@@ -258,13 +282,14 @@ class GraphBuilder {
 export interface BuiltGraph { bytes: Uint8Array; inputs: string[]; outputs: string[] }
 
 /** Build the ONNX model bytes for one variant. */
-export function buildGraph(model: ModelDir, variant: GraphVariant, locate: WeightLocator): BuiltGraph {
+export function buildGraph(model: ModelDir, variant: GraphVariant, locate: WeightLocator, values?: WeightValues): BuiltGraph {
   checkSupported(model);
+  if (variant.matmul === 'int8' && !values) throw new Error('buildGraph: an int8 graph needs the weight values (quantized at build time)');
   const c = model.config;
   const fused = variant.ops !== 'plain';
   const useRope = ropeLayers(c);
   const opset = fused ? 23 : 17;
-  const g = new GraphBuilder(model, locate, opset, fused && variant.matmul !== 'transposed');
+  const g = new GraphBuilder(model, locate, opset, fused && variant.matmul !== 'transposed', variant.matmul === 'int8' ? values : undefined);
   const H = c.hiddenSize;
   const nH = c.numHeads;
   const nKV = c.numKvHeads;
@@ -446,7 +471,7 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
     const headIn = keepStart === null && (variant.logits === 'last' || variant.logits === 'keep')
       ? g.op1('Slice', [final, variant.logits === 'last' ? g.i64([-1]) : g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]), maxEnd(), g.i64([1])])
       : final;
-    const logits = g.matmulW(headIn, [head]);
+    const logits = g.matmulW(headIn, [head], true); // the head stays float32 (int8 graphs too)
     if (variant.logits !== 'none') {
       g.named('logits', 'Identity', [logits]);
       outputs.unshift({ name: 'logits', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen, V] });
