@@ -31,6 +31,9 @@ export interface EngineOptions {
   precision?: 'float32' | 'int8';
 }
 
+/** Largest model an int8 graph is built for (its int8 weights are embedded in the < 2 GB protobuf). */
+const INT8_MAX_PARAMS = 1.5e9;
+
 /** Models whose float32 weights fit in this many bytes get the faster, copy-making layout by default. */
 const TRANSPOSED_WEIGHTS_MAX_BYTES = 1 << 30;
 
@@ -175,6 +178,11 @@ class OrtEngine implements Engine {
 
   /** float32 values of every decoder layer's linear weight (what an int8 graph quantizes). */
   private async linearWeights(): Promise<Map<string, Float32Array>> {
+    // the quantized weights are embedded in the graph, and an ONNX protobuf must stay under 2 GB
+    const params = parameterCount(this.model.weights);
+    if (params > INT8_MAX_PARAMS) {
+      throw new Error(`--precision int8: ${this.model.dir} has ${(params / 1e9).toFixed(2)}B parameters; int8 graphs embed their weights and support at most ${INT8_MAX_PARAMS / 1e9}B (use float32)`);
+    }
     const out = new Map<string, Float32Array>();
     for (let l = 0; l < this.model.config.numLayers; l++) {
       for (const n of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) {
