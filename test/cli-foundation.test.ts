@@ -105,7 +105,9 @@ test('info on the v4 untied random-qwen2 fixture', async () => {
 });
 
 test('demo prints the summary of the shipped model', async () => {
-  const r = await cli(['demo']);
+  // the whole demo, written to a temporary directory (not the checkout's runs/demo, which `npm run demo` would reuse)
+  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'demo-out-'));
+  const r = await cli(['demo', '--out', out]).finally(() => fsp.rm(out, { recursive: true, force: true }));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /tiny-en-llama/);
   assert.match(r.stdout, /LlamaForCausalLM/);
