@@ -89,8 +89,8 @@ export interface Engine {
 
 /**
  * One graph serves every call (one session, one float32 copy of the weights): logits for the last
- * `num_logits_to_keep` positions, target log-probs, hidden states and the KV cache; each call
- * fetches only the outputs it needs.
+ * `num_logits_to_keep` positions, target log-probs and the KV cache; each call fetches only the
+ * outputs it needs. (Hidden states come from a second graph, HIDDEN.)
  */
 const UNIFIED: GraphVariant = { logits: 'keep', hidden: false, cache: true, targets: true };
 /**
