@@ -45,10 +45,10 @@ export interface GraphVariant {
    */
   ops?: 'fused' | 'plain' | 'hybrid';
   /**
-   * Fused graphs only. 'stored' (default): FusedMatMul reads the weights in their stored [out, in]
-   * layout, no extra copy. 'transposed': MatMul on [in, out] copies made at load, which ORT
-   * prepacks: prefill about 6% faster (bench/runtime-graphs.ts), one more float32 copy in memory.
-   * 'int8': the decoder layers' linear weights quantized per output column, products through
+   * 'stored' (default) and 'transposed' matter for fused graphs only. 'stored': FusedMatMul reads the
+   * weights in their stored [out, in] layout, no extra copy. 'transposed': MatMul on [in, out] copies
+   * made at load, which ORT prepacks: prefill about 6% faster (bench/runtime-graphs.ts), one more
+   * float32 copy in memory. 'int8' (any ops): the decoder layers' linear weights quantized per output column, products through
    * DynamicQuantizeMatMul (activations quantized per call): ~2.9x faster matrix products on AVX2, an
    * approximation (the embeddings, norms, attention and lm_head stay float32).
    */
