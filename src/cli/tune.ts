@@ -36,6 +36,8 @@ export function register(program: Command): void {
     .option('--input-lr <lr>', 'input rows learning rate (Adam)', '3e-3')
     .option('--input-batch <n>', 'input rows: windows per step', '8')
     .option('--input-seq-len <n>', 'input rows: most ids per window', '128')
+    .option('--replay <file|self>', 'mix this text into both phases so the new rows also learn where they do not belong (e.g. English for a PT adaptation); "self" samples it from --base at temperature 1 (cached in the work directory)')
+    .option('--replay-ratio <r>', 'replay bytes per corpus byte in each phase', '0.25')
     .option('--threads <n>', 'ONNX Runtime threads (0 = its default)', '2')
     .option('--work-dir <dir>', 'hidden-state cache and checkpoints (default: <out>.work)')
     .option('--checkpoint-every <s>', 'seconds between checkpoints', '60')
@@ -64,6 +66,8 @@ export function register(program: Command): void {
         resume: o.resume === true,
         checkpointSeconds: numberFlag('--checkpoint-every', o.checkpointEvery, { min: 1 })!,
         seed: numberFlag('--seed', o.seed, { int: true })!,
+        replay: o.replay as string | undefined,
+        replayRatio: numberFlag('--replay-ratio', o.replayRatio, { above: 0 })!,
       };
       const model = await loadModelDir(await resolveModel(o.model));
       const base = await loadModelDir(await resolveModel(o.base));

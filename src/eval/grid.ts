@@ -87,6 +87,8 @@ const TUNE_KEYS: Record<string, [(v: unknown) => boolean, string]> = {
   threads: [isPosInt, 'a positive integer'],
   checkpointSeconds: [isPosNum, 'a positive number'],
   seed: [Number.isInteger, 'an integer'],
+  replay: [isStr, 'a file path or "self"'],
+  replayRatio: [isPosNum, 'a positive number'],
 };
 
 /** A tune variant's name as it appears in cell ids and directory names. */
@@ -115,7 +117,7 @@ function parseTune(file: string, v: unknown, baseDir: string): TuneVariant[] {
       if (k === 'name') continue;
       const [check, what] = TUNE_KEYS[k];
       if (!check(val)) throw new GridConfigError(file, `"${at}.${k}" must be ${what} (got ${JSON.stringify(val)})`);
-      options[k] = k === 'corpus' ? path.resolve(baseDir, val as string) : val;
+      options[k] = k === 'corpus' || (k === 'replay' && val !== 'self') ? path.resolve(baseDir, val as string) : val;
     }
     if (options.method === 'seed-heuristic' && (options.rows ?? 'output') !== 'output') throw new GridConfigError(file, `"${at}.method": seed-heuristic only applies to rows "output"`);
     return { name, options };

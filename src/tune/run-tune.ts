@@ -16,6 +16,7 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { trainLmRows, trainOutputRows, type StepInfo, type TrainResult } from './train.ts';
 import { loadFrozenModel } from './frozen-model.ts';
 import { writeModelWithRows, type RowReplacement } from './write-model.ts';
+import { interleave, selfReplayFile } from './replay.ts';
 
 export type RowsChoice = 'output' | 'input' | 'both';
 
@@ -33,6 +34,13 @@ export interface TuneOptions {
   corpusBytes: number;
   /** Corpus bytes for the input-row phase (the first bytes of the corpus). */
   inputCorpusBytes: number;
+  /**
+   * Replay text mixed into both phases: a file (e.g. English text for a PT adaptation) or "self"
+   * (text sampled from `base`, cached in the work directory). Off when absent.
+   */
+  replay?: string;
+  /** Replay bytes per corpus byte in each phase (default 0.25). */
+  replayRatio?: number;
   epochs?: number;
   maxTokens?: number;
   inputEpochs?: number;
@@ -63,6 +71,7 @@ export interface TuneSummary {
   method: string;
   newTokens: number;
   corpusBytes: number;
+  replay?: { source: string; file: string; ratio: number; bytes: number; inputBytes: number; sampleSeconds: number };
   cache?: { positions: number; newTargets: number; seconds: number; reused: boolean };
   output?: TrainResult & { lr: number; batch: number };
   input?: TrainResult & { lr: number; batch: number; windows: number; tokens: number };
@@ -103,20 +112,27 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
     model: o.model.dir, base: o.base.dir, out: o.out, rows: o.rows, method: o.method, newTokens: n, corpusBytes: 0, seconds: 0,
   };
   let outputRows: Float32Array | null = null;
+  const replay = await resolveReplay(o, info);
+  if (replay) summary.replay = { ...replay, bytes: 0, inputBytes: 0 };
   const kernels = await createOrtKernels(o.threads);
   try {
     if (o.rows === 'output' || o.rows === 'both') {
       const { chunks, bytes } = await readCorpusChunks(o.corpus, o.corpusBytes);
       summary.corpusBytes = bytes;
-      const key = { model: await fileKey(o.model.weights.files[0].path), corpus: await fileKey(o.corpus), bytes: o.corpusBytes, seqLen: o.seqLen, newTokens: n };
+      const rep = replay ? await readCorpusChunks(replay.file, Math.round(bytes * replay.ratio), 1500, '--replay') : null;
+      if (rep) summary.replay!.bytes = rep.bytes;
+      const key = {
+        model: await fileKey(o.model.weights.files[0].path), corpus: await fileKey(o.corpus), bytes: o.corpusBytes, seqLen: o.seqLen, newTokens: n,
+        ...(rep ? { replay: await fileKey(replay!.file), replayBytes: rep.bytes } : {}),
+      };
       const cacheDir = o.cacheDir ?? path.join(o.workDir, 'hidden-cache');
       let meta = o.resume ? await findCache(cacheDir, key) : null;
       const reused = meta !== null;
       if (!meta) {
-        const ext = await encodeBatch(extTok, chunks);
-        const windows = ext.flatMap((ids) => decodingWindows(ids, map, o.seqLen));
+        const cut = async (c: string[]) => (await encodeBatch(extTok, c)).flatMap((ids) => decodingWindows(ids, map, o.seqLen));
+        const windows = interleave(await cut(chunks), rep ? await cut(rep.chunks) : []);
         const total = windows.reduce((a, w) => a + w.positions.length, 0);
-        info(`corpus: ${(bytes / 1e6).toFixed(2)} MB, ${windows.length} windows, ${total} positions to cache`);
+        info(`corpus: ${(bytes / 1e6).toFixed(2)} MB${rep ? ` + replay ${(rep.bytes / 1e6).toFixed(2)} MB` : ''}, ${windows.length} windows, ${total} positions to cache`);
         const engine = await loadEngine(o.model, { threads: o.threads, maxBatch: 16 });
         const head = await readWeightF32(o.model.weights, headTensor);
         o.onPhase?.('hidden states', total, 'positions');
@@ -158,9 +174,11 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
     }
     let inputRows: Float32Array | null = null;
     if (o.rows === 'input' || o.rows === 'both') {
-      const { chunks } = await readCorpusChunks(o.corpus, o.inputCorpusBytes);
-      const ext = await encodeBatch(extTok, chunks);
-      const windows = ext.flatMap((ids) => inputWindows(ids, o.inputSeqLen)).filter((w) => w.length >= 2);
+      const { chunks, bytes } = await readCorpusChunks(o.corpus, o.inputCorpusBytes);
+      const rep = replay ? await readCorpusChunks(replay.file, Math.round(bytes * replay.ratio), 1500, '--replay') : null;
+      if (rep) summary.replay!.inputBytes = rep.bytes;
+      const cut = async (c: string[]) => (await encodeBatch(extTok, c)).flatMap((ids) => inputWindows(ids, o.inputSeqLen)).filter((w) => w.length >= 2);
+      const windows = interleave(await cut(chunks), rep ? await cut(rep.chunks) : []);
       const tokens = windows.reduce((a, w) => a + w.length, 0);
       const frozen = await loadFrozenModel(o.model, 'f32');
       inputRows = o.model.tied && outputRows ? outputRows : await rowsOf(o.model, EMBED_TENSOR, newIds);
@@ -168,11 +186,12 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
       const rows = { ids: newIds, input: inputRows, output: outputRows };
       const ckFile = path.join(o.workDir, `checkpoint-input-${o.rows}.safetensors`);
       const resume = o.resume ? await readCheckpoint(ckFile) : null;
-      info(`input rows: ${windows.length} windows, ${tokens} extended tokens`);
+      info(`input rows: ${windows.length} windows${rep ? ` (replay ${(rep.bytes / 1e6).toFixed(2)} MB)` : ''}, ${tokens} extended tokens`);
       o.onPhase?.('input rows', 0, 'steps');
       try {
         const r = await trainLmRows({
-          model: frozen, kernels, windows, rows, trainInput: true, trainOutput: o.rows === 'both', lr: o.inputLr, batch: o.inputBatch,
+          model: frozen, kernels, windows, rows, // a tied model's new row is one parameter: its gradient has both the input and the output path
+          trainInput: true, trainOutput: o.rows === 'both' || o.model.tied, lr: o.inputLr, batch: o.inputBatch,
           epochs: o.inputEpochs, maxTokens: o.inputMaxTokens, seed: o.seed, checkpointSeconds: o.checkpointSeconds, resume,
           checkpoint: (s) => writeCheckpoint(ckFile, s),
           onStep: (s) => o.onTick?.(s.step, s),
@@ -194,5 +213,26 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
     return summary;
   } finally {
     await kernels.dispose();
+  }
+}
+
+/** The replay file and ratio, sampling `--replay self` from the base model first when needed. */
+async function resolveReplay(o: TuneOptions, info: (m: string) => void): Promise<{ source: string; file: string; ratio: number; sampleSeconds: number } | null> {
+  if (!o.replay) return null;
+  const ratio = o.replayRatio ?? 0.25;
+  if (!(ratio > 0)) throw new Error(`--replay-ratio: expected a number > 0, got ${ratio}`);
+  if (o.replay !== 'self') {
+    await fsp.stat(o.replay).catch(() => { throw new Error(`--replay ${o.replay}: file not found (give a text file or "self")`); });
+    return { source: o.replay, file: o.replay, ratio, sampleSeconds: 0 };
+  }
+  const phases = [o.rows !== 'input' ? o.corpusBytes : 0, o.rows !== 'output' ? o.inputCorpusBytes : 0];
+  const bytes = Math.ceil(Math.max(...phases) * ratio);
+  o.onPhase?.('replay sample', bytes, 'bytes');
+  try {
+    const r = await selfReplayFile(o.workDir, o.base, { bytes, seed: o.seed, threads: o.threads || undefined, onProgress: (b) => o.onTick?.(b) });
+    info(r.reused ? `reusing the replay sample ${r.file}` : `sampled ${(bytes / 1e6).toFixed(2)} MB of replay text from ${o.base.dir} in ${r.seconds.toFixed(1)} s -> ${r.file}`);
+    return { source: 'self', file: r.file, ratio, sampleSeconds: r.seconds };
+  } finally {
+    o.onPhaseEnd?.();
   }
 }

@@ -9,14 +9,14 @@ import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 
 /** The first `maxBytes` (UTF-8, whole lines) of a plain or gzip text file, packed into chunks of about `chunkChars`. */
-export async function readCorpusChunks(file: string, maxBytes: number, chunkChars = 1500): Promise<{ chunks: string[]; bytes: number }> {
+export async function readCorpusChunks(file: string, maxBytes: number, chunkChars = 1500, flag = '--corpus'): Promise<{ chunks: string[]; bytes: number }> {
   let st;
   try {
     st = await fsp.stat(file);
   } catch {
-    throw new Error(`--corpus ${file}: file not found`);
+    throw new Error(`${flag} ${file}: file not found`);
   }
-  if (!st.isFile()) throw new Error(`--corpus ${file}: not a file`);
+  if (!st.isFile()) throw new Error(`${flag} ${file}: not a file`);
   const fh = await fsp.open(file, 'r');
   const magic = Buffer.alloc(2);
   await fh.read(magic, 0, 2, 0);
@@ -45,7 +45,7 @@ export async function readCorpusChunks(file: string, maxBytes: number, chunkChar
     raw.destroy();
   }
   if (cur) chunks.push(cur);
-  if (chunks.length === 0) throw new Error(`--corpus ${file}: no text (the file is empty)`);
+  if (chunks.length === 0) throw new Error(`${flag} ${file}: no text (the file is empty)`);
   return { chunks, bytes };
 }
 
