@@ -67,7 +67,9 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
         model: await loadModelDir(extendedDir), base: await loadModelDir(await resolveModel(baseModel)), corpus, out: outDir,
         // one work directory (checkpoints) per variant; the hidden-state cache is shared by the variants of an
         // extended model (reused only when built from the same corpus bytes and window length)
-        workDir: `${outDir}.work`, cacheDir: `${extendedDir}.tune-cache`, resume: true,
+        // (replay text joins the cache, so a variant with replay has its own); a self-sampled replay text
+        // depends only on the base model and seed, so the variants share it too
+        workDir: `${outDir}.work`, cacheDir: `${extendedDir}.tune-cache${o.replay ? '-replay' : ''}`, replayDir: `${extendedDir}.tune-replay`, resume: true,
         onPhase: (phase, t) => { s?.stop(); total = t; s = hooks.onStage?.(`tune: ${phase}`); },
         onTick: (done) => s?.tick(done, total),
         onPhaseEnd: () => { s?.stop(); s = undefined; },

@@ -87,8 +87,8 @@ export async function selfReplayFile(workDir: string, model: ModelDir, o: Replay
 }
 
 /** `a` with the items of `b` spread evenly between them (deterministic; order inside each list kept). */
-export function interleave<T>(a: T[], b: T[]): T[] {
-  const out: T[] = [];
+export function interleave<A, B>(a: A[], b: B[]): Array<A | B> {
+  const out: Array<A | B> = [];
   const total = a.length + b.length;
   let i = 0;
   let j = 0;

@@ -41,6 +41,8 @@ export interface TuneOptions {
   replay?: string;
   /** Replay bytes per corpus byte in each phase (default 0.25). */
   replayRatio?: number;
+  /** Where `replay: "self"` keeps its sample (default `workDir`); runs from the same base model may share one. */
+  replayDir?: string;
   epochs?: number;
   maxTokens?: number;
   inputEpochs?: number;
@@ -229,7 +231,7 @@ async function resolveReplay(o: TuneOptions, info: (m: string) => void): Promise
   const bytes = Math.ceil(Math.max(...phases) * ratio);
   o.onPhase?.('replay sample', bytes, 'bytes');
   try {
-    const r = await selfReplayFile(o.workDir, o.base, { bytes, seed: o.seed, threads: o.threads || undefined, onProgress: (b) => o.onTick?.(b) });
+    const r = await selfReplayFile(o.replayDir ?? o.workDir, o.base, { bytes, seed: o.seed, threads: o.threads || undefined, onProgress: (b) => o.onTick?.(b) });
     info(r.reused ? `reusing the replay sample ${r.file}` : `sampled ${(bytes / 1e6).toFixed(2)} MB of replay text from ${o.base.dir} in ${r.seconds.toFixed(1)} s -> ${r.file}`);
     return { source: 'self', file: r.file, ratio, sampleSeconds: r.seconds };
   } finally {
