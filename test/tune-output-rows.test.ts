@@ -34,25 +34,30 @@ function randomBatch(seed: number, count: number, d: number, nOld: number, nNew:
       targetLogitOld[p] = z[Math.floor(r() * nOld)];
     }
   }
-  return { b: { count, hidden: d, h, lseOld, targetNew, targetLogitOld }, w, maxOld };
+  // distillation targets at most new-token targets (NaN at one, as where a window ends early)
+  const distillTarget = Float32Array.from({ length: count }, (_, p) => (targetNew[p] >= 0 && p !== 2 ? -1 - 5 * r() : NaN));
+  return { b: { count, hidden: d, h, lseOld, targetNew, targetLogitOld, distillTarget }, w, maxOld };
 }
 
-for (const kind of ['js', 'ort'] as const) {
-  test(`output rows: analytic gradient matches finite differences (${kind} kernels)`, async () => {
+for (const [kind, distill] of [['js', 0], ['ort', 0], ['js', 0.7], ['ort', 0.7]] as const) {
+  test(`output rows: analytic gradient matches finite differences (${kind} kernels${distill ? ', with distillation' : ''})`, async () => {
     const k = kind === 'js' ? createJsKernels() : await createOrtKernels(1);
     const d = 12, nNew = 7;
     const { b, w } = randomBatch(11, 10, d, 20, nNew);
-    const { grad, loss } = await outputLossAndGrad(k, { data: w, rows: nNew, cols: d }, b);
+    const r = await outputLossAndGrad(k, { data: w, rows: nNew, cols: d }, b, distill);
+    const { grad, loss } = r;
+    if (distill) assert.equal(r.distillCount, 4, 'the new-token targets with a finite distillation target');
     const w64 = Float64Array.from(w);
-    assert.ok(Math.abs(loss - outputLossReference(w64, nNew, b)) < 1e-5);
+    assert.ok(Math.abs(loss - outputLossReference(w64, nNew, b, distill)) < 1e-5);
+    if (distill) assert.ok(Math.abs(loss - outputLossReference(w64, nNew, b)) > 1e-3, 'the distillation term changes the loss');
     const fd = new Float64Array(w.length);
     const eps = 1e-4;
     for (let i = 0; i < w.length; i++) {
       const keep = w64[i];
       w64[i] = keep + eps;
-      const lp = outputLossReference(w64, nNew, b);
+      const lp = outputLossReference(w64, nNew, b, distill);
       w64[i] = keep - eps;
-      const lm = outputLossReference(w64, nNew, b);
+      const lm = outputLossReference(w64, nNew, b, distill);
       w64[i] = keep;
       fd[i] = (lp - lm) / (2 * eps);
     }

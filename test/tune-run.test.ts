@@ -148,3 +148,82 @@ test('tune CLI: bad flags are reported by name before any work', async () => {
   await assert.rejects(run(['--batch', '0']), /--batch 0: expected an integer >= 1/);
   await assert.rejects(run(['--corpus-bytes', 'lots']), /--corpus-bytes: expected a size/);
 });
+
+test('distillation targets in the cache equal the base model\'s log-probability of the pieces (transformers-equivalent engine scoring)', async () => {
+  const root = await fsp.mkdtemp(path.join(tmpdir(), 'tune-distill-'));
+  try {
+    const { loadEngine } = await import('../src/runtime/engine.ts');
+    const { newTokenMap } = await import('../src/runtime/extended-decoding.ts');
+    const { buildHiddenCache, HiddenCache } = await import('../src/tune/hidden-cache.ts');
+    const { createOrtKernels } = await import('../src/tune/ort-kernels.ts');
+    const { readWeightF32 } = await import('../src/io/weights.ts');
+    const { encode } = await import('../src/tokenizer/load.ts');
+    const p = await extendedPair(root, 'qwen2');
+    const extTok = await loadTokenizer(p.ext.tokenizerPath);
+    const map = await newTokenMap(extTok, await loadTokenizer(p.base.tokenizerPath));
+    const ids = await encode(extTok, SAMPLE_TEXT, false);
+    // one window, so the cache order is the window's order
+    const [w] = decodingWindows(ids, map, 10_000);
+    assert.ok(w.targets.filter((t) => map.has(t)).length >= 3, 'the text has new-token targets');
+    const ext = await loadEngine(p.ext, { threads: 1 });
+    const base = await loadEngine(p.base, { threads: 1 });
+    const kernels = await createOrtKernels(1);
+    const dir = path.join(root, 'cache');
+    try {
+      const meta = await buildHiddenCache({
+        dir, key: {}, windows: [w], hidden: p.ext.hiddenSize, head: await readWeightF32(p.ext.weights, LM_HEAD_TENSOR),
+        headRows: p.ext.embeddingRows, newIds: new Set(map.keys()), kernels, hiddenStates: (b) => ext.hiddenStates(b), distillPieces: map,
+      });
+      const cache = await HiddenCache.open(dir);
+      const b = await cache.batch(0, meta.positions, new Map([...map.keys()].map((id, i) => [id, i])));
+      await cache.close();
+      let checked = 0;
+      for (let j = 0; j < w.positions.length; j++) {
+        const pieces = map.get(w.targets[j]);
+        const T = b.distillTarget![j];
+        if (!pieces || j === w.positions.length - 1) {
+          assert.ok(Number.isNaN(T), `position ${j}: no distillation target expected`);
+          continue;
+        }
+        const [ref] = await base.scoreContinuations([{ context: w.input.slice(0, w.positions[j] + 1), continuation: pieces }]);
+        assert.ok(Math.abs(T - ref.sum) < 1e-4, `position ${j}: cache ${T} vs base model ${ref.sum}`);
+        checked++;
+      }
+      assert.equal(meta.distillTargets, checked);
+      assert.ok(checked >= 3);
+    } finally {
+      await ext.dispose();
+      await base.dispose();
+      await kernels.dispose();
+    }
+    // and a tuning run with it: the distillation term pulls log p(new token) toward the targets
+    const plain = await runTune(opts(p, path.join(root, 'plain'), { rows: 'output' }));
+    const dist = await runTune(opts(p, path.join(root, 'dist'), { rows: 'output', distill: 1, resume: true, cacheDir: path.join(root, 'dist-cache') }));
+    assert.equal(plain.cache!.distillTargets, undefined);
+    assert.ok(dist.cache!.distillTargets! > 0);
+    assert.equal(dist.output!.distill, 1);
+    const gap = async (dir: string) => {
+      const c = await HiddenCache.open(path.join(root, 'dist-cache'));
+      const k = await createOrtKernels(1);
+      try {
+        const m = await loadModelDir(dir);
+        const newIds = [...map.keys()].sort((a, b) => a - b);
+        const rows = await readWeightF32(m.weights, LM_HEAD_TENSOR);
+        const W = new Float32Array(newIds.length * m.hiddenSize);
+        newIds.forEach((id, i) => W.set(rows.subarray(id * m.hiddenSize, (id + 1) * m.hiddenSize), i * m.hiddenSize));
+        const { outputLossAndGrad } = await import('../src/tune/output-rows.ts');
+        const batch = await c.batch(0, c.meta.positions, new Map(newIds.map((id, i) => [id, i])));
+        const r = await outputLossAndGrad(k, { data: W, rows: newIds.length, cols: m.hiddenSize }, batch, 1);
+        return r.distillSq / r.distillCount;
+      } finally {
+        await c.close();
+        await k.dispose();
+      }
+    };
+    const gPlain = await gap(path.join(root, 'plain'));
+    const gDist = await gap(path.join(root, 'dist'));
+    assert.ok(gDist < gPlain * 0.8, `mean squared log-prob gap: ${gPlain} (cross-entropy only) vs ${gDist} (with distillation)`);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});

@@ -29,6 +29,7 @@ export function register(program: Command): void {
     .option('--epochs <e>', 'output rows: passes over the cached positions', '2')
     .option('--lr <lr>', 'output rows learning rate (Adam; default 1e-2; seed-heuristic: 1e-6)')
     .option('--batch <n>', 'output rows: positions per step', '2048')
+    .option('--distill <weight>', 'output rows: add weight x (log p(new token) - the base model\'s log p of its original pieces in the same context)^2 at each new-token target (0 = off)', '0')
     .option('--seq-len <n>', 'output rows: most original ids per window', '256')
     .option('--input-corpus-bytes <size>', 'text used by the input-row phase', '300k')
     .option('--input-max-tokens <n>', 'input rows: stop after about this many tokens (instead of --input-epochs)')
@@ -48,6 +49,7 @@ export function register(program: Command): void {
       if (!['output', 'input', 'both'].includes(rows)) throw new Error(`--rows: expected output, input or both, got "${o.rows}"`);
       if (!['adam', 'seed-heuristic'].includes(o.method)) throw new Error(`--method: expected adam or seed-heuristic, got "${o.method}"`);
       if (o.method === 'seed-heuristic' && rows !== 'output') throw new Error('--method seed-heuristic only applies to --rows output');
+      if (o.method === 'seed-heuristic' && Number(o.distill) > 0) throw new Error('--distill applies to --method adam only');
       // every flag is checked before any model is loaded or downloaded
       const settings = {
         corpusBytes: bytes('--corpus-bytes', o.corpusBytes),
@@ -67,6 +69,7 @@ export function register(program: Command): void {
         checkpointSeconds: numberFlag('--checkpoint-every', o.checkpointEvery, { min: 1 })!,
         seed: numberFlag('--seed', o.seed, { int: true })!,
         replay: o.replay as string | undefined,
+        distill: numberFlag('--distill', o.distill, { min: 0 })!,
         replayRatio: numberFlag('--replay-ratio', o.replayRatio, { above: 0 })!,
       };
       const model = await loadModelDir(await resolveModel(o.model));

@@ -89,6 +89,7 @@ const TUNE_KEYS: Record<string, [(v: unknown) => boolean, string]> = {
   seed: [Number.isInteger, 'an integer'],
   replay: [isStr, 'a file path or "self"'],
   replayRatio: [isPosNum, 'a positive number'],
+  distill: [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number >= 0'],
 };
 
 /** A tune variant's name as it appears in cell ids and directory names. */

@@ -5,6 +5,10 @@
 //   max.f32      [P] max old logit (for the seed heuristic)
 //   tlogit.f32   [P] the target's logit when the target is an old token
 //   target.i32   [P] the extended id to predict
+//   distill.f32  [P] (only when built for distillation) at a new-token target: the base model's
+//                log-probability of the token's original pieces in the same context, i.e. the sum of
+//                the old rows' log-softmax at the positions that read the pieces; NaN where the window
+//                ends before the pieces are read, and at old-token targets
 //   meta.json    written last: its presence marks a complete cache
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
@@ -22,9 +26,12 @@ export interface CacheMeta {
   /** Positions whose target is a new token. */
   newTargets: number;
   seconds: number;
+  /** Positions with a distillation target (present when the cache has distill.f32). */
+  distillTargets?: number;
 }
 
 const FILES = ['hidden.f16', 'lse.f32', 'max.f32', 'tlogit.f32', 'target.i32'] as const;
+const DISTILL_FILE = 'distill.f32';
 
 export async function readCacheMeta(dir: string): Promise<CacheMeta | null> {
   try {
@@ -58,6 +65,8 @@ export interface BuildCacheOptions {
   kernels: DenseKernels;
   /** Windows per hidden-state call. */
   batch?: number;
+  /** New id -> its original ids: also write distillation targets (distill.f32). */
+  distillPieces?: Map<number, number[]>;
   onProgress?: (windowsDone: number, positions: number) => void;
 }
 
@@ -78,9 +87,11 @@ export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta>
   for (let r = 0; r < o.headRows; r++) if (!o.newIds.has(r)) oldIds.push(r);
   const wOld = new Float32Array(oldIds.length * d);
   oldIds.forEach((r, i) => wOld.set(o.head.subarray(r * d, (r + 1) * d), i * d));
-  const streams = Object.fromEntries(FILES.map((f) => [f, createWriteStream(path.join(tmp, f))])) as Record<(typeof FILES)[number], WriteStream>;
+  const files: string[] = [...FILES, ...(o.distillPieces ? [DISTILL_FILE] : [])];
+  const streams = Object.fromEntries(files.map((f) => [f, createWriteStream(path.join(tmp, f))])) as Record<string, WriteStream>;
   let positions = 0;
   let newTargets = 0;
+  let distillTargets = 0;
   const B = o.batch ?? 16;
   // windows batched by length (shortest first) so a batch pads to a similar length: the cache is
   // written in that order (training draws its batches in a seeded random order anyway)
@@ -122,11 +133,19 @@ export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta>
       await write(streams['max.f32'], max);
       await write(streams['tlogit.f32'], tlogit);
       await write(streams['target.i32'], target);
+      if (o.distillPieces) {
+        const dt = await distillTargetsOf(o, ws, hs, wOld, oldIds, count);
+        distillTargets += dt.filter(Number.isFinite).length;
+        await write(streams[DISTILL_FILE], dt);
+      }
       positions += count;
       o.onProgress?.(Math.min(s + B, o.windows.length), positions);
     }
     await Promise.all(Object.values(streams).map((ws) => new Promise<void>((res, rej) => ws.end((e?: Error | null) => (e ? rej(e) : res())))));
-    const meta: CacheMeta = { version: 1, hidden: d, positions, key: o.key, newTargets, seconds: (performance.now() - t0) / 1000 };
+    const meta: CacheMeta = {
+      version: 1, hidden: d, positions, key: o.key, newTargets, seconds: (performance.now() - t0) / 1000,
+      ...(o.distillPieces ? { distillTargets } : {}),
+    };
     await fsp.writeFile(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
     await fsp.rm(o.dir, { recursive: true, force: true });
     await fsp.rename(tmp, o.dir);
@@ -138,6 +157,49 @@ export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta>
   }
 }
 
+/**
+ * The distillation targets of one batch of windows, in cache order: for a new-token target whose
+ * pieces s_1..s_k the window goes on to read at input indices pos+1..pos+k, the sum over i of
+ * log softmax_old(h[pos+i-1])[s_i], from the float32 hidden states.
+ */
+async function distillTargetsOf(
+  o: BuildCacheOptions, ws: DecodingWindow[], hs: Float32Array[], wOld: Float32Array, oldIds: number[], count: number,
+): Promise<Float32Array> {
+  const d = o.hidden;
+  const out = new Float32Array(count).fill(NaN);
+  // every (output slot, hidden row, piece id) term, gathered for one batched log-sum-exp
+  const slot: number[] = [];
+  const piece: number[] = [];
+  const rows: Float32Array[] = [];
+  let p = 0;
+  ws.forEach((w, wi) => {
+    w.positions.forEach((pos, j) => {
+      const pieces = o.distillPieces!.get(w.targets[j]);
+      // the pieces are read only when another prediction follows in this window
+      if (pieces && j + 1 < w.positions.length) {
+        for (let i = 0; i < pieces.length; i++) {
+          if (w.input[pos + 1 + i] !== pieces[i]) throw new Error(`distillation: window input does not spell new token ${w.targets[j]} at ${pos + 1 + i}`);
+          slot.push(p);
+          piece.push(pieces[i]);
+          rows.push(hs[wi].subarray((pos + i) * d, (pos + i + 1) * d));
+        }
+      }
+      p++;
+    });
+  });
+  if (slot.length === 0) return out;
+  const H = new Float32Array(slot.length * d);
+  rows.forEach((r, i) => H.set(r, i * d));
+  const { lse } = await o.kernels.lseMaxNT({ data: H, rows: slot.length, cols: d }, { data: wOld, rows: oldIds.length, cols: d });
+  for (let i = 0; i < slot.length; i++) {
+    let z = 0;
+    const wRow = o.head.subarray(piece[i] * d, (piece[i] + 1) * d);
+    for (let c = 0; c < d; c++) z += H[i * d + c] * wRow[c];
+    out[slot[i]] = (Number.isNaN(out[slot[i]]) ? 0 : out[slot[i]]) + z - lse[i];
+  }
+  return out;
+}
+
 /** Random access to a complete cache. */
 export class HiddenCache {
   private constructor(readonly dir: string, readonly meta: CacheMeta, private fhs: Record<string, fsp.FileHandle>) {}
@@ -147,6 +209,7 @@ export class HiddenCache {
     if (!meta) throw new Error(`${dir}: not a complete hidden-state cache (no meta.json)`);
     const fhs: Record<string, fsp.FileHandle> = {};
     for (const f of FILES) fhs[f] = await fsp.open(path.join(dir, f), 'r');
+    if (meta.distillTargets !== undefined) fhs[DISTILL_FILE] = await fsp.open(path.join(dir, DISTILL_FILE), 'r');
     return new HiddenCache(dir, meta, fhs);
   }
 
@@ -179,6 +242,7 @@ export class HiddenCache {
       targetLogitOld: f32(await this.read('tlogit.f32', start, count, 1, 4)),
       targetNew,
       targets,
+      ...(this.fhs[DISTILL_FILE] ? { distillTarget: f32(await this.read(DISTILL_FILE, start, count, 1, 4)) } : {}),
     };
   }
 

@@ -41,6 +41,11 @@ export interface TuneOptions {
   replay?: string;
   /** Replay bytes per corpus byte in each phase (default 0.25). */
   replayRatio?: number;
+  /**
+   * Output rows: weight of the distillation term (0 = off): at each new-token target, (log p(new token)
+   * - the base model's log p of its original pieces in the same context)^2.
+   */
+  distill?: number;
   /** Where `replay: "self"` keeps its sample (default `workDir`); runs from the same base model may share one. */
   replayDir?: string;
   epochs?: number;
@@ -74,8 +79,8 @@ export interface TuneSummary {
   newTokens: number;
   corpusBytes: number;
   replay?: { source: string; file: string; ratio: number; bytes: number; inputBytes: number; sampleSeconds: number };
-  cache?: { positions: number; newTargets: number; seconds: number; reused: boolean };
-  output?: TrainResult & { lr: number; batch: number };
+  cache?: { positions: number; newTargets: number; seconds: number; reused: boolean; distillTargets?: number };
+  output?: TrainResult & { lr: number; batch: number; distill?: number };
   input?: TrainResult & { lr: number; batch: number; windows: number; tokens: number };
   seconds: number;
 }
@@ -110,6 +115,8 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
   info(`${n} new tokens (ids ${newIds[0]}..${newIds[n - 1]}), hidden ${d}, ${o.model.tied ? 'tied' : 'untied'} embeddings`);
   await fsp.mkdir(o.workDir, { recursive: true });
   const headTensor = o.model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR;
+  const distill = o.distill ?? 0;
+  if (distill > 0 && o.method !== 'adam') throw new Error('--distill applies to --method adam only');
   const summary: TuneSummary = {
     model: o.model.dir, base: o.base.dir, out: o.out, rows: o.rows, method: o.method, newTokens: n, corpusBytes: 0, seconds: 0,
   };
@@ -126,6 +133,7 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
       const key = {
         model: await fileKey(o.model.weights.files[0].path), corpus: await fileKey(o.corpus), bytes: o.corpusBytes, seqLen: o.seqLen, newTokens: n,
         ...(rep ? { replay: await fileKey(replay!.file), replayBytes: rep.bytes } : {}),
+        ...(distill > 0 ? { distill: true } : {}),
       };
       const cacheDir = o.cacheDir ?? path.join(o.workDir, 'hidden-cache');
       let meta = o.resume ? await findCache(cacheDir, key) : null;
@@ -141,7 +149,7 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
         try {
           meta = await buildHiddenCache({
             dir: cacheDir, key, windows, hidden: d, head, headRows: o.model.embeddingRows, newIds: new Set(newIds), kernels,
-            hiddenStates: (b) => engine.hiddenStates(b), batch: 16,
+            hiddenStates: (b) => engine.hiddenStates(b), batch: 16, distillPieces: distill > 0 ? map : undefined,
             onProgress: (_w, p) => o.onTick?.(p),
           });
         } finally {
@@ -149,7 +157,7 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
           await engine.dispose();
         }
       } else info(`reusing the hidden-state cache in ${cacheDir} (${meta.positions} positions)`);
-      summary.cache = { positions: meta.positions, newTargets: meta.newTargets, seconds: meta.seconds, reused };
+      summary.cache = { positions: meta.positions, newTargets: meta.newTargets, seconds: meta.seconds, reused, ...(meta.distillTargets !== undefined ? { distillTargets: meta.distillTargets } : {}) };
       const cache = await HiddenCache.open(cacheDir);
       try {
         outputRows = await rowsOf(o.model, headTensor, newIds);
@@ -161,12 +169,12 @@ export async function runTune(o: TuneOptions): Promise<TuneSummary> {
         o.onPhase?.(o.method === 'seed-heuristic' ? 'seed heuristic' : 'output rows', steps ?? 0, 'steps');
         try {
           const r = await trainOutputRows({
-            cache, kernels, rows: outputRows, newIds, method: o.method, lr, batch, epochs: o.epochs, maxPositions: o.maxTokens,
+            cache, kernels, rows: outputRows, newIds, method: o.method, lr, batch, epochs: o.epochs, maxPositions: o.maxTokens, distill,
             seed: o.seed, checkpointSeconds: o.checkpointSeconds, resume,
             checkpoint: (s) => writeCheckpoint(ckFile, s),
             onStep: (s) => o.onTick?.(s.step, s),
           });
-          summary.output = { ...r, lr, batch };
+          summary.output = { ...r, lr, batch, ...(distill > 0 ? { distill } : {}) };
         } finally {
           o.onPhaseEnd?.();
         }

@@ -143,6 +143,8 @@ export interface OutputTrainOptions extends LoopControl {
   batch: number;
   epochs?: number;
   maxPositions?: number;
+  /** Distillation weight (0 = plain cross-entropy); see output-rows.ts. */
+  distill?: number;
 }
 
 /** Fit the output rows on the cached hidden states (or apply the seed heuristic for comparison). */
@@ -167,7 +169,7 @@ export async function trainOutputRows(o: OutputTrainOptions): Promise<TrainResul
         await seedHeuristicStep(o.kernels, W, b, b.maxOld, o.lr);
         return { loss: before.loss, items: count, newLoss: before.newCount ? before.newLoss / before.newCount : undefined };
       }
-      const r = await outputLossAndGrad(o.kernels, W, b);
+      const r = await outputLossAndGrad(o.kernels, W, b, o.distill ?? 0);
       adamStep(o.rows, r.grad, adam, { lr: o.lr }, lrScale(step, sched.totalSteps));
       return { loss: r.loss, items: count, newLoss: r.newCount ? r.newLoss / r.newCount : undefined };
     },
