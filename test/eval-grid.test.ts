@@ -146,6 +146,12 @@ test('tune variants: a list of named variants, each its own cell; the object for
   bad('tune: [output]', /"tune\[0\]" must be an object/);
   bad('tune: 3', /"tune" must be an object of tuning options/);
   bad('rankProbes: 0', /"rankProbes" must be a positive integer/);
+  bad('tune: {replayRatio: 0}', /"tune.replayRatio" must be a positive number/);
+  bad('tune: {distill: -1}', /"tune.distill" must be a number >= 0/);
+  bad('tune: {replay: ""}', /"tune.replay" must be a file path or "self"/);
+  // replay: "self" stays as it is, a file resolves against the config's folder
+  const rep = parseGridConfig(base + 'tune:\n  - {name: a, replay: self, replayRatio: 0.5, distill: 0.3}\n  - {name: b, replay: en.txt}\n', '/c/g.yaml');
+  assert.deepEqual(rep.tune!.map((t) => t.options), [{ replay: 'self', replayRatio: 0.5, distill: 0.3 }, { replay: '/c/en.txt' }]);
 });
 
 test('runGrid with tune variants: one tuned directory per variant, tune.json recorded in the cells and rows (tune, tune_seconds)', async () => {
@@ -191,5 +197,5 @@ test('examples/experiment-tuning.yaml: valid, its files exist, one cell per tuni
   for (const f of [...cfg.models, ...cfg.corpus, cfg.pt!, cfg.en!]) await fsp.access(f);
   assert.deepEqual(cfg.numTokens, [5000]);
   assert.ok(cfg.metrics.includes('new-token-rank') && cfg.bench.includes('calamept'));
-  assert.deepEqual(enumerateCells(cfg).map((c) => c.tune), ['-', '-', 'seed-heuristic', 'output', 'output+input']);
+  assert.deepEqual(enumerateCells(cfg).map((c) => c.tune), ['-', '-', 'seed-heuristic', 'output', 'output+input', 'output+input+replay']);
 });
