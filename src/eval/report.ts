@@ -221,7 +221,7 @@ export function chartSpecs(rows: ResultRow[]): ChartSpec[] {
     charts.push({
       id, title, note,
       spec: { ...base, data: { values: data.filter((r) => typeof r[field] === 'number') }, mark: 'bar',
-        encoding: { x: { field: 'config', type: 'nominal', title: null, axis: { labelAngle: -30, labelLimit: 220 } },
+        encoding: { x: { field: 'config', type: 'nominal', title: null, axis: { labelAngle: -30, labelLimit: 0 } },
           y: { field, type: 'quantitative', title: yTitle }, color: { field: 'stage', type: 'nominal', legend: { labelLimit: 320 } },
           tooltip: [{ field: 'model' }, { field: 'config' }, { field: 'stage' }, { field: 'input' }, { field, type: 'quantitative', format: '.4f' }] } },
     });
@@ -239,7 +239,7 @@ export function chartSpecs(rows: ResultRow[]): ChartSpec[] {
     ]);
     charts.push({
       id: 'fertility-boost', title: 'FertilityBoost: share of positions where the model picks a new token', note: 'Teacher-forced on PT held-out paragraphs read through the original tokenizer; error bars: ±1 std over runs.',
-      spec: { ...base, data: { values: pts }, encoding: { x: { field: 'config', type: 'nominal', title: null, axis: { labelAngle: -30, labelLimit: 220 } }, xOffset: { field: 'temperature', type: 'nominal' } },
+      spec: { ...base, data: { values: pts }, encoding: { x: { field: 'config', type: 'nominal', title: null, axis: { labelAngle: -30, labelLimit: 0 } }, xOffset: { field: 'temperature', type: 'nominal' } },
         layer: [
           { mark: 'bar', encoding: { y: { field: 'value', type: 'quantitative', title: 'share of positions', axis: { format: '%' } }, color: { field: 'temperature', type: 'nominal', legend: { labelLimit: 320 } } } },
           { mark: { type: 'rule', color: 'black' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
