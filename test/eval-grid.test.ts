@@ -197,5 +197,5 @@ test('examples/experiment-tuning.yaml: valid, its files exist, one cell per tuni
   for (const f of [...cfg.models, ...cfg.corpus, cfg.pt!, cfg.en!]) await fsp.access(f);
   assert.deepEqual(cfg.numTokens, [5000]);
   assert.ok(cfg.metrics.includes('new-token-rank') && cfg.bench.includes('calamept'));
-  assert.deepEqual(enumerateCells(cfg).map((c) => c.tune), ['-', '-', 'seed-heuristic', 'output', 'output+input', 'output+input+replay', 'output+input+replay0.4']);
+  assert.deepEqual(enumerateCells(cfg).map((c) => c.tune), ['-', '-', 'seed-heuristic', 'output', 'output+input', 'output+input+replay', 'output+input+replay0.4', 'output+input+replay0.6']);
 });
