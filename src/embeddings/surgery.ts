@@ -3,14 +3,12 @@
 // method from their sub-token rows, every other tensor is streamed through unchanged (dtype and
 // sharding kept). The big matrices are read and written row-chunk by row-chunk, so memory stays
 // bounded by the chunk size plus the new rows.
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
 import { type DType, dtypeSize, fromFloat32, isFloatDType, toFloat32 } from '../io/dtype.ts';
-import { copySource, readTensorRows, writeSafetensors, type SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
-import { INDEX_FILE, weightFile, weightInfo } from '../io/weights.ts';
-import { EMBED_TENSOR, LM_HEAD_TENSOR, copySideFiles, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
+import { readTensorRows } from '../io/safetensors.ts';
+import { weightFile, weightInfo } from '../io/weights.ts';
+import { EMBED_TENSOR, LM_HEAD_TENSOR, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
 import { withVocabSize } from '../io/config.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { writeModel, type MatrixEdit } from '../io/model-writer.ts';
 import { type InitMethod, type RowStats, seededRandom } from './init-methods.ts';
 import { RowStatsAccumulator } from './row-stats.ts';
 
@@ -166,34 +164,6 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
   return { dtype: info.dtype, hidden, rowBytes: hidden * dtypeSize(info.dtype), rows };
 }
 
-/** A tensor source that streams the old rows (patched where `patch` says) and then the added rows. */
-export function grownSource(st: SafetensorsFile, name: string, oldRows: number, newRows: number, patch: RowPatch): TensorSource {
-  return {
-    name,
-    dtype: patch.dtype,
-    shape: [newRows, patch.hidden],
-    produce: async (sink) => {
-      const step = Math.max(1, Math.floor(CHUNK_BYTES / patch.rowBytes));
-      for (let a = 0; a < oldRows; a += step) {
-        const b = Math.min(oldRows, a + step);
-        const bytes = await readTensorRows(st, name, a, b);
-        for (const [id, row] of patch.rows) if (id >= a && id < b) bytes.set(row, (id - a) * patch.rowBytes);
-        await sink(bytes);
-      }
-      for (let a = oldRows; a < newRows; a += step) {
-        const b = Math.min(newRows, a + step);
-        const bytes = new Uint8Array((b - a) * patch.rowBytes);
-        for (let r = a; r < b; r++) {
-          const row = patch.rows.get(r);
-          if (!row) throw new SurgeryError(`internal: no content for new row ${r} of "${name}"`);
-          bytes.set(row, (r - a) * patch.rowBytes);
-        }
-        await sink(bytes);
-      }
-    },
-  };
-}
-
 /** Check the sub-token lists: existing, non-special ids of the original tokenizer, never empty. */
 export function validateNewRows(plan: RowPlan, tokens: NewRowSpec[], specialIds: Set<number>, label: (i: number) => string): void {
   const seen = new Set<number>();
@@ -236,57 +206,18 @@ export interface WriteModelResult {
 /** Seeds of the input and output matrices differ so random methods draw independent rows. */
 const OUTPUT_SEED_OFFSET = 0x9e3779b9;
 
-/** Write the extended model into the (temporary, empty) directory `dir`. */
+/** Write the extended model into the (temporary, empty) directory `dir`, through the one model writer. */
 export async function writeExtendedModel(model: ModelDir, dir: string, opts: WriteModelOptions): Promise<WriteModelResult> {
   const { plan, tokens } = opts;
   const seed = opts.seed ?? 0;
   const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed });
   const headPatch = model.tied ? null
     : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: opts.initOutput ?? opts.init, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0 });
-
-  let totalBytes = 0;
-  for (const f of model.weights.files) for (const t of f.tensors) totalBytes += t.byteLength;
-  totalBytes += (plan.rows - plan.oldRows) * embedPatch.rowBytes * (headPatch ? 2 : 1);
-  let done = 0;
-  const tally = (src: TensorSource): TensorSource => ({
-    ...src,
-    produce: (sink) => src.produce(async (chunk) => {
-      await sink(chunk);
-      done += chunk.byteLength;
-      opts.onProgress?.(done, totalBytes);
-    }),
+  const edits: Record<string, MatrixEdit> = { [EMBED_TENSOR]: { rows: plan.rows, set: embedPatch.rows } };
+  if (headPatch) edits[LM_HEAD_TENSOR] = { rows: plan.rows, set: headPatch.rows };
+  const written = await writeModel(dir, {
+    source: model, edits, tokenizerJson: opts.tokenizerJson, files: opts.extraFiles,
+    config: withVocabSize(model.config, plan.rows), onProgress: opts.onProgress,
   });
-
-  const files: string[] = [];
-  const weightMap: Record<string, string> = {};
-  let outTotal = 0;
-  for (const st of model.weights.files) {
-    const name = path.basename(st.path);
-    const sources = st.tensors.map((t) => {
-      if (t.name === EMBED_TENSOR) return grownSource(st, t.name, plan.oldRows, plan.rows, embedPatch);
-      if (t.name === LM_HEAD_TENSOR && headPatch) return grownSource(st, t.name, plan.oldRows, plan.rows, headPatch);
-      return copySource(st, t.name);
-    });
-    for (const s of sources) {
-      weightMap[s.name] = name;
-      outTotal += s.shape.reduce((a, b) => a * b, 1) * dtypeSize(s.dtype);
-    }
-    await writeSafetensors(path.join(dir, name), sources.map(tally), st.metadata);
-    files.push(name);
-  }
-  if (model.weights.sharded) {
-    // Keep the index's own metadata, with total_size recomputed; weight_map in the original order.
-    const origIndex = JSON.parse(await fsp.readFile(path.join(model.dir, INDEX_FILE), 'utf8')) as { metadata?: Record<string, unknown>; weight_map: Record<string, string> };
-    const ordered: Record<string, string> = {};
-    for (const k of Object.keys(origIndex.weight_map)) ordered[k] = weightMap[k];
-    await fsp.writeFile(path.join(dir, INDEX_FILE), JSON.stringify({ metadata: { ...(origIndex.metadata ?? {}), total_size: outTotal }, weight_map: ordered }, null, 2) + '\n');
-    files.push(INDEX_FILE);
-  }
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(withVocabSize(model.config, plan.rows), null, 2) + '\n');
-  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(opts.tokenizerJson, null, 2) + '\n');
-  const extra = opts.extraFiles ?? {};
-  for (const [name, content] of Object.entries(extra)) await writeFileAtomic(path.join(dir, name), content);
-  files.push('config.json', 'tokenizer.json', ...Object.keys(extra));
-  files.push(...(await copySideFiles(model.dir, dir, Object.keys(extra))));
-  return { rows: plan.rows, files, tied: model.tied };
+  return { rows: plan.rows, files: written.files, tied: model.tied };
 }
