@@ -1,24 +1,26 @@
-// Atomic output: everything is written to a temporary sibling, then renamed into place,
-// so a failure never leaves a half-written file or directory behind.
+// Atomic writes of internal files (caches, checkpoints, cells): a temporary sibling, then a rename,
+// so a failure never leaves a half-written file or directory behind. Temporary paths are registered
+// with the output policy (output.ts) and removed on SIGINT / SIGTERM. User-facing outputs go
+// through output.ts's writeOutputDir / writeOutputFile, which add the checks.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { makeDirs, registerTemp, releaseTemp, tempSibling } from './output.ts';
 
-export function tempSibling(target: string): string {
-  const dir = path.dirname(target);
-  const base = path.basename(target);
-  return path.join(dir, `.${base}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-}
+export { tempSibling };
 
 /** Write a file atomically (temp file + rename). */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await fsp.mkdir(path.dirname(path.resolve(target)), { recursive: true });
+  await makeDirs(path.dirname(path.resolve(target)));
   const tmp = tempSibling(target);
+  registerTemp(tmp);
   try {
     await fsp.writeFile(tmp, data);
     await fsp.rename(tmp, target);
   } catch (err) {
     await fsp.rm(tmp, { force: true });
     throw err;
+  } finally {
+    releaseTemp(tmp);
   }
 }
 
@@ -28,23 +30,27 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
  */
 export async function writeDirAtomic(target: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
   const abs = path.resolve(target);
-  await fsp.mkdir(path.dirname(abs), { recursive: true });
+  await makeDirs(path.dirname(abs));
   const tmp = tempSibling(abs);
-  await fsp.mkdir(tmp, { recursive: true });
+  registerTemp(tmp);
   try {
+    await fsp.mkdir(tmp);
     await fill(tmp);
+    let old: string | null = null;
+    try {
+      await fsp.access(abs);
+      old = tempSibling(abs) + '.old';
+      registerTemp(old);
+      await fsp.rename(abs, old);
+    } catch {
+      old = null;
+    }
+    await fsp.rename(tmp, abs);
+    if (old) { await fsp.rm(old, { recursive: true, force: true }); releaseTemp(old); }
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true });
     throw err;
+  } finally {
+    releaseTemp(tmp);
   }
-  let old: string | null = null;
-  try {
-    await fsp.access(abs);
-    old = tempSibling(abs) + '.old';
-    await fsp.rename(abs, old);
-  } catch {
-    old = null;
-  }
-  await fsp.rename(tmp, abs);
-  if (old) await fsp.rm(old, { recursive: true, force: true });
 }

@@ -11,16 +11,27 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/**
+ * An option named inside a message: `${opt('allowInvalidUtf8')}` reads "allowInvalidUtf8" in the
+ * library's message and "--allow-invalid-utf8" when the CLI prints it.
+ */
+export const opt = (key: string) => `{opt:${key}}`;
+
+/** A message with its option references spelled by `spell` (the library: the key itself). */
+export function spellOptions(text: string, spell: (key: string) => string = (k) => k): string {
+  return text.replace(/\{opt:(\w+)\}/g, (_, k: string) => spell(k));
+}
+
 export class HackError extends Error {
   readonly code: string;
   readonly file?: string;
   readonly option?: string;
-  /** The message without the option or file prefix. */
+  /** The message without the option or file prefix (option references as `opt(key)` tokens). */
   readonly detail: string;
 
   constructor(code: string, detail: string, details: ErrorDetails = {}) {
     const prefix = details.option !== undefined ? `${details.option}: ` : details.file !== undefined ? `${details.file}: ` : '';
-    super(prefix + detail, details.cause === undefined ? undefined : { cause: details.cause });
+    super(spellOptions(prefix + detail), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'HackError';
     this.code = code;
     this.detail = detail;

@@ -10,6 +10,7 @@
 //                the old rows' log-softmax at the positions that read the pieces; NaN where the window
 //                ends before the pieces are read, and at old-token targets
 //   meta.json    written last: its presence marks a complete cache
+import { makeDirs, registerTemp, releaseTemp, tempSibling } from '../io/output.ts';
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
 import * as path from 'node:path';
 import { f16ToF32, f32ToF16 } from '../io/dtype.ts';
@@ -79,9 +80,11 @@ async function write(ws: WriteStream, data: ArrayBufferView): Promise<void> {
 export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta> {
   const t0 = performance.now();
   const d = o.hidden;
-  const tmp = `${o.dir}.tmp-${process.pid}`;
-  await fsp.rm(tmp, { recursive: true, force: true });
-  await fsp.mkdir(tmp, { recursive: true });
+  // a temporary sibling, registered so an interruption removes it (and a resumed run never sees it)
+  const tmp = tempSibling(o.dir);
+  registerTemp(tmp);
+  await makeDirs(path.dirname(path.resolve(o.dir)));
+  await fsp.mkdir(tmp);
   // the old rows, packed
   const oldIds: number[] = [];
   for (let r = 0; r < o.headRows; r++) if (!o.newIds.has(r)) oldIds.push(r);
@@ -154,6 +157,8 @@ export async function buildHiddenCache(o: BuildCacheOptions): Promise<CacheMeta>
     for (const ws of Object.values(streams)) ws.destroy();
     await fsp.rm(tmp, { recursive: true, force: true });
     throw e;
+  } finally {
+    releaseTemp(tmp);
   }
 }
 

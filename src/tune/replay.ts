@@ -4,6 +4,7 @@
 // byte rise with them. Replay puts the original model's own text (English for the demo model) beside
 // the corpus, so the rows are also fitted where the old tokens must keep their probability. Sampling
 // from the model needs no data a user may not have, and matches what the model knows.
+import { writeFileAtomic } from '../io/atomic.ts';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { ModelDir } from '../io/model-dir.ts';
@@ -78,11 +79,8 @@ export async function selfReplayFile(workDir: string, model: ModelDir, o: Replay
   const t0 = performance.now();
   const texts = await sampleReplayText(model, o);
   const body = texts.join('\n') + '\n';
-  await fsp.mkdir(workDir, { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fsp.writeFile(tmp, body);
-  await fsp.rename(tmp, file);
-  await fsp.writeFile(metaFile, JSON.stringify({ key, bytes: o.bytes, fileBytes: Buffer.byteLength(body, 'utf8'), texts: texts.length }, null, 2) + '\n');
+  await writeFileAtomic(file, body);
+  await writeFileAtomic(metaFile, JSON.stringify({ key, bytes: o.bytes, fileBytes: Buffer.byteLength(body, 'utf8'), texts: texts.length }, null, 2) + '\n');
   return { file, reused: false, seconds: (performance.now() - t0) / 1000 };
 }
 

@@ -1,0 +1,244 @@
+// One option vocabulary for every command: options are declared once, as specs (library name,
+// flag, kind, rule, default, doc), and the commander options, the `--help` lines, the parsing and
+// the messages all derive from them. The library names its options by their camelCase keys; this
+// is the one place that maps a key to the flag a user types (for error messages too).
+import { Command, Option } from 'commander';
+import { HackError, isHackError, spellOptions } from '../io/errors.ts';
+import { parseSize } from '../io/size.ts';
+
+export type OptionKind = 'string' | 'int' | 'number' | 'size' | 'bool' | 'list' | 'files' | 'choice';
+
+export interface OptionSpec {
+  /** The library's name for the option (camelCase). */
+  key: string;
+  /** The flag (default: the key in kebab case). */
+  flag?: string;
+  /** Placeholder of the value in --help (default by kind). */
+  arg?: string;
+  kind: OptionKind;
+  doc: string;
+  required?: boolean;
+  default?: string | number | boolean | string[];
+  /** How the default is shown when it is computed elsewhere (e.g. "one per core"). */
+  defaultText?: string;
+  choices?: readonly string[];
+  /** Numeric rules (int, number, size; each element of a numeric list). */
+  min?: number;
+  max?: number;
+  above?: number;
+  /** list kind: elements are integers. */
+  intList?: boolean;
+  /** Old flag names kept for one release (accepted, with a note on stderr). */
+  aliases?: string[];
+}
+
+export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+export const flagOf = (s: OptionSpec) => s.flag ?? `--${kebab(s.key)}`;
+const camel = (flag: string) => flag.replace(/^--?/, '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** Every flag any command declared, by library key: the error printer's map. */
+const FLAGS = new Map<string, string>();
+
+/** The flag for a library option key (declared flags first, else the key in kebab case). */
+export function flagForKey(key: string): string {
+  return FLAGS.get(key) ?? `--${kebab(key)}`;
+}
+
+function placeholder(s: OptionSpec): string {
+  if (s.arg) return s.arg;
+  switch (s.kind) {
+    case 'int': return '<n>';
+    case 'number': return '<x>';
+    case 'size': return '<size>';
+    case 'list': return '<list>';
+    case 'files': return '<files...>';
+    case 'choice': return `<${(s.choices ?? []).join('|')}>`;
+    default: return '<value>';
+  }
+}
+
+function ruleText(s: OptionSpec): string {
+  const what = s.kind === 'int' || s.intList ? 'an integer' : s.kind === 'size' ? 'a size (bytes, or with k/M/G: 300k, 5MB)' : 'a number';
+  if (s.above !== undefined && s.max !== undefined) return `${what} in (${s.above}, ${s.max}]`;
+  const parts = [what];
+  if (s.above !== undefined) parts.push(`> ${s.above}`);
+  if (s.min !== undefined) parts.push(`>= ${s.min}`);
+  if (s.max !== undefined) parts.push(`<= ${s.max}`);
+  return parts.join(' ');
+}
+
+function defaultShown(s: OptionSpec): string | null {
+  if (s.defaultText) return s.defaultText;
+  if (s.default === undefined || s.default === false) return null;
+  if (Array.isArray(s.default)) return s.default.join(',');
+  return String(s.default);
+}
+
+/** The one style of a --help line: doc, then "(required)" or "(default: X)", then old names. */
+export function helpText(s: OptionSpec): string {
+  const parts = [s.doc];
+  if (s.required) parts.push('(required)');
+  else {
+    const d = defaultShown(s);
+    if (d !== null) parts.push(`(default: ${d})`);
+  }
+  if (s.aliases?.length) parts.push(`(old name${s.aliases.length > 1 ? 's' : ''}: ${s.aliases.join(', ')}, kept for one release)`);
+  return parts.join(' ');
+}
+
+/** Declare the options on a command (commander parses the strings; `readOptions` checks them). */
+export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command {
+  for (const s of specs) {
+    const flag = flagOf(s);
+    const prev = FLAGS.get(s.key);
+    if (prev === undefined) FLAGS.set(s.key, flag);
+    const text = s.kind === 'bool' ? flag : `${flag} ${placeholder(s)}`;
+    cmd.addOption(new Option(text, helpText(s)));
+    for (const a of s.aliases ?? []) {
+      cmd.addOption(new Option(s.kind === 'bool' ? a : `${a} ${placeholder(s)}`).hideHelp());
+    }
+  }
+  (cmd as Command & { __specs?: readonly OptionSpec[] }).__specs = [...(((cmd as Command & { __specs?: readonly OptionSpec[] }).__specs) ?? []), ...specs];
+  return cmd;
+}
+
+/** The specs declared on a command (README/--help agreement test, fuzz test). */
+export function specsOf(cmd: Command): readonly OptionSpec[] {
+  return (cmd as Command & { __specs?: readonly OptionSpec[] }).__specs ?? [];
+}
+
+function bad(s: OptionSpec, value: unknown, expected: string): HackError {
+  const shown = value === '' ? '""' : Array.isArray(value) ? value.join(' ') : String(value);
+  return new HackError('BAD_OPTION_VALUE', `${shown}: expected ${expected}`, { option: s.key });
+}
+
+function checkNumber(s: OptionSpec, raw: string): number {
+  const n = s.kind === 'size' ? parseSize(raw) : Number(raw);
+  const ok = raw.trim() !== '' && n !== null && Number.isFinite(n) && ((s.kind !== 'int' && !s.intList && s.kind !== 'size') || Number.isInteger(n)) &&
+    (s.min === undefined || n >= s.min) && (s.max === undefined || n <= s.max) && (s.above === undefined || n > s.above);
+  if (!ok) throw bad(s, raw, ruleText(s));
+  return n as number;
+}
+
+export type OptionValues = Record<string, unknown>;
+
+/**
+ * Check and convert a command's raw values (commander's strings) by the specs: numbers and sizes by
+ * their rules, choices, lists; required options present; old names mapped to the new (with a note).
+ * Throws HackError (option = the key) on the first bad value; nothing else has run yet.
+ */
+export function readOptions(specs: readonly OptionSpec[], raw: Record<string, unknown>, note: (msg: string) => void = (m) => process.stderr.write(m + '\n')): OptionValues {
+  const out: OptionValues = {};
+  for (const s of specs) {
+    let v = raw[s.key];
+    for (const a of s.aliases ?? []) {
+      const av = raw[camel(a)];
+      if (av === undefined) continue;
+      if (v !== undefined && v !== s.default) throw new HackError('BAD_OPTION', `given twice (also as its old name ${a})`, { option: s.key });
+      note(`note: ${a} is now ${flagOf(s)} (the old name works for one release)`);
+      v = av;
+    }
+    if (v === undefined || v === null) v = s.default;
+    if (v === undefined) {
+      if (s.required) throw new HackError('MISSING_OPTION', `missing (${s.doc})`, { option: s.key });
+      continue;
+    }
+    switch (s.kind) {
+      case 'bool': out[s.key] = v === true || v === 'true'; break;
+      case 'string': out[s.key] = String(v); break;
+      case 'int': case 'number': case 'size':
+        out[s.key] = typeof v === 'number' ? v : checkNumber(s, String(v));
+        break;
+      case 'choice': {
+        const c = String(v);
+        if (!(s.choices ?? []).includes(c)) throw bad(s, c, `one of ${(s.choices ?? []).join(', ')}`);
+        out[s.key] = c;
+        break;
+      }
+      case 'list': {
+        const items = (Array.isArray(v) ? v.map(String) : String(v).split(',')).map((x) => x.trim()).filter((x) => x.length > 0);
+        if (items.length === 0) throw bad(s, v, 'a comma-separated list');
+        out[s.key] = s.intList ? items.map((x) => checkNumber(s, x)) : items;
+        break;
+      }
+      case 'files': {
+        const items = (Array.isArray(v) ? v.map(String) : [String(v)]).filter((x) => x.length > 0);
+        if (items.length === 0) throw bad(s, v, 'one or more files');
+        out[s.key] = items;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A command whose options are declared by specs: commander's action receives the checked values
+ * (plus positional arguments). Every option is checked before `run` does any work.
+ */
+export function command<T extends OptionValues>(
+  program: Command, name: string, description: string, specs: readonly OptionSpec[],
+  run: (o: T, args: string[], cmd: Command) => Promise<void>,
+): Command {
+  const cmd = program.command(name).description(description);
+  addOptions(cmd, specs);
+  cmd.action(async (...a: unknown[]) => {
+    const c = a[a.length - 1] as Command;
+    const args = a.slice(0, -2).map(String);
+    const values = readOptions(specsOf(c), c.opts()) as T;
+    await run(values, args, c);
+  });
+  return cmd;
+}
+
+// ---------------------------------------------------------------- error messages
+
+const ERRNO: Record<string, string> = {
+  ENOENT: 'no such file or directory', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory', EROFS: 'read-only file system', ENOSPC: 'no space left on device', EMFILE: 'too many open files',
+};
+
+/** A one-line message for any error: flags for library option keys, plain words for errno codes, no stack. */
+export function formatError(e: unknown): string {
+  if (isHackError(e)) {
+    const detail = spellOptions(e.detail, flagForKey);
+    if (e.option === undefined) return e.file !== undefined ? `${e.file}: ${detail}` : detail;
+    const flag = flagForKey(e.option);
+    if (e.code === 'BAD_OPTION_VALUE') return `${flag} ${detail}`;
+    if (e.code === 'MISSING_OPTION') return `missing ${flag} ${detail.replace(/^missing /, '')}`;
+    return `${flag}: ${detail}`;
+  }
+  const err = e as NodeJS.ErrnoException | null;
+  if (err && typeof err.code === 'string' && ERRNO[err.code]) {
+    const p = (err as { path?: string }).path;
+    return `${p ? p + ': ' : ''}${ERRNO[err.code]}`;
+  }
+  const msg = err && typeof err.message === 'string' ? err.message : String(e);
+  // ONNX Runtime and other native messages carry ANSI colours and long prefixes
+  // eslint-disable-next-line no-control-regex
+  return msg.replace(/\u001b\[[0-9;]*m/g, '').split('\n')[0];
+}
+
+// ---------------------------------------------------------------- the shared vocabulary
+
+/** `--model`: a model directory or a Hub id (downloaded with progress). */
+export const MODEL = (doc = 'model directory or Hugging Face repo id', required = true): OptionSpec =>
+  ({ key: 'model', kind: 'string', arg: '<dir|hub id>', doc, required });
+/** `--original`: the model this one was built from (its tokenizer tells which tokens are new). */
+export const ORIGINAL = (extra: Partial<OptionSpec> = {}): OptionSpec =>
+  ({ key: 'original', kind: 'string', arg: '<dir|hub id>', doc: 'the model this one was built from (the original, unextended model)', ...extra });
+export const CORPUS = (doc = 'corpus files: plain text or .gz (detected by content), one paragraph per line', required = true): OptionSpec =>
+  ({ key: 'corpus', kind: 'files', doc, required });
+export const OUT = (arg: string, doc: string): OptionSpec => ({ key: 'out', kind: 'string', arg, doc, required: true });
+export const FORCE: OptionSpec = { key: 'force', kind: 'bool', doc: 'replace this command\'s own earlier output at --out' };
+export const THREADS: OptionSpec = { key: 'threads', kind: 'int', min: 1, doc: 'threads for inference and training', defaultText: 'one per core' };
+export const SEED: OptionSpec = { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'random seed (same seed, same result)' };
+export const NUM_TOKENS = (doc = 'number of new tokens', required = false): OptionSpec => ({ key: 'numTokens', kind: 'int', min: 1, arg: '<N>', doc, required });
+export const PT = (doc = 'Portuguese (target-language) held-out text'): OptionSpec => ({ key: 'pt', kind: 'string', arg: '<file>', doc });
+export const EN = (doc = 'English held-out text'): OptionSpec => ({ key: 'en', kind: 'string', arg: '<file>', doc });
+export const MAX_BYTES: OptionSpec = { key: 'maxBytes', kind: 'size', min: 1, doc: 'use only the first N bytes of each held-out file (cut at a line end; a documented subset)' };
+export const ALLOW_INVALID_UTF8: OptionSpec = { key: 'allowInvalidUtf8', kind: 'bool', doc: 'accept text files with invalid UTF-8 or NUL bytes (counted and reported; default: an error naming the file, offset and line)' };
+export const ENCODE_WITH: OptionSpec = {
+  key: 'encodeWith', kind: 'choice', choices: ['model', 'original'], arg: '<model|original>', default: 'model',
+  doc: 'which tokenizer encodes the input: the model\'s own, or --original\'s (the research\'s setup: new tokens the model emits are fed back as their original pieces)',
+};
