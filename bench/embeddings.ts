@@ -120,7 +120,7 @@ async function driver(argv: string[]): Promise<void> {
     const freq = await countWords(tok, bpeModelOf(tok.json).kind, [CORPUS]);
     const opts = { method: 'continue' as const, numTokens: NUM_TOKENS };
     const res = learnTokens(tok, freq, opts);
-    await writeTokensFile(tokensFile, tokenList(path.join(DEMO, 'tokenizer.json'), [CORPUS], opts, res, freq, 0));
+    await writeTokensFile(tokensFile, tokenList(tok, path.join(DEMO, 'tokenizer.json'), [CORPUS], opts, res, freq, 0));
     process.stderr.write(`token discovery (excluded): ${res.tokens.length} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
     const rows: string[] = [];

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
+// main() prints errors itself and sets the exit code.
 import { main } from '../dist/cli/main.js';
-main(process.argv).catch((err) => {
-  process.stderr.write(`hack-tokenizer: ${err && err.message ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+await main(process.argv);

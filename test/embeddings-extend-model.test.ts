@@ -125,13 +125,13 @@ test('extend CLI with --init writes a loadable model; weight flags without --ini
   await fsp.writeFile(tokensFile, JSON.stringify({ version: 1, tokenizer: 'x', method: 'continue', corpus: [], numTokens: 5, rank: 'merge', filters: {}, tokens }));
   const out = path.join(await tmp('cliout'), 'm');
   const { stdout } = await run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'quantile(0.5)', '--init-output', 'last', '--pad-to-multiple-of', '64', '--out', out]);
-  assert.equal(JSON.parse(stdout).initOutput, 'last');
+  assert.equal(JSON.parse(stdout).init_output, 'last');
   const ext = await loadModelDir(out);
   assert.equal(ext.embeddingRows % 64, 0);
   assert.equal(ext.config.vocabSize, ext.embeddingRows);
   const report = JSON.parse(await fsp.readFile(path.join(out, 'extend.json'), 'utf8'));
-  assert.deepEqual(report.weights, { init: 'quantile(0.5)', initOutput: 'last', tied: false, oldRows: src.embeddingRows, rows: ext.embeddingRows, seed: 0 });
-  const id = report.newIds[0];
+  assert.deepEqual(report.weights, { init: 'quantile(0.5)', init_output: 'last', tied: false, old_rows: src.embeddingRows, rows: ext.embeddingRows, seed: 0 });
+  const id = report.new_ids[0];
   assertRowNear(await readWeightF32(ext.weights, LM_HEAD_TENSOR, [id, id + 1]), await meanOf(src, LM_HEAD_TENSOR, tokens[0].originalIds.slice(-1)), 'lm_head last');
   await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--use-padding-rows', '--out', out + '2']), /need --init/);
   await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'quantile(1.5)', '--out', out + '2']), /q must be within \[0, 1\].*Valid forms/s);

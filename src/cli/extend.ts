@@ -1,22 +1,26 @@
 // `hack-tokenizer extend`: extend a tokenizer (added tokens or real BPE merges) with new tokens,
-// learned here from a corpus or read from tokens.json. The tokenizer part is `buildExtension`, a
-// library-style call that the model-weights part (embeddings) can reuse.
+// learned here from a corpus or read from tokens.json, and with --init write the whole model.
+// Every check (flags, the output, the token list's provenance, the count) runs before any work.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { writeDirAtomic } from '../io/atomic.ts';
+import { HackError } from '../io/errors.ts';
+import { snakeKeys } from '../io/json-keys.ts';
+import { checkOutput, writeOutputDir } from '../io/output.ts';
+import { emptyStats } from '../io/text.ts';
 import { readTokenizerJson, type TokenizerJson } from '../io/model-dir.ts';
 import { extendTokenizer, extendTokenizerConfig, writeTokenizerFiles, type ExtendMode, type ExtendResult } from '../tokenizer/extend.ts';
 import { tokenizerFromJson } from '../tokenizer/load.ts';
+import { checkTokensFor } from '../tokenizer/provenance.ts';
 import { tokenizerSourceFromFlags, type TokenizerSource } from '../tokenizer/source.ts';
 import { readTokensFile, writeTokensFile, type NewTokenList } from '../tokenizer/tokens-file.ts';
 import { info, progressBar } from './progress.ts';
-import { resolveModel } from '../io/hub.ts';
+import { resolveModelForCli } from './download.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
 import { modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
-import { learnOptionsFromFlags, learnWithProgress, type LearnFlags } from './tokens.ts';
-import { numberFlag } from './flags.ts';
+import { LEARN_OPTIONS, learnOptionsFromFlags, learnWithProgress, reportInvalidText, type LearnFlags } from './tokens.ts';
+import { CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
 
 export interface ExtendFlags extends LearnFlags {
   model?: string;
@@ -24,12 +28,14 @@ export interface ExtendFlags extends LearnFlags {
   tokens?: string;
   mode?: string;
   out?: string;
-  // model weights (issue #4): given --init, a complete model directory is written
+  force?: boolean;
+  allowInvalidUtf8?: boolean;
+  // model weights: given --init, a complete model directory is written
   init?: string;
   initOutput?: string;
   usePaddingRows?: boolean;
-  padToMultipleOf?: string;
-  seed?: string;
+  padToMultipleOf?: number;
+  seed?: number;
 }
 
 export interface Extension {
@@ -40,6 +46,8 @@ export interface Extension {
   result: ExtendResult;
   /** tokenizer_config.json for the output (null when the source had none). */
   config: Record<string, unknown> | null;
+  /** How many tokens were asked for. */
+  requested: number;
 }
 
 async function readJsonIfExists(file: string): Promise<Record<string, unknown> | null> {
@@ -47,37 +55,61 @@ async function readJsonIfExists(file: string): Promise<Record<string, unknown> |
     return JSON.parse(await fsp.readFile(file, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`${file}: could not read (${(e as Error).message})`);
+    throw new HackError('BAD_FILE', `could not read (${(e as Error).message})`, { file });
   }
 }
 
-/** Resolve the tokenizer, get the token list (file or corpus), and extend the tokenizer in memory. */
-export async function buildExtension(o: ExtendFlags, firstId?: number): Promise<Extension> {
-  const mode = o.mode;
-  if (mode !== 'added' && mode !== 'merges') throw new Error(`--mode must be "added" or "merges" (got ${mode === undefined ? 'nothing' : `"${mode}"`})`);
-  if (o.tokens && o.corpus) throw new Error('give either --tokens or --corpus, not both');
-  const source = await tokenizerSourceFromFlags(o);
+/** Candidates learned beyond N, so that N can still be added when some cannot (added mode). */
+const spare = (n: number) => Math.ceil(n * 0.25) + 50;
+
+/**
+ * Resolve the tokenizer, get the token list (file or corpus), check that it was made for this
+ * tokenizer, and extend the tokenizer in memory with exactly the requested number of tokens (the
+ * next ranked candidates replace those that cannot be added; too few is an error that says why).
+ */
+export async function buildExtension(o: ExtendFlags, firstId?: number, source?: TokenizerSource): Promise<Extension> {
+  const mode = o.mode as ExtendMode;
+  if (o.tokens && o.corpus) throw new HackError('BAD_OPTION', 'give either {opt:tokens} or {opt:corpus}, not both', { option: 'tokens' });
+  source ??= await tokenizerSourceFromFlags(o);
+  const original = await readTokenizerJson(source.tokenizerPath);
   let list: NewTokenList;
+  let requested: number;
   if (o.tokens) {
     list = await readTokensFile(o.tokens);
-    if (o.numTokens !== undefined) {
-      const n = numberFlag('--num-tokens', o.numTokens, { int: true, min: 1 })!;
-      list = { ...list, tokens: list.tokens.slice(0, n), numTokens: Math.min(n, list.tokens.length) };
+    checkTokensFor(list, o.tokens, original, source.label);
+    requested = o.numTokens ?? list.tokens.length;
+    if (requested > list.tokens.length) {
+      throw new HackError('TOO_FEW_TOKENS', `${requested} tokens asked for, but ${o.tokens} holds only ${list.tokens.length}; ask for at most ${list.tokens.length} or learn a longer list`, { option: 'numTokens' });
     }
   } else if (o.corpus && o.corpus.length > 0) {
-    list = await learnWithProgress(source.tokenizerPath, o.corpus, learnOptionsFromFlags(o));
+    const opts = learnOptionsFromFlags(o);
+    requested = opts.numTokens;
+    const stats = emptyStats();
+    list = await learnWithProgress(source.tokenizerPath, o.corpus, { ...opts, numTokens: opts.numTokens + (mode === 'added' ? spare(opts.numTokens) : 0), allowInvalidUtf8: o.allowInvalidUtf8, stats });
+    reportInvalidText(stats, o.corpus);
   } else {
-    throw new Error('missing --tokens <tokens.json> or --corpus <file...> --num-tokens N');
+    throw new HackError('MISSING_OPTION', 'missing {opt:tokens} <tokens.json> or {opt:corpus} <file...> with {opt:numTokens} N', { option: 'tokens' });
   }
   if (mode === 'merges' && list.rank !== 'merge') {
     info(`note: ${o.tokens ?? 'the token list'} is ranked by ${list.rank}, not in merge order; tokens whose merge needs a later token are skipped`);
   }
-  const original = await readTokenizerJson(source.tokenizerPath);
-  const result = extendTokenizer(original, list.tokens, { mode, firstId });
+  const result = extendTokenizer(original, list.tokens, { mode, firstId, count: requested });
+  const added = result.newIds.filter((id) => id >= 0).length;
+  if (added < requested) {
+    const reasons = new Map<string, number>();
+    for (const sk of result.skipped) reasons.set(sk.reason, (reasons.get(sk.reason) ?? 0) + 1);
+    const why = [...reasons].map(([r, n]) => `${n} ${r}`).join('; ');
+    throw new HackError('TOO_FEW_TOKENS', `only ${added} of the ${requested} requested tokens can be added in ${mode} mode (${result.skipped.length} candidates skipped: ${why})` +
+      (mode === 'added' ? '; ask for fewer, or use {opt:mode} merges' : '; ask for fewer'), { option: 'numTokens' });
+  }
   tokenizerFromJson(result.json, 'extended tokenizer'); // the tokenizers library must accept it
   const configDir = source.modelDir ?? path.dirname(source.tokenizerPath);
   const config = extendTokenizerConfig(await readJsonIfExists(path.join(configDir, 'tokenizer_config.json')), result.addedEntries);
-  return { source, original, list, mode, result, config };
+  // the list as used: the candidates considered, in order
+  let used = 0;
+  result.newIds.forEach((id, i) => { if (id >= 0) used = i + 1; });
+  list = { ...list, tokens: list.tokens.slice(0, used), numTokens: added };
+  return { source, original, list, mode, result: { ...result, newIds: result.newIds.slice(0, used) }, config, requested };
 }
 
 export function extensionReport(ext: Extension): Record<string, unknown> {
@@ -87,7 +119,7 @@ export function extensionReport(ext: Extension): Record<string, unknown> {
   return {
     tokenizer: ext.source.tokenizerPath,
     mode: ext.mode,
-    requested: ext.list.tokens.length,
+    requested: ext.requested,
     added: ids.length,
     firstId: ids.length ? Math.min(...ids) : null,
     lastId: ids.length ? Math.max(...ids) : null,
@@ -96,45 +128,49 @@ export function extensionReport(ext: Extension): Record<string, unknown> {
   };
 }
 
+const jsonOut = (v: unknown) => JSON.stringify(snakeKeys(v, ['skippedReasons', 'skipped_reasons']), null, 2) + '\n';
+
+export const EXTEND_OPTIONS: OptionSpec[] = [
+  MODEL('model directory or Hugging Face repo id (with --init, the model whose weights are extended)', false),
+  { key: 'tokenizer', kind: 'string', arg: '<tokenizer.json>', doc: 'a tokenizer.json file (instead of --model; tokenizer files only)' },
+  { key: 'tokens', kind: 'string', arg: '<tokens.json>', doc: 'token list written by `hack-tokenizer tokens` for this tokenizer (with --num-tokens: its first N that can be added)' },
+  CORPUS('learn the tokens from these corpus files instead (plain or .gz)', false),
+  NUM_TOKENS('number of new tokens (exactly this many are added, or the command says why not)'),
+  ...LEARN_OPTIONS,
+  { key: 'mode', kind: 'choice', choices: ['added', 'merges'], required: true, doc: 'added: added tokens (normalized, not special); merges: vocabulary entries + merges after the existing ones' },
+  OUT('<dir>', 'output directory (tokenizer.json, tokenizer_config.json, tokens.json, extend.json; with --init the whole model)'),
+  FORCE,
+  { key: 'init', kind: 'string', arg: '<method>', doc: `initialize the new tokens' embedding rows and write a complete model directory (needs --model). Methods: ${VALID_FORMS.join('; ')}` },
+  { key: 'initOutput', kind: 'string', arg: '<method>', doc: 'method for the output (lm_head) rows of untied models (default: --init); tied models have one matrix, set by --init' },
+  { key: 'usePaddingRows', kind: 'bool', doc: 'with --init: give new tokens the free padding rows past the tokenizer first (default: append after every existing row)' },
+  { key: 'padToMultipleOf', kind: 'int', min: 1, arg: '<M>', doc: 'with --init: round the new vocabulary size up to a multiple of M (e.g. 64); extra rows hold the mean row' },
+  { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'with --init: seed of the random and hf-mean-resizing methods' },
+];
+
 export function register(program: Command): void {
-  program
-    .command('extend')
-    .description('Extend a tokenizer with new tokens: as added tokens, or as real BPE tokens with merges after the existing ones')
-    .option('--model <dir|hub id>', 'model directory (tokenizer files are written; model weights are not extended by this command yet)')
-    .option('--tokenizer <tokenizer.json>', 'a tokenizer.json file (instead of --model)')
-    .option('--tokens <tokens.json>', 'token list written by `hack-tokenizer tokens` (with --num-tokens: its first N)')
-    .option('--corpus <files...>', 'learn the tokens from these corpus files instead (plain or .gz)')
-    .option('--num-tokens <N>', 'number of new tokens')
-    .option('--method <fresh|continue>', 'how to learn them from --corpus (see `tokens --help`)', 'continue')
-    .option('--min-frequency <F>', 'with --corpus: never merge a pair seen fewer than F times (default 2)')
-    .option('--max-token-chars <L>', 'with --corpus: drop candidates longer than L characters')
-    .option('--drop-prefixes', 'with --corpus: drop candidates that are a prefix of an existing token')
-    .option('--rank <frequency|saved>', 'with --corpus --method fresh: order of the list')
-    .option('--mode <added|merges>', 'added: added tokens (normalized, not special); merges: vocabulary entries + merges after the existing ones')
-    .option('--out <dir>', 'output directory (tokenizer.json, tokenizer_config.json, tokens.json, extend.json; with --init the whole model)')
-    .option('--init <method>', `initialize the new tokens' embedding rows and write a complete model directory (needs --model). Methods: ${VALID_FORMS.join('; ')}`)
-    .option('--init-output <method>', 'method for the output (lm_head) rows of untied models (default: --init); tied models have one matrix, set by --init')
-    .option('--use-padding-rows', 'with --init: give new tokens the free padding rows past the tokenizer first (default: append after every existing row)')
-    .option('--pad-to-multiple-of <M>', 'with --init: round the new vocabulary size up to a multiple of M (e.g. 64); extra rows hold the mean row')
-    .option('--seed <S>', 'with --init: seed of the random and hf-mean-resizing methods', '0')
-    .addHelpText('after', INIT_HELP)
-    .action(async (o: ExtendFlags) => {
-      if (!o.out) throw new Error('missing --out <dir>');
-      if (o.init !== undefined) return extendWithWeights(o);
-      if (o.initOutput !== undefined || o.usePaddingRows || o.padToMultipleOf !== undefined) {
-        throw new Error('--init-output, --use-padding-rows and --pad-to-multiple-of need --init <method> (they shape the model weights)');
-      }
-      const ext = await buildExtension(o);
-      const report = extensionReport(ext);
-      await writeDirAtomic(o.out, async (tmp) => {
-        await writeTokenizerFiles(tmp, ext.result.json, ext.config);
-        await writeTokensFile(path.join(tmp, 'tokens.json'), ext.list);
-        await fsp.writeFile(path.join(tmp, 'extend.json'), JSON.stringify({ ...report, newIds: ext.result.newIds, skippedTokens: ext.result.skipped }, null, 2) + '\n');
-      });
-      if (ext.source.modelDir) info('note: wrote the tokenizer files only; add --init <method> (e.g. --init "weighted_drop(2)") to write the model weights too');
-      info(`wrote ${o.out}: ${report.added} new tokens (${report.skipped} skipped)`);
-      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-    });
+  command(program, 'extend', 'Extend a tokenizer with new tokens: as added tokens, or as real BPE tokens with merges after the existing ones; with --init, the whole model', EXTEND_OPTIONS, async (o: ExtendFlags) => {
+    if (o.init !== undefined) return extendWithWeights(o);
+    if (o.initOutput !== undefined || o.usePaddingRows || o.padToMultipleOf !== undefined) {
+      throw new HackError('BAD_OPTION', '{opt:initOutput}, {opt:usePaddingRows} and {opt:padToMultipleOf} need {opt:init} <method> (they shape the model weights)', { option: 'init' });
+    }
+    const source = await tokenizerSourceFromFlags(o);
+    await checkOutput({ path: o.out!, kind: 'dir', command: 'extend', inputs: inputsOf(o, source), force: o.force });
+    const ext = await buildExtension(o, undefined, source);
+    const report = extensionReport(ext);
+    await writeOutputDir({ path: o.out!, command: 'extend', inputs: inputsOf(o, source), force: o.force }, async (tmp) => {
+      await writeTokenizerFiles(tmp, ext.result.json, ext.config);
+      await writeTokensFile(path.join(tmp, 'tokens.json'), ext.list, 'extend');
+      await fsp.writeFile(path.join(tmp, 'extend.json'), jsonOut({ ...report, newIds: ext.result.newIds, skippedTokens: ext.result.skipped }));
+    }, true);
+    if (ext.source.modelDir) info('note: wrote the tokenizer files only; add --init <method> (e.g. --init "weighted_drop(2)") to write the model weights too');
+    info(`wrote ${o.out}: ${report.added} new tokens (${report.skipped} skipped)`);
+    process.stdout.write(jsonOut(report));
+  }).addHelpText('after', INIT_HELP);
+}
+
+/** Every input of an extend run: nothing may be written over or into them. */
+function inputsOf(o: ExtendFlags, source: TokenizerSource): string[] {
+  return [source.modelDir ?? source.tokenizerPath, source.tokenizerPath, o.tokens, ...(o.corpus ?? [])].filter((x): x is string => !!x);
 }
 
 // ------------------------------------------------------------------ model weights (issue #4)
@@ -160,28 +196,29 @@ Old rows are copied byte for byte; new ids start after every existing row (paddi
 --use-padding-rows.`;
 
 async function extendWithWeights(o: ExtendFlags): Promise<void> {
-  if (!o.model) throw new Error('--init writes model weights: give --model <model dir|hub id> (not --tokenizer)');
+  if (!o.model) throw new HackError('BAD_OPTION', 'writes model weights: give {opt:model} <model dir|hub id> (not {opt:tokenizer})', { option: 'init' });
   const init = parseInitMethod(o.init!);
   const initOutput = o.initOutput === undefined ? undefined : parseInitMethod(o.initOutput);
-  const seed = numberFlag('--seed', o.seed, { int: true, min: 0 }) ?? 0;
-  const padToMultipleOf = numberFlag('--pad-to-multiple-of', o.padToMultipleOf, { int: true, min: 1 });
-  const model = await loadModelDir(await resolveModel(o.model));
+  const model = await loadModelDir(await resolveModelForCli(o.model));
   resolveInitMethods(model, init, initOutput);
-  const ext = await buildExtension(o, modelFirstId(model, o.usePaddingRows === true));
+  const source: TokenizerSource = { tokenizerPath: model.tokenizerPath, modelDir: model.dir, label: o.model };
+  const req = { path: o.out!, command: 'extend', inputs: inputsOf(o, source), force: o.force };
+  await checkOutput({ ...req, kind: 'dir' });
+  const ext = await buildExtension(o, modelFirstId(model, o.usePaddingRows === true), source);
   const report = extensionReport(ext);
   const bar = progressBar('writing model', 100, '%');
   let written!: Awaited<ReturnType<typeof writeModelExtension>>;
-  await writeDirAtomic(o.out!, async (tmp) => {
+  await writeOutputDir(req, async (tmp) => {
     written = await writeModelExtension(model, tmp, {
       tokens: ext.list.tokens, result: ext.result, tokenizerConfig: ext.config, init, initOutput,
-      usePaddingRows: o.usePaddingRows === true, padToMultipleOf, seed,
+      usePaddingRows: o.usePaddingRows === true, padToMultipleOf: o.padToMultipleOf, seed: o.seed ?? 0,
       onProgress: (done, total) => bar.update(Math.floor((100 * done) / total)),
     });
-    await writeTokensFile(path.join(tmp, 'tokens.json'), ext.list);
-    const weights = { init: written.init, initOutput: written.initOutput, tied: model.tied, oldRows: written.plan.oldRows, rows: written.plan.rows, seed };
-    await fsp.writeFile(path.join(tmp, 'extend.json'), JSON.stringify({ ...report, weights, newIds: ext.result.newIds, skippedTokens: ext.result.skipped }, null, 2) + '\n');
-  });
+    await writeTokensFile(path.join(tmp, 'tokens.json'), ext.list, 'extend');
+    const weights = { init: written.init, initOutput: written.initOutput, tied: model.tied, oldRows: written.plan.oldRows, rows: written.plan.rows, seed: o.seed ?? 0 };
+    await fsp.writeFile(path.join(tmp, 'extend.json'), jsonOut({ ...report, weights, newIds: ext.result.newIds, skippedTokens: ext.result.skipped }));
+  }, true);
   bar.stop();
   info(`wrote ${o.out}: model with ${written.plan.rows} embedding rows (${written.plan.oldRows} before), ${report.added} new tokens (${report.skipped} skipped)`);
-  process.stdout.write(JSON.stringify({ ...report, init: written.init, initOutput: written.initOutput, tied: model.tied, rows: written.plan.rows }, null, 2) + '\n');
+  process.stdout.write(jsonOut({ ...report, init: written.init, initOutput: written.initOutput, tied: model.tied, rows: written.plan.rows }));
 }

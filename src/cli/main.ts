@@ -1,5 +1,7 @@
 // The hack-tokenizer command line: one file per command, each exporting `register`.
 import { Command, CommanderError } from 'commander';
+import { installSignalCleanup } from '../io/output.ts';
+import { formatError } from './options.ts';
 import { register as registerInspectModel } from './model-info.ts';
 import { register as registerDemo } from './demo.ts';
 import { register as registerTokens } from './tokens.ts';
@@ -30,7 +32,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+/**
+ * Run the CLI: errors are printed as one line (`hack-tokenizer: <message>`, flags named as the user
+ * typed them, no stack trace unless HACK_TOKENIZER_DEBUG is set) and set the exit code; temporary
+ * outputs are removed on SIGINT / SIGTERM.
+ */
+export async function main(argv: string[], opts: { signals?: boolean } = {}): Promise<void> {
+  if (opts.signals !== false) installSignalCleanup();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -40,6 +48,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    throw err;
+    process.stderr.write(`hack-tokenizer: ${formatError(err)}\n`);
+    if (process.env.HACK_TOKENIZER_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    process.exitCode = 1;
   }
 }

@@ -204,6 +204,7 @@ export function formatError(e: unknown): string {
     const detail = spellOptions(e.detail, flagForKey);
     if (e.option === undefined) return e.file !== undefined ? `${e.file}: ${detail}` : detail;
     const flag = flagForKey(e.option);
+    if (e.file !== undefined) return `${flag} ${e.file}: ${detail}`;
     if (e.code === 'BAD_OPTION_VALUE') return `${flag} ${detail}`;
     if (e.code === 'MISSING_OPTION') return `missing ${flag} ${detail.replace(/^missing /, '')}`;
     return `${flag}: ${detail}`;

@@ -2,8 +2,4 @@
 // does with the compiled dist/, without needing a build. Tests spawn this.
 import { main } from './main.ts';
 
-main(process.argv).catch((err: unknown) => {
-  const e = err as { message?: string } | null;
-  process.stderr.write(`hack-tokenizer: ${e && e.message ? e.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+await main(process.argv);

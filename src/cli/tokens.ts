@@ -1,42 +1,42 @@
 // `hack-tokenizer tokens`: learn new tokens for a tokenizer from a target-language corpus.
 import type { Command } from 'commander';
+import { HackError } from '../io/errors.ts';
+import { snakeKeys } from '../io/json-keys.ts';
+import { checkOutput } from '../io/output.ts';
+import { emptyStats, type TextStats } from '../io/text.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
 import { learnTokensFromCorpus, type LearnOptions } from '../tokenizer/learn.ts';
+import type { CorpusReadOptions } from '../tokenizer/corpus.ts';
 import { tokenizerSourceFromFlags } from '../tokenizer/source.ts';
-import { writeTokensFile, type NewTokenList, type TokensRank } from '../tokenizer/tokens-file.ts';
+import { writeTokensOutput, type NewTokenList, type TokensMethod, type TokensRank } from '../tokenizer/tokens-file.ts';
 import { progressBar, info, type Progress } from './progress.ts';
-import { numberFlag } from './flags.ts';
+import { ALLOW_INVALID_UTF8, CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
 
 export interface LearnFlags {
   corpus?: string[];
-  numTokens?: string;
+  numTokens?: number;
   method?: string;
-  minFrequency?: string;
-  maxTokenChars?: string;
+  minFrequency?: number;
+  maxTokenChars?: number;
   dropPrefixes?: boolean;
   rank?: string;
 }
 
-/** Parse the learning flags shared by `tokens` and `extend`. */
+/** The learning options from checked option values (readOptions). */
 export function learnOptionsFromFlags(f: LearnFlags): LearnOptions {
-  const numTokens = numberFlag('--num-tokens', f.numTokens, { int: true, min: 1 });
-  if (numTokens === undefined) throw new Error('missing --num-tokens N (how many new tokens to learn)');
-  const method = f.method ?? 'continue';
-  if (method !== 'fresh' && method !== 'continue') throw new Error(`--method must be "fresh" or "continue" (got "${method}")`);
-  const rank = f.rank;
-  if (rank !== undefined && rank !== 'frequency' && rank !== 'saved') throw new Error(`--rank must be "frequency" or "saved" (got "${rank}")`);
+  if (f.numTokens === undefined) throw new HackError('MISSING_OPTION', 'missing (how many new tokens to learn)', { option: 'numTokens' });
   return {
-    method,
-    numTokens,
-    minFrequency: numberFlag('--min-frequency', f.minFrequency, { int: true, min: 1 }),
-    maxTokenChars: numberFlag('--max-token-chars', f.maxTokenChars, { int: true, min: 1 }),
+    method: (f.method ?? 'continue') as TokensMethod,
+    numTokens: f.numTokens,
+    minFrequency: f.minFrequency,
+    maxTokenChars: f.maxTokenChars,
     dropPrefixes: f.dropPrefixes === true,
-    rank: rank as TokensRank | undefined,
+    rank: f.rank as TokensRank | undefined,
   };
 }
 
 /** Learn tokens with progress bars on stderr. */
-export async function learnWithProgress(tokenizerPath: string, corpus: string[], opts: LearnOptions): Promise<NewTokenList> {
+export async function learnWithProgress(tokenizerPath: string, corpus: string[], opts: LearnOptions & CorpusReadOptions): Promise<NewTokenList> {
   const tok = await loadTokenizer(tokenizerPath);
   let read: Progress | null = null;
   let train: Progress | null = null;
@@ -72,29 +72,46 @@ export function summarize(list: NewTokenList): Record<string, unknown> {
   };
 }
 
+/** The learning options shared by `tokens`, `extend` and `adapt`. */
+export const LEARN_OPTIONS: OptionSpec[] = [
+  { key: 'method', kind: 'choice', choices: ['continue', 'fresh'], default: 'continue', doc: 'continue: N further merges on top of the model\'s own; fresh: BPE from characters, keep the tokens the model lacks' },
+  { key: 'minFrequency', kind: 'int', min: 1, default: 2, arg: '<F>', doc: 'never merge a pair seen fewer than F times' },
+  { key: 'maxTokenChars', kind: 'int', min: 1, arg: '<L>', doc: 'drop candidates longer than L characters' },
+  { key: 'dropPrefixes', kind: 'bool', doc: 'drop candidates that are a prefix of an existing token (the research\'s filter for added tokens)' },
+  { key: 'rank', kind: 'choice', choices: ['frequency', 'saved'], doc: 'order of a fresh list: corpus frequency (default) or tokens saved; continue lists are in merge order' },
+  ALLOW_INVALID_UTF8,
+];
+
 export function register(program: Command): void {
-  program
-    .command('tokens')
-    .description('Learn new tokens from a target-language corpus (BPE trained with the model tokenizer\'s own pre-tokenizer)')
-    .option('--model <dir|hub id>', 'model directory or Hugging Face repo id whose tokenizer.json to extend')
-    .option('--tokenizer <tokenizer.json>', 'a tokenizer.json file (instead of --model)')
-    .option('--corpus <files...>', 'corpus files: plain text or .gz, one document or sentence per line')
-    .option('--num-tokens <N>', 'number of new tokens to learn')
-    .option('--method <fresh|continue>', 'fresh: BPE from characters, keep the tokens the model lacks; continue: N further merges on top of the model\'s own', 'continue')
-    .option('--min-frequency <F>', 'never merge a pair seen fewer than F times (default 2)')
-    .option('--max-token-chars <L>', 'drop candidates longer than L characters')
-    .option('--drop-prefixes', 'drop candidates that are a prefix of an existing token (the research\'s filter for added tokens)')
-    .option('--rank <frequency|saved>', 'order of a fresh list: corpus frequency or tokens saved (continue lists are in merge order)')
-    .option('--out <tokens.json>', 'where to write the token list')
-    .action(async (o: LearnFlags & { model?: string; tokenizer?: string; out?: string }) => {
-      if (!o.out) throw new Error('missing --out <tokens.json>');
-      if (!o.corpus || o.corpus.length === 0) throw new Error('missing --corpus <file...>');
-      const opts = learnOptionsFromFlags(o);
-      const src = await tokenizerSourceFromFlags(o);
-      const list = await learnWithProgress(src.tokenizerPath, o.corpus, opts);
-      if (list.tokens.length < opts.numTokens) info(`warning: only ${list.tokens.length} of ${opts.numTokens} tokens could be learned from this corpus`);
-      await writeTokensFile(o.out, list);
-      info(`wrote ${list.tokens.length} tokens to ${o.out}`);
-      process.stdout.write(JSON.stringify(summarize(list), null, 2) + '\n');
-    });
+  command(program, 'tokens', 'Learn new tokens from a target-language corpus (BPE trained with the model tokenizer\'s own pre-tokenizer)', [
+    MODEL('model directory or Hugging Face repo id whose tokenizer to extend', false),
+    { key: 'tokenizer', kind: 'string', arg: '<tokenizer.json>', doc: 'a tokenizer.json file (instead of --model)' },
+    CORPUS(),
+    NUM_TOKENS('number of new tokens to learn', true),
+    ...LEARN_OPTIONS,
+    OUT('<tokens.json>', 'where to write the token list'),
+    FORCE,
+  ], async (o) => {
+    const opts = learnOptionsFromFlags(o);
+    const src = await tokenizerSourceFromFlags(o as { model?: string; tokenizer?: string });
+    const corpus = o.corpus as string[];
+    // the output is checked before any work (not an input, writable, not someone else's file)
+    await checkOutput({ path: o.out as string, kind: 'file', command: 'tokens', inputs: [src.tokenizerPath, ...corpus], force: o.force as boolean });
+    const stats = emptyStats();
+    const list = await learnWithProgress(src.tokenizerPath, corpus, { ...opts, allowInvalidUtf8: o.allowInvalidUtf8 as boolean, stats });
+    reportInvalidText(stats, corpus);
+    if (list.tokens.length < opts.numTokens) {
+      throw new HackError('TOO_FEW_TOKENS', `only ${list.tokens.length} of the ${opts.numTokens} requested tokens can be learned from this corpus (${stats.lines} lines); give more text or ask for fewer`, { option: 'numTokens' });
+    }
+    await writeTokensOutput(o.out as string, list, { inputs: [src.tokenizerPath, ...corpus], force: o.force as boolean });
+    info(`wrote ${list.tokens.length} tokens to ${o.out}`);
+    process.stdout.write(JSON.stringify(snakeKeys(summarize(list), ['filters']), null, 2) + '\n');
+  });
+}
+
+/** The warning a command prints when invalid text was accepted (--allow-invalid-utf8). */
+export function reportInvalidText(stats: TextStats, files: string[]): void {
+  if (stats.invalidSequences || stats.nulBytes) {
+    info(`warning: ${files.join(', ')}: ${stats.invalidSequences} invalid UTF-8 sequence(s) replaced by U+FFFD and ${stats.nulBytes} NUL byte(s) dropped (--allow-invalid-utf8)`);
+  }
 }

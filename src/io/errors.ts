@@ -30,7 +30,8 @@ export class HackError extends Error {
   readonly detail: string;
 
   constructor(code: string, detail: string, details: ErrorDetails = {}) {
-    const prefix = details.option !== undefined ? `${details.option}: ` : details.file !== undefined ? `${details.file}: ` : '';
+    const prefix = details.option !== undefined && details.file !== undefined ? `${details.option} ${details.file}: `
+      : details.option !== undefined ? `${details.option}: ` : details.file !== undefined ? `${details.file}: ` : '';
     super(spellOptions(prefix + detail), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'HackError';
     this.code = code;

@@ -1,19 +1,9 @@
 // Corpus streaming (plain text or gzip, any size) and the word-frequency table a BPE trainer
 // needs: each line is split into words exactly as the model's own normalizer and pre-tokenizer
 // do (through the tokenizers binding), so training sees what the model will see.
-import { createReadStream, promises as fsp } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
-import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import type { LoadedTokenizer } from './load.ts';
 import type { BpeKind } from './bpe-model.ts';
-
-export class CorpusError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
-    this.name = 'CorpusError';
-  }
-}
+import { textLines, type TextReadOptions, type TextStats } from '../io/text.ts';
 
 export interface CorpusProgress {
   /** Bytes of the (possibly compressed) files read so far, and their total size. */
@@ -21,64 +11,16 @@ export interface CorpusProgress {
   totalBytes: number;
 }
 
-async function isGzip(file: string): Promise<boolean> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(buf, 0, 2, 0);
-    return bytesRead === 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-  } finally {
-    await fh.close();
-  }
+export interface CorpusReadOptions {
+  allowInvalidUtf8?: boolean;
+  /** Filled while reading: bytes, lines, replaced sequences (see io/text.ts). */
+  stats?: TextStats;
 }
 
-/** Lines of one or more text files (gzip detected by its magic bytes), streamed. */
-export async function* corpusLines(files: string[], onProgress?: (p: CorpusProgress) => void): AsyncGenerator<string> {
-  let totalBytes = 0;
-  for (const f of files) {
-    try {
-      const st = await fsp.stat(f);
-      if (!st.isFile()) throw new CorpusError(f, 'not a file');
-      totalBytes += st.size;
-    } catch (e) {
-      if (e instanceof CorpusError) throw e;
-      throw new CorpusError(f, 'corpus file not found');
-    }
-  }
-  let done = 0;
-  for (const f of files) {
-    const gz = await isGzip(f);
-    const raw = createReadStream(f, { highWaterMark: 1 << 20 });
-    let stream: Readable = raw;
-    if (gz) {
-      const gunzip = createGunzip({ chunkSize: 1 << 20 });
-      raw.pipe(gunzip);
-      raw.on('error', (e) => gunzip.destroy(e));
-      stream = gunzip;
-    }
-    let fileRead = 0;
-    raw.on('data', (chunk) => {
-      fileRead += chunk.length;
-      onProgress?.({ bytesRead: done + fileRead, totalBytes });
-    });
-    // Split chunks into lines ourselves (much faster than readline on large files).
-    const decoder = new StringDecoder('utf8');
-    let rest = '';
-    try {
-      for await (const chunk of stream) {
-        const text = rest + decoder.write(chunk as Buffer);
-        const lines = text.split('\n');
-        rest = lines.pop()!;
-        for (const l of lines) yield l.endsWith('\r') ? l.slice(0, -1) : l;
-      }
-    } catch (e) {
-      throw new CorpusError(f, `could not read (${(e as Error).message})`);
-    }
-    rest += decoder.end();
-    if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
-    done += (await fsp.stat(f)).size;
-    onProgress?.({ bytesRead: done, totalBytes });
-  }
+/** Lines of one or more corpus files (plain or gzip, strict UTF-8: io/text.ts), streamed. */
+export function corpusLines(files: string[], onProgress?: (p: CorpusProgress) => void, o: CorpusReadOptions = {}): AsyncGenerator<string> {
+  const opts: TextReadOptions = { option: 'corpus', allowInvalidUtf8: o.allowInvalidUtf8, onProgress };
+  return textLines(files, opts, o.stats);
 }
 
 export interface WordFrequencies {
@@ -104,6 +46,7 @@ export async function countWords(
   kind: BpeKind,
   files: string[],
   onProgress?: (p: CorpusProgress) => void,
+  read: CorpusReadOptions = {},
 ): Promise<WordFrequencies> {
   const normalizer = tok.native.getNormalizer();
   const pre = tok.native.getPreTokenizer();
@@ -118,7 +61,7 @@ export async function countWords(
   // SentencePiece tokenizers without a pre-tokenizer (Llama-2) normalize the whole line
   // (Prepend '▁' + Replace ' ' -> '▁'): do that natively per line, then split at '▁'.
   const perLine = pre === null;
-  for await (const line of corpusLines(files, onProgress)) {
+  for await (const line of corpusLines(files, onProgress, read)) {
     if (line.length === 0) continue;
     lines++;
     if (perLine) {

@@ -16,6 +16,7 @@
 //    without a leading '▁' cannot be expressed, and @huggingface/tokenizers matches the others
 //    inside words where the Rust library does not (different ids for the same text).
 //    With a Metaspace pre-tokenizer (no Prepend normalizer) the content is the text, as for byte-level.
+import { HackError } from '../io/errors.ts';
 import { tokenizerSizeOf, type TokenizerJson } from '../io/model-dir.ts';
 import { CHAR_TO_BYTE } from './byte-level.ts';
 import { bpeModelOf, pairKey, segmentWord, type BpeModel } from './bpe-model.ts';
@@ -27,6 +28,11 @@ export interface ExtendOptions {
   mode: ExtendMode;
   /** Id of the first new token (default: the tokenizer's size). Must not collide with existing ids. */
   firstId?: number;
+  /**
+   * Stop once this many tokens are added (default: all). Candidates that cannot be added are
+   * skipped and the next ranked ones taken, so a user who asks for N gets N when the list allows.
+   */
+  count?: number;
 }
 
 export interface SkippedToken {
@@ -44,9 +50,9 @@ export interface ExtendResult {
   addedEntries: TokenizerJson['added_tokens'];
 }
 
-export class ExtendError extends Error {
-  constructor(message: string) {
-    super(message);
+export class ExtendError extends HackError {
+  constructor(message: string, option?: string) {
+    super('EXTEND', message, { option });
     this.name = 'ExtendError';
   }
 }
@@ -93,17 +99,19 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
   const skipped: SkippedToken[] = [];
   const addedEntries: TokenizerJson['added_tokens'] = [];
   let nextId = firstId;
+  const want = opts.count ?? tokens.length;
   const seen = new Set<string>();
   if (opts.mode === 'added') {
     if (model.kind === 'sentencepiece' && hasPrependNormalizer(json)) {
       throw new ExtendError(
-        "--mode added is not supported for tokenizers with a Prepend('▁') normalizer (Llama-2 style): the normalizer also runs on " +
+        "mode added is not supported for tokenizers with a Prepend('▁') normalizer (Llama-2 style): the normalizer also runs on " +
           'added-token contents, so most tokens cannot be expressed, and the tokenizers library and @huggingface/tokenizers match ' +
-          'the rest differently (different ids for the same text). Use --mode merges',
-      );
+          'the rest differently (different ids for the same text). Use mode merges',
+        'mode');
     }
     const existingContent = new Set((json.added_tokens ?? []).map((t) => t.content));
     for (const [i, t] of tokens.entries()) {
+      if (nextId - firstId >= want) break;
       if (model.vocab.has(t.token)) {
         skipped.push({ index: i, token: t.token, reason: 'already in the vocabulary' });
         continue;
@@ -136,6 +144,7 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
   const merges = (json.model.merges ??= []) as Array<string | [string, string]>;
   const asStrings = model.mergesAsStrings;
   for (const [i, t] of tokens.entries()) {
+    if (nextId - firstId >= want) break;
     if (model.vocab.has(t.token)) {
       skipped.push({ index: i, token: t.token, reason: 'already in the vocabulary' });
       continue;

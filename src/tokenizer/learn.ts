@@ -6,8 +6,11 @@
 import type { LoadedTokenizer } from './load.ts';
 import { bpeModelOf, segmentWord, tokenText, type BpeModel } from './bpe-model.ts';
 import { BpeTrainer, type WordTable } from './bpe-train.ts';
-import { countWords, type CorpusProgress, type WordFrequencies } from './corpus.ts';
+import { countWords, type CorpusProgress, type CorpusReadOptions, type WordFrequencies } from './corpus.ts';
+import { HackError } from '../io/errors.ts';
+import { emptyStats } from '../io/text.ts';
 import type { NewToken, NewTokenList, TokensMethod, TokensRank } from './tokens-file.ts';
+import { tokenizerFingerprint } from './fingerprint.ts';
 
 export interface LearnOptions {
   method: TokensMethod;
@@ -70,8 +73,8 @@ function describe(model: BpeModel, token: string, frequency: number, merge: [str
 }
 
 export function learnTokens(tok: LoadedTokenizer, freq: WordFrequencies, opts: LearnOptions, bpe?: BpeModel): LearnResult {
-  if (!Number.isInteger(opts.numTokens) || opts.numTokens < 1) throw new Error(`--num-tokens must be a positive integer (got ${opts.numTokens})`);
-  if (freq.words.length === 0) throw new Error('the corpus has no words (empty corpus?)');
+  if (!Number.isInteger(opts.numTokens) || opts.numTokens < 1) throw new HackError('BAD_OPTION_VALUE', `${opts.numTokens}: expected an integer >= 1`, { option: 'numTokens' });
+  if (freq.words.length === 0) throw new HackError('EMPTY_CORPUS', 'the corpus has no words (empty corpus?)', { option: 'corpus' });
   const model = bpe ?? bpeModelOf(tok.json);
   return opts.method === 'continue' ? learnContinue(model, freq, opts) : learnFresh(model, freq, opts);
 }
@@ -170,6 +173,7 @@ function learnFresh(model: BpeModel, freq: WordFrequencies, opts: LearnOptions):
 
 /** The tokens.json document for a learning run. */
 export function tokenList(
+  tok: LoadedTokenizer,
   tokenizerPath: string,
   corpus: string[],
   opts: LearnOptions,
@@ -180,6 +184,7 @@ export function tokenList(
   return {
     version: 1,
     tokenizer: tokenizerPath,
+    tokenizerFingerprint: tokenizerFingerprint(tok.json),
     method: opts.method,
     corpus,
     numTokens: result.tokens.length,
@@ -195,13 +200,14 @@ export async function learnTokensFromCorpus(
   tok: LoadedTokenizer,
   tokenizerPath: string,
   corpus: string[],
-  opts: LearnOptions & { onCorpusProgress?: (p: CorpusProgress) => void },
+  opts: LearnOptions & { onCorpusProgress?: (p: CorpusProgress) => void } & CorpusReadOptions,
 ): Promise<NewTokenList> {
-  if (corpus.length === 0) throw new Error('--corpus: give at least one corpus file');
+  if (corpus.length === 0) throw new HackError('MISSING_OPTION', 'missing (give at least one corpus file)', { option: 'corpus' });
   const t0 = performance.now();
   const model = bpeModelOf(tok.json);
-  const freq = await countWords(tok, model.kind, corpus, opts.onCorpusProgress);
-  if (freq.words.length === 0) throw new Error(`--corpus ${corpus.join(' ')}: no text (empty corpus)`);
+  const stats = opts.stats ?? emptyStats();
+  const freq = await countWords(tok, model.kind, corpus, opts.onCorpusProgress, { allowInvalidUtf8: opts.allowInvalidUtf8, stats });
+  if (freq.words.length === 0) throw new HackError('EMPTY_CORPUS', `${corpus.join(' ')}: no text (empty corpus)`, { option: 'corpus' });
   const result = learnTokens(tok, freq, opts, model);
-  return tokenList(tokenizerPath, corpus, opts, result, freq, (performance.now() - t0) / 1000);
+  return tokenList(tok, tokenizerPath, corpus, opts, result, freq, (performance.now() - t0) / 1000);
 }

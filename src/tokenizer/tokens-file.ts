@@ -1,5 +1,10 @@
-// tokens.json: the ordered list of new tokens learned from a corpus (see scratch/CONTRACTS.md §1).
+// tokens.json: the ordered list of new tokens learned from a corpus, with the fingerprint of the
+// tokenizer it was learned for. Written with snake_case keys, one token per line; files with the
+// older camelCase keys are read as well.
 import { promises as fsp } from 'node:fs';
+import { HackError } from '../io/errors.ts';
+import { camelKeys, snakeKeys } from '../io/json-keys.ts';
+import { writeOutputFile, writtenBy } from '../io/output.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 
 export type TokensMethod = 'fresh' | 'continue';
@@ -23,6 +28,8 @@ export interface NewToken {
 export interface NewTokenList {
   version: 1;
   tokenizer: string;
+  /** tokenizerFingerprint() of the tokenizer the list was learned for (lists before 0.2 have none). */
+  tokenizerFingerprint?: string;
   method: TokensMethod;
   corpus: string[];
   numTokens: number;
@@ -35,40 +42,52 @@ export interface NewTokenList {
   tokens: NewToken[];
 }
 
-export class TokensFileError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+export class TokensFileError extends HackError {
+  constructor(file: string, message: string, option = 'tokens') {
+    super('BAD_TOKENS_FILE', message, { file, option });
     this.name = 'TokensFileError';
   }
 }
 
-export async function writeTokensFile(file: string, data: NewTokenList): Promise<void> {
-  // One token per line: diffable, still valid JSON.
+/** The file's text: snake_case keys, `written_by`, one token per line (diffable, still valid JSON). */
+export function tokensFileText(data: NewTokenList, command = 'tokens'): string {
   const { tokens, ...head } = data;
-  const headJson = JSON.stringify(head, null, 2);
-  const body = tokens.map((t) => '    ' + JSON.stringify(t)).join(',\n');
-  const text = headJson.slice(0, -2) + ',\n  "tokens": [\n' + body + '\n  ]\n}\n';
-  await writeFileAtomic(file, text);
+  const headJson = JSON.stringify({ written_by: writtenBy(command), ...(snakeKeys(head) as object) }, null, 2);
+  const body = tokens.map((t) => '    ' + JSON.stringify(snakeKeys(t))).join(',\n');
+  return headJson.slice(0, -2) + ',\n  "tokens": [\n' + body + '\n  ]\n}\n';
 }
 
-export async function readTokensFile(file: string): Promise<NewTokenList> {
+/** Write tokens.json inside an output being built (no policy checks: the caller's output has them). */
+export async function writeTokensFile(file: string, data: NewTokenList, command = 'tokens'): Promise<void> {
+  await writeFileAtomic(file, tokensFileText(data, command));
+}
+
+/** Write tokens.json as a command's own output (--out), through the output policy. */
+export async function writeTokensOutput(file: string, data: NewTokenList, o: { inputs?: string[]; force?: boolean } = {}): Promise<void> {
+  await writeOutputFile({ path: file, command: 'tokens', inputs: o.inputs, force: o.force }, tokensFileText(data));
+}
+
+export async function readTokensFile(file: string, option = 'tokens'): Promise<NewTokenList> {
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');
-  } catch {
-    throw new TokensFileError(file, 'tokens file not found');
-  }
-  let data: NewTokenList;
-  try {
-    data = JSON.parse(text);
   } catch (e) {
-    throw new TokensFileError(file, `not valid JSON (${(e as Error).message})`);
+    throw new TokensFileError(file, (e as NodeJS.ErrnoException).code === 'EISDIR' ? 'is a directory, expected a tokens.json file' : 'tokens file not found', option);
   }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new TokensFileError(file, `not valid JSON (${(e as Error).message})`, option);
+  }
+  const data = camelKeys<NewTokenList & { writtenBy?: string }>(raw, ['filters']);
   if (!data || data.version !== 1 || !Array.isArray(data.tokens)) {
-    throw new TokensFileError(file, 'not a tokens.json written by `hack-tokenizer tokens` (expected version 1 and a "tokens" array)');
+    throw new TokensFileError(file, 'not a tokens.json written by `hack-tokenizer tokens` (expected version 1 and a "tokens" array)', option);
   }
   for (const [i, t] of data.tokens.entries()) {
-    if (!t || typeof t.token !== 'string' || t.token.length === 0) throw new TokensFileError(file, `tokens[${i}] has no "token" string`);
+    if (!t || typeof t.token !== 'string' || t.token.length === 0) throw new TokensFileError(file, `tokens[${i}] has no "token" string`, option);
+    if (!Array.isArray(t.originalIds) || t.originalIds.length === 0) throw new TokensFileError(file, `tokens[${i}] has no "original_ids" list`, option);
   }
+  delete data.writtenBy;
   return data;
 }

@@ -3,49 +3,33 @@
 //    original sub-ids, as generateExtended does) and, after each extended token, predicts the next
 //    extended token. Positions = the last original id of each extended token.
 //  - "extended input" (input rows): the model reads the extended ids themselves.
-import { createReadStream, promises as fsp } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { HackError } from '../io/errors.ts';
+import { textLines } from '../io/text.ts';
 
-/** The first `maxBytes` (UTF-8, whole lines) of a plain or gzip text file, packed into chunks of about `chunkChars`. */
-export async function readCorpusChunks(file: string, maxBytes: number, chunkChars = 1500, flag = '--corpus'): Promise<{ chunks: string[]; bytes: number }> {
-  let st;
-  try {
-    st = await fsp.stat(file);
-  } catch {
-    throw new Error(`${flag} ${file}: file not found`);
-  }
-  if (!st.isFile()) throw new Error(`${flag} ${file}: not a file`);
-  const fh = await fsp.open(file, 'r');
-  const magic = Buffer.alloc(2);
-  await fh.read(magic, 0, 2, 0);
-  await fh.close();
-  const raw = createReadStream(file, { highWaterMark: 1 << 20 });
-  let stream: Readable = raw;
-  if (magic[0] === 0x1f && magic[1] === 0x8b) stream = raw.pipe(createGunzip());
-  const rl = createInterface({ input: stream, crlfDelay: Infinity });
+/**
+ * The first `maxBytes` (UTF-8, whole non-blank lines) of one or more plain or gzip text files (read
+ * strictly, io/text.ts), packed into chunks of about `chunkChars`.
+ */
+export async function readCorpusChunks(files: string | string[], maxBytes: number, chunkChars = 1500, option = 'corpus', allowInvalidUtf8 = false): Promise<{ chunks: string[]; bytes: number }> {
+  const list = Array.isArray(files) ? files : [files];
   const chunks: string[] = [];
   let cur = '';
   let bytes = 0;
-  try {
-    for await (const line of rl) {
-      if (line.trim() === '') continue;
-      const b = Buffer.byteLength(line, 'utf8') + 1;
-      if (bytes + b > maxBytes && bytes > 0) break;
-      bytes += b;
-      cur = cur ? cur + '\n' + line : line;
-      if (cur.length >= chunkChars) {
-        chunks.push(cur);
-        cur = '';
-      }
+  const lines = textLines(list, { option, allowInvalidUtf8 });
+  for await (const line of lines) {
+    if (line.trim() === '') continue;
+    const b = Buffer.byteLength(line, 'utf8') + 1;
+    if (bytes + b > maxBytes && bytes > 0) break;
+    bytes += b;
+    cur = cur ? cur + '\n' + line : line;
+    if (cur.length >= chunkChars) {
+      chunks.push(cur);
+      cur = '';
     }
-  } finally {
-    rl.close();
-    raw.destroy();
   }
+  await lines.return(undefined);
   if (cur) chunks.push(cur);
-  if (chunks.length === 0) throw new Error(`${flag} ${file}: no text (the file is empty)`);
+  if (chunks.length === 0) throw new HackError('EMPTY_CORPUS', `${list.join(' ')}: no text (the file is empty)`, { option });
   return { chunks, bytes };
 }
 
