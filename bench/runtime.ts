@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadEngine, type Engine } from '../src/runtime/engine.ts';
 import { argmax } from '../src/runtime/sampling.ts';
-import { exportOnnx } from '../src/runtime/export.ts';
+import { exportOnnx } from '../src/export/onnx.ts';
 import { encode, loadTokenizer } from '../src/tokenizer/load.ts';
 import { parameterCount } from '../src/io/weights.ts';
 

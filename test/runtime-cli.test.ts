@@ -15,7 +15,7 @@ import { loadEngine, leftPad } from '../src/runtime/engine.ts';
 import { newTokenMap } from '../src/runtime/extended-decoding.ts';
 import { TextStream } from '../src/runtime/text-stream.ts';
 import { encode, loadTokenizer } from '../src/tokenizer/load.ts';
-import { exportOnnx } from '../src/runtime/export.ts';
+import { exportOnnx } from '../src/export/onnx.ts';
 import { loadModelDir } from '../src/io/model-dir.ts';
 
 const run = promisify(execFile);

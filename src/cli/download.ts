@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { defaultCacheDir, downloadModel, findCachedSnapshot, HubError, isRepoId, resolveModel, type HubProgress } from '../io/hub.ts';
 import { info } from './progress.ts';
+import { command } from './options.ts';
 
 function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -23,29 +24,24 @@ export function resolveModelForCli(spec: string): Promise<string> {
 }
 
 export function register(program: Command): void {
-  program
-    .command('download')
-    .description('Download a model (config, tokenizer, safetensors) from the Hugging Face Hub into the local cache and print its directory')
+  command(program, 'download', 'Download a model (config, tokenizer, safetensors) from the Hugging Face Hub into the local cache and print its directory', [
+    { key: 'revision', kind: 'string', arg: '<rev>', default: 'main', doc: 'branch, tag or commit' },
+    { key: 'cacheDir', kind: 'string', arg: '<dir>', doc: 'cache directory', defaultText: '$HACK_TOKENIZER_CACHE, $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub' },
+    { key: 'force', kind: 'bool', doc: 'ask the Hub even if a complete snapshot is cached (files already downloaded are kept)' },
+  ], async (o, args) => {
+    const repo = args[0];
+    if (!isRepoId(repo)) {
+      throw new HubError('BAD_REPO_ID', `<repo-id> "${repo}": expected a Hugging Face repo id of the form owner/name (e.g. HuggingFaceTB/SmolLM2-135M)`);
+    }
+    const cacheDir = (o.cacheDir as string | undefined) ?? defaultCacheDir();
+    let dir = o.force ? null : await findCachedSnapshot(repo, { cacheDir, revision: o.revision as string });
+    if (dir) {
+      info(`${repo}: complete in the cache`);
+    } else {
+      dir = await downloadModel(repo, { cacheDir, revision: o.revision as string, onProgress: reportProgress });
+    }
+    process.stdout.write(dir + '\n');
+  })
     .argument('<repo-id>', 'Hub repo id, e.g. HuggingFaceTB/SmolLM2-135M')
-    .option('--revision <rev>', 'branch, tag or commit', 'main')
-    .option('--cache-dir <dir>', 'cache directory (default: $HACK_TOKENIZER_CACHE, $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)')
-    .option('--force', 'ask the Hub even if a complete snapshot is cached (files already downloaded are kept)')
-    .addHelpText('after', '\nEnvironment: HF_ENDPOINT (Hub URL), HF_TOKEN (gated/private repos), HF_HUB_OFFLINE=1 (cache only),\nHACK_TOKENIZER_HUB_TIMEOUT_MS (how long to wait for the Hub, default 10000).')
-    .action(async (repo: string, opts: { revision: string; cacheDir?: string; force?: boolean }) => {
-      if (!isRepoId(repo)) {
-        throw new HubError('BAD_REPO_ID', `<repo-id> "${repo}": expected a Hugging Face repo id of the form owner/name (e.g. HuggingFaceTB/SmolLM2-135M)`);
-      }
-      const cacheDir = opts.cacheDir ?? defaultCacheDir();
-      let dir = opts.force ? null : await findCachedSnapshot(repo, { cacheDir, revision: opts.revision });
-      if (dir) {
-        info(`${repo}: complete in the cache`);
-      } else {
-        dir = await downloadModel(repo, {
-          cacheDir,
-          revision: opts.revision,
-          onProgress: reportProgress,
-        });
-      }
-      process.stdout.write(dir + '\n');
-    });
+    .addHelpText('after', '\nEnvironment: HF_ENDPOINT (Hub URL), HF_TOKEN (gated/private repos), HF_HUB_OFFLINE=1 (cache only),\nHACK_TOKENIZER_HUB_TIMEOUT_MS (how long to wait for the Hub, default 10000).');
 }

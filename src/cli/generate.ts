@@ -1,61 +1,59 @@
 // `hack-tokenizer generate`: text generation with the ONNX Runtime engine, streamed to stdout.
-// `--encode-with <original>`: extended-vocabulary decoding (the model reads through the original
+// `--original <dir> --encode-with original`: extended-vocabulary decoding (the model reads through the original
 // tokenizer and may emit the new tokens of its own, extended, tokenizer).
 import type { Command } from 'commander';
-import * as path from 'node:path';
-import { resolveModel } from '../io/hub.ts';
+import { HackError } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { decode, encode, loadTokenizer, tokenizerFromJson } from '../tokenizer/load.ts';
+import { decode, encode, tokenizerFromJson } from '../tokenizer/load.ts';
+import { checkDerived } from '../tokenizer/provenance.ts';
 import { loadEngine } from '../runtime/engine.ts';
 import { generateExtended, newTokenMap } from '../runtime/extended-decoding.ts';
 import { TextStream } from '../runtime/text-stream.ts';
 import { info } from './progress.ts';
-import { numberFlag } from './flags.ts';
-
-interface GenerateFlags {
-  model: string; prompt: string; maxNewTokens: string; temperature: string; topK?: string; topP?: string;
-  seed: string; stop?: string[]; encodeWith?: string; threads?: string; special: boolean; stats?: boolean;
-}
+import { resolveModelForCli } from './download.ts';
+import { originalOf } from './eval.ts';
+import { ENCODE_WITH, MODEL, ORIGINAL, SEED, THREADS, command } from './options.ts';
 
 export function register(program: Command): void {
-  program
-    .command('generate')
-    .description('Generate text with a model (ONNX Runtime, CPU); the generated text alone goes to stdout, streamed')
-    .requiredOption('--model <dir|repo-id>', 'model directory or Hugging Face repo id')
-    .requiredOption('--prompt <text>', 'prompt text')
-    .option('--max-new-tokens <n>', 'most tokens to generate', '64')
-    .option('--temperature <t>', 'sampling temperature; 0 = greedy', '0')
-    .option('--top-k <k>', 'sample among the k most likely tokens')
-    .option('--top-p <p>', 'nucleus sampling: smallest set with probability >= p')
-    .option('--seed <s>', 'random seed for sampling', '0')
-    .option('--stop <str...>', 'stop when the generated text contains any of these strings (not printed)')
-    .option('--encode-with <original-model>', 'extended-vocabulary decoding: read the input through this ORIGINAL model\'s tokenizer; new tokens the model emits are fed back as their original sub-tokens')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads')
-    .option('--no-special', 'do not add the tokenizer\'s special tokens (BOS) to the prompt')
-    .option('--stats', 'print tokens and speed to stderr at the end')
-    .action(async (o: GenerateFlags) => {
-      const maxNewTokens = numberFlag('--max-new-tokens', o.maxNewTokens, { int: true, min: 0 })!;
-      const temperature = numberFlag('--temperature', o.temperature, { min: 0 })!;
-      const topK = numberFlag('--top-k', o.topK, { int: true, min: 1 });
-      const topP = numberFlag('--top-p', o.topP, { above: 0, max: 1 });
-      const seed = numberFlag('--seed', o.seed, { int: true })!;
-      const threads = numberFlag('--threads', o.threads, { int: true, min: 1 });
-      const model = await loadModelDir(await resolveModel(o.model));
+  command(program, 'generate', 'Generate text with a model (ONNX Runtime, CPU); the generated text alone goes to stdout, streamed', [
+    MODEL(),
+    { key: 'prompt', kind: 'string', arg: '<text>', doc: 'prompt text', required: true },
+    { key: 'maxNewTokens', kind: 'int', min: 0, default: 64, doc: 'most tokens to generate (generation also ends at the model\'s eos_token_id)' },
+    { key: 'temperature', kind: 'number', min: 0, default: 0, doc: 'sampling temperature; 0 = greedy' },
+    { key: 'topK', kind: 'int', min: 1, arg: '<k>', doc: 'sample among the k most likely tokens' },
+    { key: 'topP', kind: 'number', above: 0, max: 1, arg: '<p>', doc: 'nucleus sampling: smallest set with probability >= p' },
+    SEED,
+    { key: 'stop', kind: 'files', arg: '<str...>', doc: 'stop when the generated text contains any of these strings (not printed)' },
+    ORIGINAL({ doc: 'the model this one was built from; with --encode-with original, extended-vocabulary decoding: the input is read through its tokenizer and new tokens the model emits are fed back as their original pieces' }),
+    ENCODE_WITH,
+    THREADS,
+    { key: 'special', flag: '--no-special', kind: 'bool', doc: 'do not add the tokenizer\'s special tokens (BOS) to the prompt' },
+    { key: 'stats', kind: 'bool', doc: 'print tokens and speed to stderr at the end' },
+  ], async (o) => {
+      const { original, encodeWith } = originalOf(o);
+      const maxNewTokens = o.maxNewTokens as number;
+      const temperature = o.temperature as number;
+      const topK = o.topK as number | undefined;
+      const topP = o.topP as number | undefined;
+      const seed = o.seed as number;
+      const threads = o.threads as number | undefined;
+      const addSpecial = o.special !== false;
+      const model = await loadModelDir(await resolveModelForCli(o.model as string));
       const tokenizer = tokenizerFromJson(model.tokenizerJson, model.tokenizerPath);
+      const origModel = original ? await loadModelDir(await resolveModelForCli(original)) : null;
+      // the original must be the model this one was built from: checked before the engine sees any id
+      if (origModel) checkDerived(origModel.tokenizerJson, model.tokenizerJson, { original: original!, extended: o.model as string });
       const engine = await loadEngine(model, { threads });
       try {
         let readTok = tokenizer;
         let map: Map<number, number[]> | null = null;
-        if (o.encodeWith) {
-          const origDir = await resolveModel(o.encodeWith);
-          readTok = await loadTokenizer(path.join(origDir, 'tokenizer.json')).catch((e: Error) => {
-            throw new Error(`--encode-with ${o.encodeWith}: ${e.message}`);
-          });
+        if (origModel && encodeWith === 'original') {
+          readTok = tokenizerFromJson(origModel.tokenizerJson, origModel.tokenizerPath);
           map = await newTokenMap(tokenizer, readTok);
         }
-        const prompt = await encode(readTok, o.prompt, o.special);
-        if (prompt.length === 0) throw new Error('--prompt: the prompt encodes to no tokens');
-        const stream = new TextStream((ids) => decode(tokenizer, ids, true), o.stop ?? []);
+        const prompt = await encode(readTok, o.prompt as string, addSpecial);
+        if (prompt.length === 0) throw new HackError('BAD_OPTION', 'the prompt encodes to no tokens', { option: 'prompt' });
+        const stream = new TextStream((ids) => decode(tokenizer, ids, true), (o.stop as string[] | undefined) ?? []);
         const ids: number[] = [];
         // A closed pipe (`generate ... | head`) ends generation quietly.
         let closed = false;
@@ -80,5 +78,5 @@ export function register(program: Command): void {
       } finally {
         await engine.dispose();
       }
-    });
+  });
 }

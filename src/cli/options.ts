@@ -206,7 +206,7 @@ export function formatError(e: unknown): string {
     const flag = flagForKey(e.option);
     if (e.file !== undefined) return `${flag} ${e.file}: ${detail}`;
     if (e.code === 'BAD_OPTION_VALUE') return `${flag} ${detail}`;
-    if (e.code === 'MISSING_OPTION') return `missing ${flag} ${detail.replace(/^missing /, '')}`;
+    if (e.code === 'MISSING_OPTION') return /^missing: /.test(detail) ? detail.replace(/^missing: /, '') : `missing ${flag} ${detail.replace(/^missing /, '')}`;
     return `${flag}: ${detail}`;
   }
   const err = e as NodeJS.ErrnoException | null;

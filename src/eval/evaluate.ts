@@ -1,11 +1,12 @@
 // One evaluation: the chosen metrics and benchmarks for one model under one input setup.
 import * as path from 'node:path';
+import { HackError } from '../io/errors.ts';
 import type { EvalEngine, TextCodec } from './engine-api.ts';
 import { measureBpb } from './bpb.ts';
 import { fertilityInput } from './fertility-input.ts';
 import { fertilityBoost } from './fertility-boost.ts';
 import { fertilityOutput } from './fertility-output.ts';
-import { measureDecode, promptsFromText } from './decode-speed.ts';
+import { measureDecode, promptsFromText, type DecodeRun } from './decode-speed.ts';
 import { efficiencyGain } from './text-metrics.ts';
 import { newTokenRank } from './new-token-rank.ts';
 import { EFFICIENCY_GAIN_LABEL, type EvalResults, type Lang } from './results.ts';
@@ -13,18 +14,93 @@ import { readCalame, readExtraGlue, readMmlu, readQueryChoices, type CalameRow }
 import { runCalame } from './bench/calamept.ts';
 import { runChoices, runMmlu } from './bench/choice.ts';
 
-export const METRICS = ['fertility', 'bpb', 'compression', 'fertility-output', 'fertility-boost', 'decode-speed', 'repetition', 'efficiency', 'new-token-rank'] as const;
-export const BENCHMARKS = ['calamept', 'mmlu', 'boolq-en', 'copa-en', 'boolq', 'copa', 'multirc'] as const;
-export type MetricName = (typeof METRICS)[number];
-export type BenchName = (typeof BENCHMARKS)[number];
+export type MetricName = 'fertility' | 'bpb' | 'compression' | 'fertility-output' | 'fertility-boost' | 'decode-speed' | 'repetition' | 'efficiency' | 'new-token-rank';
+export type BenchName = 'calamept' | 'mmlu' | 'boolq-en' | 'copa-en' | 'boolq' | 'copa' | 'multirc';
 
-export function parseList<T extends string>(flag: string, value: string | undefined, known: readonly T[]): T[] {
+/** What a metric needs; checked before any metric runs, so a missing input is reported at once. */
+export interface MetricNeeds {
+  /** Held-out texts by language (at least one of them when `anyText`). */
+  texts?: Lang[];
+  anyText?: boolean;
+  /** The original model's tokenizer (which ids are new, their original pieces). */
+  original?: boolean;
+  /** The original model itself (an engine), for comparisons. */
+  originalEngine?: boolean;
+}
+
+export interface MetricDef {
+  name: MetricName;
+  doc: string;
+  needs: MetricNeeds;
+  /** Whether it means anything for a model without new tokens (a baseline). */
+  baseline: boolean;
+  /** Which decoding it uses when it generates (see README, "which decoding each metric uses"). */
+  decoding: 'none' | 'teacher-forced' | 'generation';
+}
+
+/** The metrics, in the order they run and are documented. */
+export const METRIC_REGISTRY: readonly MetricDef[] = [
+  { name: 'fertility', doc: 'input fertility (tokens per \\w+ word) of the model\'s tokenizer on --pt / --en, and of the original\'s', needs: { anyText: true }, baseline: true, decoding: 'none' },
+  { name: 'compression', doc: 'UTF-8 bytes per token of the held-out texts', needs: { anyText: true }, baseline: true, decoding: 'none' },
+  { name: 'bpb', doc: 'bits per UTF-8 byte of the held-out texts (tokenizer-independent)', needs: { anyText: true }, baseline: true, decoding: 'teacher-forced' },
+  { name: 'fertility-boost', doc: 'share of positions where the model picks a new token, reading PT through the original tokenizer', needs: { texts: ['pt'], original: true }, baseline: false, decoding: 'teacher-forced' },
+  { name: 'efficiency', doc: 'the research\'s efficiency gain: (F_orig / F_new - 1) x FertilityBoost', needs: { texts: ['pt'], original: true }, baseline: false, decoding: 'teacher-forced' },
+  { name: 'new-token-rank', doc: 'rank of the new tokens at their first uses in --pt, with the original model\'s reference', needs: { texts: ['pt'], original: true, originalEngine: true }, baseline: false, decoding: 'teacher-forced' },
+  { name: 'fertility-output', doc: 'tokens spent on the first complete generated word (the research\'s FertilityOutput)', needs: { texts: ['pt'] }, baseline: true, decoding: 'generation' },
+  { name: 'decode-speed', doc: 'characters per decode step and per second of greedy PT generations, beside the original model\'s', needs: { texts: ['pt'], originalEngine: false }, baseline: true, decoding: 'generation' },
+  { name: 'repetition', doc: 'share of repeated word 4-grams in those generations', needs: { texts: ['pt'] }, baseline: true, decoding: 'generation' },
+];
+
+export interface BenchDef {
+  name: BenchName;
+  doc: string;
+  /** The library option that names its file (or directory), and the CLI/grid key. */
+  fileOption: string;
+  /** Shipped default (relative to the assets directory), if any. */
+  defaultFile?: string;
+  fileDoc: string;
+}
+
+export const BENCH_REGISTRY: readonly BenchDef[] = [
+  { name: 'calamept', doc: 'CalamePT last-word prediction (greedy, first word)', fileOption: 'calameptFile', defaultFile: 'bench/calamept.jsonl', fileDoc: 'CalamePT JSONL' },
+  { name: 'mmlu', doc: 'MMLU zero-shot (English), letter with the highest log-probability', fileOption: 'mmluDir', defaultFile: 'bench/mmlu', fileDoc: 'MMLU directory with test/<subject>_test.csv' },
+  { name: 'boolq-en', doc: 'English BoolQ, log-likelihood of each choice', fileOption: 'boolqEnFile', defaultFile: 'bench/en-boolq.jsonl', fileDoc: 'English BoolQ JSONL {query, choices, gold}' },
+  { name: 'copa-en', doc: 'English COPA, log-likelihood of each choice', fileOption: 'copaEnFile', defaultFile: 'bench/en-copa.jsonl', fileDoc: 'English COPA JSONL {query, choices, gold}' },
+  { name: 'boolq', doc: 'extraGLUE pt-PT BoolQ', fileOption: 'boolqFile', fileDoc: 'extraGLUE pt-PT BoolQ JSONL (passage, question, label)' },
+  { name: 'copa', doc: 'extraGLUE pt-PT COPA', fileOption: 'copaFile', fileDoc: 'extraGLUE pt-PT COPA JSONL (premise, choice1, choice2, question, label)' },
+  { name: 'multirc', doc: 'extraGLUE pt-PT MultiRC', fileOption: 'multircFile', fileDoc: 'extraGLUE pt-PT MultiRC JSONL (paragraph, question, answer, label)' },
+];
+
+export const METRICS = METRIC_REGISTRY.map((m) => m.name) as readonly MetricName[];
+export const BENCHMARKS = BENCH_REGISTRY.map((b) => b.name) as readonly BenchName[];
+const metricDef = (n: MetricName) => METRIC_REGISTRY.find((m) => m.name === n)!;
+
+/** Whether evaluating these metrics needs the original model's engine (a second model in memory). */
+export function needsOriginalEngine(metrics: readonly MetricName[], baseline = false): boolean {
+  return metrics.some((m) => metricDef(m).needs.originalEngine || ((m === 'decode-speed' || m === 'repetition') && !baseline));
+}
+
+/** The metrics that apply to a model without new tokens. */
+export const baselineMetrics = (metrics: readonly MetricName[]) => metrics.filter((m) => metricDef(m).baseline);
+
+/** A comma-separated list of registry names (or `all`), checked strictly. */
+export function parseList<T extends string>(option: string, value: string | string[] | undefined, known: readonly T[]): T[] {
   if (!value) return [];
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = (Array.isArray(value) ? value : value.split(',')).map((s) => s.trim()).filter(Boolean);
   if (items.length === 1 && items[0] === 'all') return [...known];
   const bad = items.filter((s) => !(known as readonly string[]).includes(s));
-  if (bad.length) throw new Error(`${flag}: unknown ${bad.join(', ')} (expected a comma-separated list of: ${known.join(', ')}, or "all")`);
+  if (bad.length) throw new HackError('BAD_OPTION_VALUE', `${bad.join(', ')}: expected a comma-separated list of: ${known.join(', ')}, or "all"`, { option });
   return items as T[];
+}
+
+/** Check, before any work, that the setup and texts give every chosen metric what it needs. */
+export function checkNeeds(metrics: readonly MetricName[], has: { texts: Lang[]; original: boolean }): void {
+  for (const m of metrics) {
+    const n = metricDef(m).needs;
+    for (const l of n.texts ?? []) if (!has.texts.includes(l)) throw new HackError('MISSING_OPTION', `missing: metric ${m} needs {opt:${l}} <file>`, { option: l });
+    if (n.anyText && has.texts.length === 0) throw new HackError('MISSING_OPTION', `missing: metric ${m} needs {opt:pt} and/or {opt:en} <file>`, { option: 'pt' });
+    if (n.original && !has.original) throw new HackError('MISSING_OPTION', `missing: metric ${m} needs the original model: pass {opt:original} <original model dir>`, { option: 'original' });
+  }
 }
 
 export interface EvalSetup {
@@ -33,7 +109,7 @@ export interface EvalSetup {
   /** Encodes the input text: the model's own (extended) tokenizer, or the original with --encode-with. */
   inputCodec: TextCodec;
   inputTokenizer: string;
-  input: 'extended' | 'original';
+  input: 'extended' | 'original' | 'model';
   /** The model's own tokenizer (decodes what it generates). */
   modelCodec: TextCodec;
   /** The original (base) tokenizer, when known: fertility comparison, FertilityBoost input. */
@@ -81,155 +157,177 @@ export function linesOf(text: string, n: number, minChars = 40): string[] {
   return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length >= minChars).slice(0, n);
 }
 
+/** What a metric's runner sees: the setup, the options, the result being filled, shared work. */
+interface MetricRun {
+  setup: EvalSetup;
+  opts: EvalOptions;
+  res: EvalResults;
+  langs: Lang[];
+  chosen: Set<MetricName>;
+  text: (lang: Lang) => string;
+  stage: (label: string) => { tick: (done: number, total: number) => void; stop: () => void };
+  timed: <T>(key: string, f: () => Promise<T>) => Promise<T>;
+  /** Work shared by several metrics (fertility + compression; the generations of decode-speed + repetition), done once. */
+  once: <T>(key: string, f: () => Promise<T>) => Promise<T>;
+}
+
+/** Per-language fertility and bytes per token of the model's (and the original's) tokenizer. */
+const fertilityOf = (r: MetricRun) => r.once('fertility', () => r.timed('fertility', async () => {
+  const fi: NonNullable<EvalResults['metrics']['fertility_input']> = {};
+  const comp: Partial<Record<Lang, number>> = {};
+  for (const l of r.langs) {
+    const f = await fertilityInput(r.setup.modelCodec, r.text(l));
+    fi[l] = f.fertilityInput;
+    comp[l] = f.bytesPerToken;
+    if (r.setup.originalCodec) (fi.original ??= {})[l] = (await fertilityInput(r.setup.originalCodec, r.text(l))).fertilityInput;
+  }
+  return { fi, comp };
+}));
+
+const boostOf = (r: MetricRun) => r.once('fertility-boost', () => r.timed('fertility_boost', async () => {
+  const texts = linesOf(r.text('pt'), r.opts.boostTexts ?? 100);
+  const ids = await r.setup.originalCodec!.encodeBatch(texts);
+  const s = r.stage('fertility-boost');
+  try {
+    return await fertilityBoost(r.setup.engine, ids, r.setup.isNew!, { runs: r.opts.boostRuns ?? 10, temperature: r.opts.boostTemperature ?? 0.8, onProgress: s.tick });
+  } finally { s.stop(); }
+}));
+
+const generationsOf = (r: MetricRun) => r.once('decode', () => r.timed('decode_speed', async () => {
+  const { setup, opts } = r;
+  const prompts = promptsFromText(r.text('pt'), opts.genPrompts ?? 16);
+  const maxNew = opts.genTokens ?? 48;
+  const gen = setup.generate ?? (async (p: string, n: number) => {
+    const ids = await setup.engine.generate(await setup.inputCodec.encode(p), { maxNewTokens: n, temperature: 0, eosIds: setup.eosIds });
+    return { ids, text: await setup.modelCodec.decode(ids) };
+  });
+  const s1 = r.stage('decode (model under evaluation)');
+  const ext = await measureDecode(prompts, (p) => gen(p, maxNew), s1.tick);
+  s1.stop();
+  let orig: Awaited<ReturnType<typeof measureDecode>> | undefined;
+  if (setup.originalGenerate) {
+    const s2 = r.stage('decode (original model)');
+    orig = await measureDecode(prompts, (p) => setup.originalGenerate!(p, maxNew), s2.tick);
+    s2.stop();
+  }
+  return { ext, orig };
+}));
+
+const strip = (run: DecodeRun & { generations?: string[] }): DecodeRun => { const { generations: _g, ...rest } = run; return rest; };
+
+/** Each metric's runner, by registry name (results keys as documented in README's results.json table). */
+const RUNNERS: Record<MetricName, (r: MetricRun) => Promise<void>> = {
+  fertility: async (r) => { r.res.metrics.fertility_input = (await fertilityOf(r)).fi; },
+  compression: async (r) => { r.res.metrics.compression = (await fertilityOf(r)).comp; },
+  bpb: (r) => r.timed('bpb', async () => {
+    const out: NonNullable<EvalResults['metrics']['bpb']> = { perplexity: {}, tokens: {}, bytes: {} };
+    for (const l of r.langs) {
+      const s = r.stage(`bpb ${l}`);
+      const m = await measureBpb(r.setup.engine, r.setup.inputCodec, r.text(l), { onProgress: s.tick });
+      s.stop();
+      out[l] = m.bpb;
+      out.perplexity[l] = m.perplexity;
+      out.tokens[l] = m.tokens;
+      out.bytes[l] = m.bytes;
+    }
+    r.res.metrics.bpb = out;
+  }),
+  'fertility-boost': async (r) => { r.res.metrics.fertility_boost = await boostOf(r); },
+  efficiency: async (r) => {
+    const { fi } = await fertilityOf(r);
+    if (!r.chosen.has('fertility')) { /* fertility_input is the gain's input: recorded with it */ r.res.metrics.fertility_input = fi; }
+    const fo = fi.original?.pt;
+    const fn = fi.pt;
+    if (fo === undefined || fn === undefined) throw new HackError('MISSING_OPTION', 'missing: metric efficiency needs {opt:pt} and {opt:original}', { option: 'original' });
+    const boost = (await boostOf(r)).greedy;
+    r.res.metrics.efficiency_gain = { label: EFFICIENCY_GAIN_LABEL, value: efficiencyGain(fo, fn, boost), fertility_original: fo, fertility_new: fn, fertility_boost: boost };
+  },
+  'new-token-rank': (r) => r.timed('new_token_rank', async () => {
+    const { setup, opts } = r;
+    const s = r.stage('new-token rank');
+    r.res.metrics.new_token_rank = await newTokenRank(setup.engine, (t) => setup.modelCodec.encodeBatch(t), setup.isNew!, await setup.newTokenOriginalIds!(), r.text('pt'), {
+      probes: opts.rankProbes, onProgress: s.tick,
+      base: setup.originalLastLogits ? { lastLogits: setup.originalLastLogits } : undefined,
+    });
+    s.stop();
+  }),
+  'fertility-output': (r) => r.timed('fertility_output', async () => {
+    const s = r.stage('fertility-output');
+    r.res.metrics.fertility_output = await fertilityOutput(r.setup.engine, r.setup.inputCodec, linesOf(r.text('pt'), r.opts.outputTexts ?? 20).map((l) => l.slice(0, 300)), { onProgress: s.tick });
+    s.stop();
+  }),
+  'decode-speed': async (r) => {
+    const { ext, orig } = await generationsOf(r);
+    r.res.metrics.decode_speed = { extended: strip(ext), ...(orig ? { original: strip(orig), speedup_chars_per_step: ext.chars_per_step / orig.chars_per_step } : {}) };
+  },
+  repetition: async (r) => {
+    const { ext, orig } = await generationsOf(r);
+    r.res.metrics.repetition = { extended: ext.repetition, ...(orig ? { original: orig.repetition } : {}) };
+  },
+};
+
+/** Each benchmark's runner. */
+const BENCH_RUNNERS: Record<BenchName, (setup: EvalSetup, opts: EvalOptions, file: string, tick: (d: number, t: number) => void) => Promise<unknown>> = {
+  calamept: async (setup, opts, file, tick) => {
+    let rows = await readCalame(file);
+    if (opts.calameFilter) rows = rows.filter(opts.calameFilter);
+    return runCalame(setup.engine, setup.inputCodec, rows, { eosIds: setup.eosIds, logLikelihood: opts.calameLogLikelihood ?? false, onProgress: tick });
+  },
+  mmlu: async (setup, opts, file, tick) => runMmlu(setup.engine, setup.inputCodec, await readMmlu(file, 'test', opts.mmluSubjects), { onProgress: tick }),
+  'boolq-en': async (setup, _o, file, tick) => runChoices(setup.engine, setup.inputCodec, await readQueryChoices(file, 'boolq-en'), { onProgress: tick }),
+  'copa-en': async (setup, _o, file, tick) => runChoices(setup.engine, setup.inputCodec, await readQueryChoices(file, 'copa-en'), { onProgress: tick }),
+  boolq: async (setup, _o, file, tick) => runChoices(setup.engine, setup.inputCodec, await readExtraGlue('boolq', file), { onProgress: tick }),
+  copa: async (setup, _o, file, tick) => runChoices(setup.engine, setup.inputCodec, await readExtraGlue('copa', file), { onProgress: tick }),
+  multirc: async (setup, _o, file, tick) => runChoices(setup.engine, setup.inputCodec, await readExtraGlue('multirc', file), { onProgress: tick }),
+};
+
+/** Check that every chosen benchmark has a file (before any work). */
+export function checkBenchFiles(bench: readonly BenchName[], files: BenchFiles): void {
+  for (const b of bench) {
+    const def = BENCH_REGISTRY.find((d) => d.name === b)!;
+    if (!files[b]) throw new HackError('MISSING_OPTION', `missing: benchmark ${b} needs {opt:${def.fileOption}} <file> (${def.fileDoc})`, { option: def.fileOption });
+  }
+}
+
 export async function evaluate(setup: EvalSetup, opts: EvalOptions): Promise<EvalResults> {
-  const stage = (label: string) => opts.onStage?.(label) ?? silent;
   const res: EvalResults = {
     version: 1, model: setup.model, tokenizer: setup.inputTokenizer, input: setup.input, metrics: {}, benchmarks: {},
     subsets: { ...(opts.subsets ?? {}) }, seconds: {}, created: new Date().toISOString(),
   };
-  const timed = async <T>(key: string, f: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    try { return await f(); } finally { res.seconds[key] = Math.round((performance.now() - t0) / 10) / 100; }
-  };
   const langs = (Object.keys(opts.texts) as Lang[]).filter((l) => opts.texts[l]);
-  const m = new Set(opts.metrics);
-  const needText = (metric: string, lang: Lang) => {
-    const t = opts.texts[lang];
-    if (!t) throw new Error(`--metrics ${metric} needs --${lang} <file>`);
-    return t.text;
+  checkNeeds(opts.metrics, { texts: langs, original: !!setup.isNew && !!setup.originalCodec });
+  checkBenchFiles(opts.bench, opts.benchFiles);
+  const memo = new Map<string, Promise<unknown>>();
+  const run: MetricRun = {
+    setup, opts, res, langs, chosen: new Set(opts.metrics),
+    text: (l) => opts.texts[l]!.text,
+    stage: (label) => opts.onStage?.(label) ?? silent,
+    timed: async (key, f) => {
+      const t0 = performance.now();
+      try { return await f(); } finally { res.seconds[key] = Math.round((performance.now() - t0) / 10) / 100; }
+    },
+    once: (key, f) => {
+      let p = memo.get(key);
+      if (!p) memo.set(key, p = f());
+      return p as Promise<never>;
+    },
   };
-
-  if (m.has('fertility') || m.has('compression') || m.has('efficiency')) {
-    await timed('fertility', async () => {
-      const fi: NonNullable<EvalResults['metrics']['fertility_input']> = {};
-      const comp: Partial<Record<Lang, number>> = {};
-      for (const l of langs) {
-        const f = await fertilityInput(setup.modelCodec, opts.texts[l]!.text);
-        fi[l] = f.fertilityInput;
-        comp[l] = f.bytesPerToken;
-        if (setup.originalCodec) (fi.original ??= {})[l] = (await fertilityInput(setup.originalCodec, opts.texts[l]!.text)).fertilityInput;
-      }
-      if (m.has('fertility') || m.has('efficiency')) res.metrics.fertility_input = fi;
-      if (m.has('compression')) res.metrics.compression = comp;
-    });
-  }
-
-  if (m.has('bpb')) {
-    await timed('bpb', async () => {
-      const out: NonNullable<EvalResults['metrics']['bpb']> = { perplexity: {}, tokens: {}, bytes: {} };
-      for (const l of langs) {
-        const s = stage(`bpb ${l}`);
-        const r = await measureBpb(setup.engine, setup.inputCodec, opts.texts[l]!.text, { onProgress: s.tick });
-        s.stop();
-        out[l] = r.bpb;
-        out.perplexity[l] = r.perplexity;
-        out.tokens[l] = r.tokens;
-        out.bytes[l] = r.bytes;
-      }
-      if (langs.length === 0) throw new Error('--metrics bpb needs --pt and/or --en');
-      res.metrics.bpb = out;
-    });
-  }
-
-  if (m.has('fertility-boost') || m.has('efficiency')) {
-    if (!setup.isNew || !setup.originalCodec) throw new Error('--metrics fertility-boost needs the original tokenizer: pass --encode-with <original model dir>');
-    const text = needText('fertility-boost', 'pt');
-    await timed('fertility_boost', async () => {
-      const texts = linesOf(text, opts.boostTexts ?? 100);
-      const ids = await setup.originalCodec!.encodeBatch(texts);
-      const s = stage('fertility-boost');
-      res.metrics.fertility_boost = await fertilityBoost(setup.engine, ids, setup.isNew!, {
-        runs: opts.boostRuns ?? 10, temperature: opts.boostTemperature ?? 0.8, onProgress: s.tick,
-      });
-      s.stop();
-    });
-  }
-
-  if (m.has('efficiency')) {
-    const fi = res.metrics.fertility_input!;
-    const fo = fi.original?.pt;
-    const fn = fi.pt;
-    if (fo === undefined || fn === undefined) throw new Error('--metrics efficiency needs --pt and --encode-with');
-    const boost = res.metrics.fertility_boost!.greedy;
-    res.metrics.efficiency_gain = { label: EFFICIENCY_GAIN_LABEL, value: efficiencyGain(fo, fn, boost), fertility_original: fo, fertility_new: fn, fertility_boost: boost };
-  }
-
-  if (m.has('new-token-rank')) {
-    if (!setup.isNew || !setup.newTokenOriginalIds) throw new Error('--metrics new-token-rank needs the original tokenizer: pass --encode-with or --original <original model dir>');
-    const text = needText('new-token-rank', 'pt');
-    await timed('new_token_rank', async () => {
-      const s = stage('new-token rank');
-      res.metrics.new_token_rank = await newTokenRank(setup.engine, (t) => setup.modelCodec.encodeBatch(t), setup.isNew!, await setup.newTokenOriginalIds!(), text, {
-        probes: opts.rankProbes, onProgress: s.tick,
-        base: setup.originalLastLogits ? { lastLogits: setup.originalLastLogits } : undefined,
-      });
-      s.stop();
-    });
-  }
-
-  if (m.has('fertility-output')) {
-    const text = needText('fertility-output', 'pt');
-    await timed('fertility_output', async () => {
-      const s = stage('fertility-output');
-      res.metrics.fertility_output = await fertilityOutput(setup.engine, setup.inputCodec, linesOf(text, opts.outputTexts ?? 20).map((l) => l.slice(0, 300)), { onProgress: s.tick });
-      s.stop();
-    });
-  }
-
-  if (m.has('decode-speed') || m.has('repetition')) {
-    const text = needText('decode-speed', 'pt');
-    await timed('decode_speed', async () => {
-      const prompts = promptsFromText(text, opts.genPrompts ?? 16);
-      const maxNew = opts.genTokens ?? 48;
-      const gen = setup.generate ?? (async (p: string, n: number) => {
-        const ids = await setup.engine.generate(await setup.inputCodec.encode(p), { maxNewTokens: n, temperature: 0, eosIds: setup.eosIds });
-        return { ids, text: await setup.modelCodec.decode(ids) };
-      });
-      const s1 = stage('decode (model under evaluation)');
-      const ext = await measureDecode(prompts, (p) => gen(p, maxNew), s1.tick);
-      s1.stop();
-      let orig: Awaited<ReturnType<typeof measureDecode>> | undefined;
-      if (setup.originalGenerate) {
-        const s2 = stage('decode (original model)');
-        orig = await measureDecode(prompts, (p) => setup.originalGenerate!(p, maxNew), s2.tick);
-        s2.stop();
-      }
-      const strip = (r: typeof ext) => { const { generations: _g, ...rest } = r; return rest; };
-      if (m.has('decode-speed')) {
-        res.metrics.decode_speed = { extended: strip(ext), ...(orig ? { original: strip(orig), speedup_chars_per_step: ext.chars_per_step / orig.chars_per_step } : {}) };
-      }
-      if (m.has('repetition')) res.metrics.repetition = { extended: ext.repetition, ...(orig ? { original: orig.repetition } : {}) };
-    });
-  }
-
+  // registry order, so results and timings come out the same whatever the order asked for
+  for (const def of METRIC_REGISTRY) if (run.chosen.has(def.name)) await RUNNERS[def.name](run);
   for (const b of opts.bench) {
-    const file = opts.benchFiles[b];
-    if (!file) throw new Error(`--bench ${b}: no file given (use --${b}-file <path>)`);
-    await timed(`bench_${b}`, async () => {
-      const s = stage(`bench ${b}`);
+    await run.timed(`bench_${b}`, async () => {
+      const s = run.stage(`bench ${b}`);
       try {
-        if (b === 'calamept') {
-          let rows = await readCalame(file);
-          if (opts.calameFilter) rows = rows.filter(opts.calameFilter);
-          res.benchmarks.calamept = await runCalame(setup.engine, setup.inputCodec, rows, { eosIds: setup.eosIds, logLikelihood: opts.calameLogLikelihood ?? false, onProgress: s.tick });
-        } else if (b === 'mmlu') {
-          res.benchmarks.mmlu = await runMmlu(setup.engine, setup.inputCodec, await readMmlu(file, 'test', opts.mmluSubjects), { onProgress: s.tick });
-        } else if (b === 'boolq-en' || b === 'copa-en') {
-          res.benchmarks[b] = await runChoices(setup.engine, setup.inputCodec, await readQueryChoices(file, b), { onProgress: s.tick });
-        } else {
-          res.benchmarks[b] = await runChoices(setup.engine, setup.inputCodec, await readExtraGlue(b, file), { onProgress: s.tick });
-        }
+        (res.benchmarks as Record<string, unknown>)[b] = await BENCH_RUNNERS[b](setup, opts, opts.benchFiles[b]!, s.tick);
       } finally { s.stop(); }
     });
   }
   return res;
 }
 
+/** The shipped benchmark files (those the registry gives a default). */
 export function defaultBenchFiles(assetsDir: string): BenchFiles {
-  return {
-    calamept: path.join(assetsDir, 'bench', 'calamept.jsonl'),
-    mmlu: path.join(assetsDir, 'bench', 'mmlu'),
-    'boolq-en': path.join(assetsDir, 'bench', 'en-boolq.jsonl'),
-    'copa-en': path.join(assetsDir, 'bench', 'en-copa.jsonl'),
-  };
+  const out: BenchFiles = {};
+  for (const b of BENCH_REGISTRY) if (b.defaultFile) out[b.name] = path.join(assetsDir, ...b.defaultFile.split('/'));
+  return out;
 }

@@ -5,8 +5,11 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { HackError } from '../io/errors.ts';
+import { hashOf, pathIdentity } from '../io/identity.ts';
+import { camelKeys } from '../io/json-keys.ts';
 import type { EvalResults } from './results.ts';
-import { BENCHMARKS, METRICS, type BenchName, type MetricName } from './evaluate.ts';
+import { BENCHMARKS, BENCH_REGISTRY, METRICS, type BenchName, type MetricName } from './evaluate.ts';
 import { renderReport, rowOf, toCsv, type CellMeta, type ResultRow, type TuneRecord } from './report.ts';
 import type { TuneSummary } from '../tune/run-tune.ts';
 
@@ -36,6 +39,8 @@ export interface GridConfig {
   threads?: number;
   /** new-token-rank: probes per cell. */
   rankProbes?: number;
+  /** Benchmark files by benchmark name (those without a shipped default must be given). */
+  benchFiles?: Partial<Record<BenchName, string>>;
   /**
    * Tuning variants of the INITIALIZED_WITH_TRAINING stage, each its own cell (options go to the
    * tuning step). The config's `tune` is one object (one variant named "default") or a list of
@@ -125,6 +130,24 @@ function parseTune(file: string, v: unknown, baseDir: string): TuneVariant[] {
   });
 }
 
+/** `benchFiles: {boolq: file, ...}`: every chosen benchmark without a shipped file needs one (checked here, not at the first evaluation). */
+function parseBenchFiles(file: string, v: unknown, bench: BenchName[], baseDir: string): Partial<Record<BenchName, string>> | undefined {
+  const out: Partial<Record<BenchName, string>> = {};
+  if (v !== undefined) {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new GridConfigError(file, `"benchFiles" must map benchmark names to files (got ${JSON.stringify(v)})`);
+    for (const [k, f] of Object.entries(v as Record<string, unknown>)) {
+      if (!(BENCHMARKS as readonly string[]).includes(k)) throw new GridConfigError(file, `"benchFiles.${k}": unknown benchmark (known: ${BENCHMARKS.join(', ')})`);
+      if (!isStr(f)) throw new GridConfigError(file, `"benchFiles.${k}" must be a file path`);
+      out[k as BenchName] = path.resolve(baseDir, f);
+    }
+  }
+  for (const b of bench) {
+    const def = BENCH_REGISTRY.find((d) => d.name === b)!;
+    if (!def.defaultFile && !out[b]) throw new GridConfigError(file, `"bench" holds ${b}, which needs its file: add "benchFiles: {${b}: <${def.fileDoc}>}"`);
+  }
+  return v === undefined ? undefined : out;
+}
+
 /** Parse and validate a grid config (JSON or YAML text). Relative paths resolve against `baseDir`. */
 export function parseGridConfig(text: string, file: string, baseDir = path.dirname(file)): GridConfig {
   let raw: unknown;
@@ -133,7 +156,7 @@ export function parseGridConfig(text: string, file: string, baseDir = path.dirna
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new GridConfigError(file, 'expected an object with models, corpus, numTokens, ...');
   const r = raw as Record<string, unknown>;
-  const known = new Set(['models', 'corpus', 'numTokens', 'methods', 'modes', 'inits', 'stages', 'inputs', 'metrics', 'bench', 'pt', 'en', 'maxBytes', 'calameptRows', 'mmluSubjects', 'boostTexts', 'boostRuns', 'threads', 'rankProbes', 'tune']);
+  const known = new Set(['models', 'corpus', 'numTokens', 'methods', 'modes', 'inits', 'stages', 'inputs', 'metrics', 'bench', 'benchFiles', 'pt', 'en', 'maxBytes', 'calameptRows', 'mmluSubjects', 'boostTexts', 'boostRuns', 'threads', 'rankProbes', 'tune']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new GridConfigError(file, `unknown key(s) ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
   // a model is a directory (relative to the config file) or, when no such directory exists, a Hub id
@@ -176,6 +199,7 @@ export function parseGridConfig(text: string, file: string, baseDir = path.dirna
     threads: opt('threads', isPosInt, 'a positive integer'),
     rankProbes: opt('rankProbes', isPosInt, 'a positive integer'),
     tune: r.tune === undefined ? undefined : parseTune(file, r.tune, baseDir),
+    benchFiles: parseBenchFiles(file, r.benchFiles, bench as BenchName[], baseDir),
   };
   if (cfg.pt) cfg.pt = path.resolve(baseDir, cfg.pt);
   if (cfg.en) cfg.en = path.resolve(baseDir, cfg.en);
@@ -238,7 +262,12 @@ export interface CellRecord {
   results: EvalResults;
   /** Stage INITIALIZED_WITH_TRAINING: the variant, its options, and what the tuning run reported (tune.json). */
   tune?: TuneRecord;
+  /** Everything that shapes the cell's numbers: a finished cell is reused only when its key matches. */
+  key?: CellKey;
 }
+
+/** A cell's settings and the identities of its input files (see io/identity.ts). */
+export interface CellKey { settings: Record<string, unknown>; inputs: Record<string, unknown> }
 
 /** The essentials of a tuned directory's tune.json (runTune's TuneSummary). */
 export function tuneRecordOf(variant: TuneVariant, s: Partial<TuneSummary> | null): TuneRecord {
@@ -254,14 +283,60 @@ export function tuneRecordOf(variant: TuneVariant, s: Partial<TuneSummary> | nul
 }
 
 export interface GridProgress {
-  cell(i: number, total: number, meta: CellMeta, status: 'skipped' | 'running' | 'done'): void;
+  cell(i: number, total: number, meta: CellMeta, status: 'skipped' | 'running' | 'done', why?: string): void;
 }
+
+export interface GridRun { records: CellRecord[]; ran: number; skipped: number; invalidated: number; reasons: Record<string, number> }
 
 const exists = (p: string) => fsp.access(p).then(() => true, () => false);
 
-export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps, progress?: GridProgress): Promise<{ records: CellRecord[]; ran: number; skipped: number }> {
+/** The identity of a model (a local directory) or the Hub id itself. */
+async function inputIdentity(p: string | undefined, memo: Map<string, Promise<unknown>>): Promise<unknown> {
+  if (!p) return null;
+  let v = memo.get(p);
+  if (!v) memo.set(p, v = exists(p).then((e) => (e ? pathIdentity(p) : { hubId: p })));
+  return v;
+}
+
+/** Everything that shapes a cell's numbers (documented in README: "resume keys"). */
+export async function cellKey(cfg: GridConfig, meta: CellMeta, memo = new Map<string, Promise<unknown>>(), benchFiles: Record<string, string | undefined> = {}): Promise<CellKey> {
+  const settings: Record<string, unknown> = {
+    stage: meta.stage, input: meta.input, metrics: [...cfg.metrics], bench: [...cfg.bench], maxBytes: cfg.maxBytes ?? null,
+    calameptRows: cfg.calameptRows ?? 'all', mmluSubjects: cfg.mmluSubjects ?? null, boostTexts: cfg.boostTexts ?? null,
+    boostRuns: cfg.boostRuns ?? null, rankProbes: cfg.rankProbes ?? null,
+  };
+  const inputs: Record<string, unknown> = {
+    model: await inputIdentity(meta.model, memo), pt: await inputIdentity(cfg.pt, memo), en: await inputIdentity(cfg.en, memo),
+  };
+  for (const b of cfg.bench) inputs[`bench:${b}`] = await inputIdentity(benchFiles[b] ?? cfg.benchFiles?.[b], memo);
+  if (meta.stage !== 'BASELINE') {
+    Object.assign(settings, { numTokens: meta.numTokens, learnedFor: Math.max(0, ...cfg.numTokens), method: meta.method, mode: meta.mode, init: meta.init });
+    inputs.corpus = await Promise.all(cfg.corpus.map((c) => inputIdentity(c, memo)));
+  }
+  if (meta.stage === 'INITIALIZED_WITH_TRAINING') {
+    const variant = tuneVariants(cfg).find((t) => t.name === meta.tune);
+    settings.tune = variant?.options ?? null;
+    const o = variant?.options ?? {};
+    if (typeof o.corpus === 'string') inputs.tuneCorpus = await inputIdentity(o.corpus, memo);
+    if (typeof o.replay === 'string' && o.replay !== 'self') inputs.replay = await inputIdentity(o.replay, memo);
+  }
+  return { settings, inputs };
+}
+
+/** Which parts of a stored key differ from the current one ("maxBytes", "corpus", ...). */
+export function keyChanges(old: CellKey | undefined, cur: CellKey): string[] {
+  if (!old) return ['no key (a run before resume keys)'];
+  const out: string[] = [];
+  for (const part of ['settings', 'inputs'] as const) {
+    const names = new Set([...Object.keys(old[part] ?? {}), ...Object.keys(cur[part])]);
+    for (const n of names) if (JSON.stringify(old[part]?.[n]) !== JSON.stringify(cur[part][n])) out.push(part === 'inputs' ? `${n} file changed` : `${n} changed`);
+  }
+  return out;
+}
+
+export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps, progress?: GridProgress, benchFiles: Record<string, string | undefined> = {}): Promise<GridRun> {
   if (cfg.stages.includes('INITIALIZED_WITH_TRAINING') && !steps.tune) {
-    throw new Error('stage INITIALIZED_WITH_TRAINING needs embedding tuning, which is not available in this build');
+    throw new HackError('UNSUPPORTED', 'stage INITIALIZED_WITH_TRAINING needs embedding tuning, which is not available in this build');
   }
   const cells = enumerateCells(cfg);
   const cellsDir = path.join(outDir, 'cells');
@@ -269,46 +344,61 @@ export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps,
   await fsp.mkdir(cellsDir, { recursive: true });
   const maxN = Math.max(0, ...cfg.numTokens);
   const records: CellRecord[] = [];
+  const memo = new Map<string, Promise<unknown>>();
+  const reasons: Record<string, number> = {};
   let ran = 0;
   let skipped = 0;
+  let invalidated = 0;
   for (let i = 0; i < cells.length; i++) {
     const meta = cells[i];
     const file = path.join(cellsDir, `${meta.id}.json`);
+    const key = await cellKey(cfg, meta, memo, benchFiles);
     if (await exists(file)) {
-      records.push(JSON.parse(await fsp.readFile(file, 'utf8')) as CellRecord);
-      skipped++;
-      progress?.cell(i, cells.length, meta, 'skipped');
-      continue;
+      const old = JSON.parse(await fsp.readFile(file, 'utf8')) as CellRecord;
+      const changes = keyChanges(old.key, key);
+      if (changes.length === 0) {
+        records.push(old);
+        skipped++;
+        progress?.cell(i, cells.length, meta, 'skipped');
+        continue;
+      }
+      invalidated++;
+      for (const c of changes) reasons[c] = (reasons[c] ?? 0) + 1;
+      progress?.cell(i, cells.length, meta, 'running', changes.join(', '));
+    } else {
+      progress?.cell(i, cells.length, meta, 'running');
     }
-    progress?.cell(i, cells.length, meta, 'running');
     let modelDir = meta.model;
     let original: string | null = null;
     let tune: TuneRecord | undefined;
     if (meta.stage !== 'BASELINE') {
       const mdir = path.join(art, slug(meta.model));
-      const tokensFile = path.join(mdir, `tokens-${meta.method}-N${maxN}.json`);
+      // artifacts are named by the hash of what built them: a changed input builds a new one, never reuses a stale one
+      const tokKey = hashOf({ model: key.inputs.model, corpus: key.inputs.corpus, method: meta.method, maxN });
+      const tokensFile = path.join(mdir, `tokens-${meta.method}-N${maxN}-${tokKey}.json`);
       if (!(await exists(tokensFile))) await steps.learnTokens(meta.model, meta.method, maxN, cfg.corpus, tokensFile);
-      const extDir = path.join(mdir, `N${meta.numTokens}-${meta.method}-${meta.mode}-${slug(meta.init)}`);
+      const extKey = hashOf({ tokKey, n: meta.numTokens, mode: meta.mode, init: meta.init });
+      const extDir = path.join(mdir, `N${meta.numTokens}-${meta.method}-${meta.mode}-${slug(meta.init)}-${extKey}`);
       if (!(await exists(path.join(extDir, 'config.json')))) await steps.extendModel(meta.model, tokensFile, meta.numTokens, meta.mode, meta.init, extDir);
       modelDir = extDir;
       if (meta.stage === 'INITIALIZED_WITH_TRAINING') {
         const variant = tuneVariants(cfg).find((t) => t.name === meta.tune)!;
-        const tunedDir = `${extDir}-tuned${tuneSuffix(variant.name)}`;
+        const tunedDir = `${extDir}-tuned${tuneSuffix(variant.name)}-${hashOf({ extKey, options: variant.options, inputs: [key.inputs.tuneCorpus ?? null, key.inputs.replay ?? null] })}`;
         if (!(await exists(path.join(tunedDir, 'config.json')))) await steps.tune!(extDir, meta.model, tunedDir, variant.options);
-        const summary = await fsp.readFile(path.join(tunedDir, 'tune.json'), 'utf8').then((t) => JSON.parse(t) as Partial<TuneSummary>, () => null);
+        const summary = await fsp.readFile(path.join(tunedDir, 'tune.json'), 'utf8').then((t) => camelKeys<Partial<TuneSummary>>(JSON.parse(t), ['options']), () => null);
         tune = tuneRecordOf(variant, summary);
         modelDir = tunedDir;
       }
       original = meta.model;
     }
     const results = await steps.evaluate(meta, modelDir, original);
-    const rec: CellRecord = tune ? { meta, results, tune } : { meta, results };
+    const rec: CellRecord = tune ? { meta, results, tune, key } : { meta, results, key };
     await writeFileAtomic(file, JSON.stringify(rec, null, 1) + '\n');
     records.push(rec);
     ran++;
     progress?.cell(i, cells.length, meta, 'done');
   }
-  return { records, ran, skipped };
+  return { records, ran, skipped, invalidated, reasons };
 }
 
 /** results.csv, results.json and report.html for the records (each written atomically). */

@@ -1,6 +1,7 @@
 // The real grid steps: learn tokens (src/tokenizer), extend + initialize (src/embeddings),
 // evaluate (this module) — each step writes its output atomically.
-import { promises as fsp } from 'node:fs';
+import { readTextFile } from '../io/text.ts';
+import { HackError } from '../io/errors.ts';
 import { resolveModel } from '../io/hub.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
@@ -9,7 +10,7 @@ import { readTokensFile, writeTokensFile, type TokensMethod } from '../tokenizer
 import type { ExtendMode } from '../tokenizer/extend.ts';
 import { extendModel } from '../embeddings/extend-model.ts';
 import { runTune, type TuneOptions } from '../tune/run-tune.ts';
-import { evaluate, type EvalOptions } from './evaluate.ts';
+import { baselineMetrics, evaluate, needsOriginalEngine, type EvalOptions } from './evaluate.ts';
 import { loadSetup } from './setup.ts';
 import type { GridConfig, GridSteps } from './grid.ts';
 import type { CellMeta } from './report.ts';
@@ -21,9 +22,9 @@ export interface PipelineHooks {
   benchFiles: EvalOptions['benchFiles'];
 }
 
-async function readHeldOut(file: string | undefined, maxBytes?: number) {
+async function readHeldOut(file: string | undefined, option: 'pt' | 'en', maxBytes?: number) {
   if (!file) return undefined;
-  const text = await fsp.readFile(file, 'utf8').catch((e) => { throw new Error(`${file}: cannot read the held-out text (${e.code ?? e.message})`); });
+  const text = await readTextFile(file, { option });
   return { file, text: textPrefix(text, maxBytes) };
 }
 
@@ -51,7 +52,7 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
     async tune(extendedDir, baseModel, outDir, opts) {
       const o = opts as Partial<TuneOptions> & { corpus?: string };
       const corpus = o.corpus ?? cfg.corpus[0];
-      if (!corpus) throw new Error('stage INITIALIZED_WITH_TRAINING: no corpus (set "corpus" or "tune.corpus" in the config)');
+      if (!corpus) throw new HackError('MISSING_OPTION', 'stage INITIALIZED_WITH_TRAINING: no corpus (set "corpus" or "tune.corpus" in the config)', { option: 'corpus' });
       let s: { tick: ProgressFn; stop: () => void } | undefined;
       let total = 0;
       // the `tune` command's defaults; --max-tokens replaces --epochs there, and so here
@@ -76,18 +77,17 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
       });
     },
     async evaluate(cell: CellMeta, modelDir: string, original: string | null) {
-      texts ??= { pt: await readHeldOut(cfg.pt, cfg.maxBytes), en: await readHeldOut(cfg.en, cfg.maxBytes) };
+      texts ??= { pt: await readHeldOut(cfg.pt, 'pt', cfg.maxBytes), en: await readHeldOut(cfg.en, 'en', cfg.maxBytes) };
       const base = original ? await resolveModel(original) : undefined;
-      // the original model's engine: decode-speed / repetition comparisons and new-token-rank's reference
-      const wantsDecode = cfg.metrics.includes('decode-speed') || cfg.metrics.includes('repetition') || (cfg.metrics.includes('new-token-rank') && cell.stage !== 'BASELINE');
+      // metrics about added tokens do not apply to the original model (the registry says which)
+      const metrics = cell.stage === 'BASELINE' ? baselineMetrics(cfg.metrics) : cfg.metrics;
       const { setup, engines } = await loadSetup(await resolveModel(modelDir), {
-        encodeWith: cell.input === 'original' && base ? base : undefined, original: base, threads: cfg.threads, originalEngine: wantsDecode && !!base,
+        encodeWith: cell.input === 'original' && base ? base : undefined, original: base, threads: cfg.threads,
+        originalEngine: !!base && needsOriginalEngine(metrics),
       });
-      // metrics about added tokens do not apply to the original model
-      const metrics = cell.stage === 'BASELINE' ? cfg.metrics.filter((m) => m !== 'fertility-boost' && m !== 'efficiency' && m !== 'new-token-rank') : cfg.metrics;
       try {
         return await evaluate(setup, {
-          metrics, bench: cfg.bench, texts: Object.fromEntries(Object.entries(texts).filter(([, v]) => v)), benchFiles: hooks.benchFiles,
+          metrics, bench: cfg.bench, texts: Object.fromEntries(Object.entries(texts).filter(([, v]) => v)), benchFiles: { ...hooks.benchFiles, ...(cfg.benchFiles ?? {}) },
           calameFilter: cfg.calameptRows === 'handwritten' ? (r) => r.source === 'handwritten' : cfg.calameptRows === 'generated' ? (r) => r.source !== 'handwritten' : undefined,
           mmluSubjects: cfg.mmluSubjects, boostTexts: cfg.boostTexts, boostRuns: cfg.boostRuns, rankProbes: cfg.rankProbes, subsets, onStage: hooks.onStage,
         });

@@ -14,8 +14,12 @@ export interface EvalResults {
   model: string;
   /** The tokenizer that encoded the input text. */
   tokenizer: string;
-  /** 'extended': the model's own (extended) tokenizer on the input; 'original': --encode-with (the research's setup). */
-  input: 'extended' | 'original';
+  /**
+   * 'extended': the model's own (extended) tokenizer on the input, the original model known;
+   * 'original': the original model's tokenizer (--encode-with original, the research's setup);
+   * 'model': the model's own tokenizer, no original model given (nothing says it was extended).
+   */
+  input: 'extended' | 'original' | 'model';
   metrics: {
     fertility_input?: PerLang<number> & { original?: PerLang<number> };
     bpb?: PerLang<number> & { perplexity: PerLang<number>; tokens: PerLang<number>; bytes: PerLang<number> };

@@ -7,6 +7,7 @@ import { loadEngine, type Engine } from '../runtime/engine.ts';
 import { addedIds, codecOf } from './codec.ts';
 import { generateExtended, newTokenMap } from '../runtime/extended-decoding.ts';
 import type { EvalSetup } from './evaluate.ts';
+import { checkDerived } from '../tokenizer/provenance.ts';
 
 export interface SetupOptions {
   /** The original (base) model directory: its tokenizer encodes the input (the research's setup). */
@@ -25,13 +26,16 @@ export interface LoadedSetup { setup: EvalSetup; engines: Engine[] }
 export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Promise<LoadedSetup> {
   const model = await loadModelDir(modelDir);
   const tok = await loadTokenizer(model.tokenizerPath);
+  const origDir = opts.encodeWith ?? opts.original;
+  // the original must be the model this one was built from: checked before any engine runs on its ids
+  if (origDir) checkDerived((await loadModelDir(origDir)).tokenizerJson, model.tokenizerJson, { original: origDir, extended: modelDir });
   const engine = await loadEngine(model, { threads: opts.threads, precision: opts.precision });
   const engines: Engine[] = [engine];
-  const origDir = opts.encodeWith ?? opts.original;
   const modelCodec = codecOf(tok);
   const setup: EvalSetup = {
     engine, model: path.resolve(modelDir), modelCodec, inputCodec: modelCodec, inputTokenizer: path.resolve(model.tokenizerPath),
-    input: 'extended', eosIds: engine.eosIds,
+    // without the original model nothing says whether this tokenizer was extended: it is the model's own
+    input: origDir ? 'extended' : 'model', eosIds: engine.eosIds,
   };
   if (origDir) {
     const orig = await loadModelDir(origDir);

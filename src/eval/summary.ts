@@ -5,7 +5,8 @@ const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-'
 const num = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 
 export function formatResults(r: EvalResults): string {
-  const lines = [`model: ${r.model}`, `input tokenizer: ${r.tokenizer} (${r.input})`];
+  const inputLabel = { extended: 'the model\'s own, extended tokenizer', original: 'the original model\'s tokenizer', model: 'the model\'s own tokenizer' }[r.input] ?? r.input;
+  const lines = [`model: ${r.model}`, `input tokenizer: ${r.tokenizer} (${inputLabel})`];
   const m = r.metrics;
   if (m.fertility_input) lines.push(`fertility (tokens/word): pt ${num(m.fertility_input.pt)}  en ${num(m.fertility_input.en)}` + (m.fertility_input.original ? `  (original: pt ${num(m.fertility_input.original.pt)}  en ${num(m.fertility_input.original.en)})` : ''));
   if (m.compression) lines.push(`compression (bytes/token): pt ${num(m.compression.pt)}  en ${num(m.compression.en)}`);

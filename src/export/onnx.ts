@@ -5,8 +5,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { copySideFiles, type ModelDir } from '../io/model-dir.ts';
 import { weightInfo, readWeightBytes } from '../io/weights.ts';
-import { writeDirAtomic } from '../io/atomic.ts';
-import { buildGraph, FULL_VARIANT, type GraphVariant } from './graph.ts';
+import { checkOutput, writeOutputDir } from '../io/output.ts';
+import { buildGraph, FULL_VARIANT, type GraphVariant } from '../runtime/graph.ts';
 
 export const ONNX_FILE = 'model.onnx';
 export const ONNX_DATA_FILE = 'model.onnx_data';
@@ -17,8 +17,10 @@ export interface ExportResult { graphBytes: number; dataBytes: number; tensors: 
 export async function exportOnnx(
   model: ModelDir,
   outDir: string,
-  opts: { variant?: GraphVariant; onProgress?: (done: number, total: number) => void } = {},
+  opts: { variant?: GraphVariant; force?: boolean; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<ExportResult> {
+  const req = { path: outDir, command: 'export-onnx', inputs: [model.dir], force: opts.force };
+  await checkOutput({ ...req, kind: 'dir' });
   const layout: Array<{ tensor: string; offset: number; length: number }> = [];
   let end = 0;
   const built = buildGraph(model, opts.variant ?? FULL_VARIANT, (tensor) => {
@@ -28,7 +30,8 @@ export async function exportOnnx(
     layout.push({ tensor, offset, length: info.byteLength });
     return { location: ONNX_DATA_FILE, offset, length: info.byteLength };
   });
-  await writeDirAtomic(outDir, async (tmp) => {
+  // the output policy: never over or inside the model it exports (an in-place export would delete its weights)
+  await writeOutputDir(req, async (tmp) => {
     const config = { ...model.config.raw };
     config['transformers.js_config'] = { ...(config['transformers.js_config'] as object ?? {}), dtype: 'fp32', use_external_data_format: true };
     await fsp.writeFile(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
@@ -48,6 +51,6 @@ export async function exportOnnx(
     } finally {
       await fh.close();
     }
-  });
+  }, true);
   return { graphBytes: built.bytes.length, dataBytes: end, tensors: layout.length };
 }
