@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderReport, toCsv, chartSpecs, tuningComparison, type ResultRow } from '../src/eval/report.ts';
 import { checkReport } from './support/chromium-check.ts';
-import { parseCsv } from '../src/eval/bench/csv.ts';
+import { parseCsv } from '../src/io/csv.ts';
 
 function rows(): ResultRow[] {
   const out: ResultRow[] = [{ id: 'm__BASELINE', model: '/x/tiny', stage: 'BASELINE', input: 'original', numTokens: 0, method: '-', mode: '-', init: '-',

@@ -1,7 +1,8 @@
 // Experiment results as flat rows, CSV, and one self-contained HTML page whose charts are
 // Vega-Lite specs compiled and rendered to inline SVG in Node (no scripts, no network).
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
+import { csvField } from '../io/csv.ts';
+import { renderSvg } from './chart-svg.ts';
 import type { EvalResults } from './results.ts';
 
 export interface CellMeta {
@@ -84,12 +85,6 @@ export function rowOf(meta: CellMeta, r: EvalResults, tune?: TuneRecord): Result
     tune_seconds: tune?.seconds, tune_seconds_with_cache: tune?.seconds === undefined ? undefined : tune.seconds + cache,
     tune_output_loss: tune?.output?.last_loss, tune_input_loss: tune?.input?.last_loss,
   };
-}
-
-function csvField(v: unknown): string {
-  if (v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))) return '';
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 export function toCsv(rows: ResultRow[]): string {
@@ -272,12 +267,6 @@ export function chartSpecs(rows: ResultRow[]): ChartSpec[] {
     });
   }
   return charts;
-}
-
-export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
-  const compiled = vl.compile(spec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  try { return await view.toSVG(); } finally { view.finalize(); }
 }
 
 const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

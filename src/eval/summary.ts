@@ -1,8 +1,7 @@
 // A plain-text summary of results (what the CLI prints).
 import type { EvalResults } from './results.ts';
+import { num, pct } from './number-format.ts';
 
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : (100 * x).toFixed(2) + '%');
-const num = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 
 export function formatResults(r: EvalResults): string {
   const lines = [`model: ${r.model}`, `input tokenizer: ${r.tokenizer} (${r.input})`];
