@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { renderReport, toCsv, chartSpecs, headline, tuningComparison, type ResultRow } from '../src/eval/report.ts';
-import { checkReport } from './support/chromium-check.ts';
+import { checkReport, requireChromium } from './support/chromium-check.ts';
 import { parseCsv } from '../src/io/csv.ts';
 
 function rows(): ResultRow[] {
@@ -108,4 +108,8 @@ test('init wins count the lowest PT bpb per comparison; CSV round-trips', async 
   assert.equal(csv[1][h.indexOf('bpb_pt')], '1.37');
   assert.equal(csv[2][h.indexOf('init')], 'mean');
   assert.equal(csv[1][h.indexOf('fertility_boost_greedy')], '');
+});
+
+test('a missing Chromium is a precondition failure that says what to install', () => {
+  assert.throws(() => requireChromium('/nonexistent/chromium'), /headless Chromium not found at \/nonexistent\/chromium\. .*Debian's package `chromium`/);
 });

@@ -13,12 +13,12 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
   '--disable-component-update', '--disable-sync'];
 
 /** Throws, with what to do, where Chromium is missing. */
-export function requireChromium(): string {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`precondition: headless Chromium not found at ${CHROMIUM}. The page tests need Debian's package \`chromium\` ` +
+export function requireChromium(file = CHROMIUM): string {
+  if (!existsSync(file)) {
+    throw new Error(`precondition: headless Chromium not found at ${file}. The page tests need Debian's package \`chromium\` ` +
       '(sudo apt-get install chromium; .ci/run installs it), or CHROMIUM_PATH=<a Chromium binary>.');
   }
-  return CHROMIUM;
+  return file;
 }
 
 export async function launchChromium(): Promise<Browser> {
