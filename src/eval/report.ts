@@ -2,6 +2,7 @@
 // Vega-Lite specs compiled and rendered to inline SVG in Node (no scripts, no network).
 import type * as vl from 'vega-lite';
 import { csvField } from '../io/csv.ts';
+import { escapeHtml as esc } from '../io/html.ts';
 import { renderSvg } from './chart-svg.ts';
 import { isMissing, num, pct, relChange } from './number-format.ts';
 import type { EvalResults } from './results.ts';
@@ -298,10 +299,14 @@ export function chartSpecs(rows: ResultRow[]): ChartSpec[] {
       return out;
     });
     const domain = domainOf(pts.map((p) => p.value), false);
+    // the top point at each N gets its label above, the others below (close values would overprint)
+    const top = new Map<number, number>();
+    for (const p of pts) top.set(p.numTokens, Math.max(top.get(p.numTokens) ?? -Infinity, p.value));
+    const labelled = pts.map((p) => ({ ...p, above: p.value >= top.get(p.numTokens)! }));
     charts.push({
       id: 'fertility', title: 'Input fertility (tokens per word) vs number of new tokens (lower is better)', note: 'N = 0 is the original tokenizer.',
       spec: {
-        width: 420, height: 240, background: 'white', data: { values: pts },
+        width: 420, height: 240, background: 'white', data: { values: labelled },
         encoding: {
           x: { field: 'numTokens', type: 'quantitative', title: 'new tokens (N)' },
           y: { field: 'value', type: 'quantitative', title: 'tokens per word', scale: { domain, nice: false } },
@@ -309,7 +314,8 @@ export function chartSpecs(rows: ResultRow[]): ChartSpec[] {
         },
         layer: [
           { mark: { type: 'line', point: { filled: true, size: 50 } } },
-          { mark: { type: 'text', dy: -9, fontSize: 10 }, encoding: { text: { field: 'label' } } },
+          { transform: [{ filter: 'datum.above' }], mark: { type: 'text', dy: -9, fontSize: 10 }, encoding: { text: { field: 'label' } } },
+          { transform: [{ filter: '!datum.above' }], mark: { type: 'text', dy: 12, fontSize: 10 }, encoding: { text: { field: 'label' } } },
         ],
       } as vl.TopLevelSpec,
     });
@@ -514,7 +520,6 @@ function tuningTable(groups: TuningGroup[]): string {
 <table class="tuning" id="tuning-table"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table></details>`;
 }
 
-const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Full-table cells: shares as %, the way the key table and the charts show them. */
 function fmt(v: unknown, col: string): string {

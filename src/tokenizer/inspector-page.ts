@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { HackError } from '../io/errors.ts';
+import { escapeHtml as esc } from '../io/html.ts';
 import { tokenizerSizeOf, type TokenizerJson } from '../io/model-dir.ts';
 import { BYTE_TO_CHAR } from './byte-level.ts';
 import { WORD } from './fertility.ts';
@@ -53,7 +54,6 @@ export async function tokenizersLibraryScript(): Promise<string> {
 /** JSON that is safe inside <script type="application/json"> ('<' escaped, so no '</script>'). */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 interface PageData {
   tokenizers: Array<{ label: string; size: number; config: Record<string, unknown> }>;
