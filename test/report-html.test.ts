@@ -110,6 +110,14 @@ test('init wins count the lowest PT bpb per comparison; CSV round-trips', async 
   assert.equal(csv[1][h.indexOf('fertility_boost_greedy')], '');
 });
 
+test('key table: at most 11 metric columns (what fits 1400 px), by priority, when a run has every metric', async () => {
+  const all = rows().map((r) => ({ ...r, chars_per_step: 2, boolq_en: 0.6, boolq: 0.5, copa: 0.5, multirc: 0.4, mmlu: 0.25, copa_en: 0.5 }));
+  const html = await renderReport(all, { title: 't' });
+  const key = /<table class="key"[\s\S]*?<\/thead>/.exec(html)![0];
+  assert.deepEqual([...key.matchAll(/data-metric="([a-z_]+)"/g)].map((m) => m[1]), ['fertility_pt', 'fertility_en', 'bpb_pt', 'bpb_en', 'fertility_boost_greedy',
+    'fertility_boost_mean', 'calamept', 'mmlu', 'chars_per_step', 'new_token_rank_ext', 'tune_seconds_with_cache']);
+});
+
 test('a missing Chromium is a precondition failure that says what to install', () => {
   assert.throws(() => requireChromium('/nonexistent/chromium'), /headless Chromium not found at \/nonexistent\/chromium\. .*Debian's package `chromium`/);
 });

@@ -493,9 +493,15 @@ const KEY_METRICS: Array<Measure & { head: string; delta?: boolean }> = [
   { field: 'tune_seconds_with_cache', head: 'tune s', title: 'tuning wall time in seconds (hidden-state cache included)', digits: 0 },
 ];
 
+const KEY_COLUMNS = 11;
+const KEY_PRIORITY: Array<keyof ResultRow> = ['fertility_pt', 'fertility_en', 'bpb_pt', 'bpb_en', 'fertility_boost_greedy', 'fertility_boost_mean', 'calamept',
+  'chars_per_step', 'new_token_rank_ext', 'tune_seconds_with_cache', 'mmlu', 'boolq_en', 'copa_en', 'boolq', 'copa', 'multirc'];
+
 function keyTable(rows: ResultRow[]): string {
   const labels = configLabels(rows);
-  const metrics = KEY_METRICS.filter((m) => has(rows, m.field));
+  // at most KEY_COLUMNS metrics (what fits 1400 px), by priority; the rest are in the full table
+  const keep = new Set(KEY_PRIORITY.filter((f) => has(rows, f)).slice(0, KEY_COLUMNS));
+  const metrics = KEY_METRICS.filter((m) => keep.has(m.field));
   const baseOf = (r: ResultRow) => rows.find((u) => u.stage === 'BASELINE' && u.model === r.model);
   const cell = (r: ResultRow, m: (typeof metrics)[number]) => {
     const x = val(r, m.field);
