@@ -16,9 +16,10 @@ import { learnTokens } from '../src/tokenizer/learn.ts';
 import { bpeModelOf } from '../src/tokenizer/bpe-model.ts';
 import { writeTokensFile } from '../src/tokenizer/tokens-file.ts';
 import {
-  compareInit, median, permutation, renderSvg, chartSpec, resultsCsv, sampleOccurrences, scoreMethods, scoreTarget, summarize, wins,
+  compareInit, median, permutation, chartSpec, resultsCsv, sampleOccurrences, scoreMethods, scoreTarget, summarize, wins,
   type LogitsEngine, type TargetScore,
 } from '../src/eval/init-analysis.ts';
+import { renderSvg } from '../src/eval/chart-svg.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const execFileP = promisify(execFile);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseCsv } from '../src/eval/bench/csv.ts';
+import { parseCsv } from '../src/io/csv.ts';
 import { readCalame, readExtraGlue, readMmlu, readQueryChoices, mmluPrompt, BenchmarkFileError } from '../src/eval/bench/readers.ts';
 import { runCalame } from '../src/eval/bench/calamept.ts';
 import { runChoices, runMmlu } from '../src/eval/bench/choice.ts';

@@ -83,12 +83,17 @@ test('extend --corpus --method fresh --mode added learns and extends in one go; 
   const i = await cli(['inspect', '--model', DEMO, '--compare', ext, '--ids', text]);
   assert.equal(i.code, 0, i.stderr);
   const blocks = i.stdout.split('\n');
-  const views = blocks.filter((l) => l.includes('|'));
+  const views = blocks.filter((l) => l.includes('|') && !l.startsWith('new: '));
   assert.equal(views.length, 2);
   for (const v of views) assert.equal(v.split('|').join(''), text); // the pieces rebuild the text
   assert.ok(views[1].split('|').length < views[0].split('|').length, 'the extended tokenizer uses fewer tokens');
+  // the added tokens are new (absent from the demo's vocabulary), listed under the extended tokenizer only
+  const fresh = blocks.filter((l) => l.startsWith('new: '));
+  assert.equal(fresh.length, 1);
+  for (const p of fresh[0].slice(5).split('|')) assert.ok(views[1].split('|').includes(p), p);
+  assert.match(i.stdout, new RegExp(`${ext.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ tokens, [1-9]\\d* new\\)`));
   assert.match(i.stdout, /ids: \d+/);
-  assert.match(i.stdout, /tokens\s+chars\/token\s+vs first/);
+  assert.match(i.stdout, /tokens\s+new\s+words\s+tokens\/word\s+bytes\/token\s+chars\/token\s+vs first/);
 });
 
 test('errors name the flag or file and exit non-zero, leaving no output behind', async () => {

@@ -401,16 +401,21 @@ export async function runGrid(cfg: GridConfig, outDir: string, steps: GridSteps,
   return { records, ran, skipped, invalidated, reasons };
 }
 
-/** results.csv, results.json and report.html for the records (each written atomically). */
-export async function writeGridOutputs(outDir: string, cfg: GridConfig | null, records: CellRecord[], title: string, notes: string[] = []): Promise<{ rows: ResultRow[]; files: string[] }> {
+/**
+ * results.csv, results.json and report.html for the records (each written atomically). `budget`: what a
+ * time budget chose (the `adapt` command's), shown once in the report beside the subsets.
+ */
+export async function writeGridOutputs(outDir: string, cfg: GridConfig | null, records: CellRecord[], title: string, notes: string[] = [], budget?: string): Promise<{ rows: ResultRow[]; files: string[] }> {
   const rows = records.map((r) => rowOf(r.meta, r.results, r.tune));
   const files = [path.join(outDir, 'results.csv'), path.join(outDir, 'results.json'), path.join(outDir, 'report.html')];
   await writeFileAtomic(files[0], toCsv(rows));
   await writeFileAtomic(files[1], JSON.stringify({ version: 1, config: cfg, rows, cells: records }, null, 1) + '\n');
-  const subsets = [...new Set(records.flatMap((r) => Object.entries(r.results.subsets).map(([k, v]) => `${k}: ${v}`)))];
+  // each subset once, whatever the number of cells (cells of one run share them; an old cell may differ)
+  const subsets = new Map<string, Set<string>>();
+  for (const r of records) for (const [k, v] of Object.entries(r.results.subsets ?? {})) subsets.set(k, (subsets.get(k) ?? new Set()).add(v));
   await writeFileAtomic(files[2], await renderReport(rows, {
-    title, subtitle: `${rows.length} cell(s); generated ${new Date().toISOString()}`,
-    notes: [...notes, ...subsets.map((s) => `Subset — ${s}`)],
+    title, subtitle: `${rows.length} cell(s); generated ${new Date().toISOString()}`, notes, budget,
+    subsets: Object.fromEntries([...subsets].map(([k, v]) => [k, [...v].join(' / ')])),
   }));
   return { rows, files };
 }

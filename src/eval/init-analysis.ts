@@ -10,6 +10,8 @@ import { extendTokenizer, type ExtendMode } from '../tokenizer/extend.ts';
 import { encodeBatch, tokenizerFromJson } from '../tokenizer/load.ts';
 import type { NewToken } from '../tokenizer/tokens-file.ts';
 import { parseInitMethod } from '../embeddings/init-methods.ts';
+import { csvField } from '../io/csv.ts';
+import { renderSvg } from './chart-svg.ts';
 import { extendModel } from '../embeddings/extend-model.ts';
 import { seededRandom } from '../io/seeded-random.ts';
 
@@ -167,16 +169,14 @@ export function summarize(methods: string[], scores: TargetScore[][]): MethodSum
   });
 }
 
-function csvField(v: string | number): string {
-  const s = typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : v;
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
+/** A CSV field with non-integers at 6 significant digits (ranks and log-probs need no more). */
+const field = (v: string | number) => csvField(typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(6) : v);
 
 export const RESULTS_COLUMNS = ['method', 'samples', 'median_rank', 'mrr', 'top1', 'top10', 'mean_logprob', 'wins'] as const;
 
 export function resultsCsv(rows: MethodSummary[]): string {
   const lines = [RESULTS_COLUMNS.join(',')];
-  for (const r of rows) lines.push([r.method, r.samples, r.medianRank, r.mrr, r.top1, r.top10, r.meanLogprob, r.wins].map(csvField).join(','));
+  for (const r of rows) lines.push([r.method, r.samples, r.medianRank, r.mrr, r.top1, r.top10, r.meanLogprob, r.wins].map(field).join(','));
   return lines.join('\n') + '\n';
 }
 
@@ -184,7 +184,7 @@ export function resultsCsv(rows: MethodSummary[]): string {
 export function samplesCsv(methods: string[], probes: InitSample[], scores: TargetScore[][]): string {
   const lines = ['probe,line,position,target,method,rank,logprob'];
   probes.forEach((p, i) => methods.forEach((m, j) => {
-    lines.push([i, p.line, p.position, p.target, m, scores[j][i].rank, scores[j][i].logprob].map(csvField).join(','));
+    lines.push([i, p.line, p.position, p.target, m, scores[j][i].rank, scores[j][i].logprob].map(field).join(','));
   }));
   return lines.join('\n') + '\n';
 }
@@ -220,19 +220,6 @@ export function chartSpec(rows: MethodSummary[], title = 'Initialization methods
       },
     },
   };
-}
-
-/** Render a vega-lite spec to SVG in Node (no browser). */
-export async function renderSvg(spec: Record<string, unknown>): Promise<string> {
-  const vl = await import('vega-lite');
-  const vega = await import('vega');
-  const compiled = vl.compile(spec as never).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
 }
 
 /** What compare-init needs from an engine (the runtime's Engine satisfies it). */

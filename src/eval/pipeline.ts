@@ -33,6 +33,9 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
   const subsets: Record<string, string> = {};
   if (cfg.maxBytes) subsets.texts = `first ${cfg.maxBytes} bytes of each held-out file`;
   if (cfg.calameptRows && cfg.calameptRows !== 'all') subsets.calamept = `${cfg.calameptRows} CalamePT rows only`;
+  if (cfg.boostTexts && (cfg.metrics.includes('fertility-boost') || cfg.metrics.includes('efficiency'))) {
+    subsets.fertility_boost = `first ${cfg.boostTexts} PT held-out lines of 40+ characters`;
+  }
   return {
     async learnTokens(model, method, numTokens, corpus, outFile) {
       const dir = await resolveModel(model);

@@ -1,8 +1,7 @@
 // A plain-text summary of results (what the CLI prints).
 import type { EvalResults } from './results.ts';
+import { num, pct } from './number-format.ts';
 
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : (100 * x).toFixed(2) + '%');
-const num = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 
 export function formatResults(r: EvalResults): string {
   const inputLabel = { extended: 'the model\'s own, extended tokenizer', original: 'the original model\'s tokenizer', model: 'the model\'s own tokenizer' }[r.input] ?? r.input;

@@ -1,8 +1,6 @@
 // The experiment rows as a fixed-width text table (printed by `demo` and `experiment`).
 import type { ResultRow } from './report.ts';
-
-const pct = (x?: number) => (x === undefined || Number.isNaN(x) ? '-' : (100 * x).toFixed(2) + '%');
-const num = (x?: number, d = 3) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+import { num, pct } from './number-format.ts';
 
 export function formatTable(rows: ResultRow[]): string {
   // tuning variants and the new-token rank get columns only when the rows have them

@@ -10,7 +10,8 @@ import type { LoadedTokenizer } from './load.ts';
 import { encodeBatch } from './load.ts';
 import { corpusLines } from './corpus.ts';
 
-const WORD = /[\p{L}\p{N}_]+/gu;
+/** A word: a run of Unicode letters, digits and "_" (the research's `\w+`); global, so reset lastIndex before exec. */
+export const WORD = /[\p{L}\p{N}_]+/gu;
 
 export function countWordsInLine(line: string): number {
   let n = 0;

@@ -2,7 +2,7 @@
 // JSONL (BoolQ/COPA EN), and extraGLUE pt-PT (boolq, copa, multirc) in JSONL.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { parseCsv } from './csv.ts';
+import { parseCsv } from '../../io/csv.ts';
 
 export interface CalameRow { idx: number; source: string; sentence: string; last_word: string }
 /** A zero-shot choice item: score each continuation after `context`; `gold` is the right one. */

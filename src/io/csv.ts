@@ -1,4 +1,13 @@
-// A small RFC 4180 CSV parser (quoted fields, doubled quotes, newlines inside quotes).
+// CSV in and out: a small RFC 4180 parser (quoted fields, doubled quotes, newlines inside quotes)
+// and the one field writer every CSV we write goes through.
+
+/** One CSV field: empty for a missing value (undefined, null, NaN), quoted when it holds a quote, comma or line break. */
+export function csvField(v: unknown): string {
+  if (v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
 export function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
   let row: string[] = [];
