@@ -3,8 +3,8 @@
 // the messages all derive from them. The library names its options by their camelCase keys; this
 // is the one place that maps a key to the flag a user types (for error messages too).
 import { Command, Option } from 'commander';
-import { HackError, isHackError, spellOptions } from '../io/errors.ts';
-import { kebabOf as kebab, readParams, type ParamSpec, type ParamValues } from '../io/params.ts';
+import { ERRNO_WORDS, HackError, isHackError, spellOptions } from '../io/errors.ts';
+import { camelOf, kebabOf as kebab, readParams, type ParamSpec, type ParamValues } from '../io/params.ts';
 
 /** A command-line option: a parameter spec (io/params.ts) declared on a command. */
 export type OptionSpec = ParamSpec;
@@ -13,7 +13,18 @@ export type { OptionKind } from '../io/params.ts';
 
 /** Check a command's raw values by its specs (see io/params.ts readParams). */
 export function readOptions(specs: readonly OptionSpec[], raw: Record<string, unknown>, note?: (msg: string) => void): OptionValues {
-  return readParams(specs, raw, { note });
+  // commander names a value after its flag; a spec with its own flag (--checkpoint-every for
+  // checkpointSeconds) is read under its key
+  const byKey = { ...raw };
+  for (const s of specs) {
+    if (!s.flag) continue;
+    const name = camelOf(s.flag);
+    if (name !== s.key && byKey[name] !== undefined) {
+      byKey[s.key] = byKey[name];
+      delete byKey[name];
+    }
+  }
+  return readParams(specs, byKey, { note });
 }
 
 export const flagOf = (s: OptionSpec) => s.flag ?? `--${kebab(s.key)}`;
@@ -100,10 +111,6 @@ export function command<T extends OptionValues>(
 
 // ---------------------------------------------------------------- error messages
 
-const ERRNO: Record<string, string> = {
-  ENOENT: 'no such file or directory', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory',
-  ENOTDIR: 'not a directory', EROFS: 'read-only file system', ENOSPC: 'no space left on device', EMFILE: 'too many open files',
-};
 
 /** A one-line message for any error: flags for library option keys, plain words for errno codes, no stack. */
 export function formatError(e: unknown): string {
@@ -117,9 +124,9 @@ export function formatError(e: unknown): string {
     return `${flag}: ${detail}`;
   }
   const err = e as NodeJS.ErrnoException | null;
-  if (err && typeof err.code === 'string' && ERRNO[err.code]) {
+  if (err && typeof err.code === 'string' && ERRNO_WORDS[err.code]) {
     const p = (err as { path?: string }).path;
-    return `${p ? p + ': ' : ''}${ERRNO[err.code]}`;
+    return `${p ? p + ': ' : ''}${ERRNO_WORDS[err.code]}`;
   }
   const msg = err && typeof err.message === 'string' ? err.message : String(e);
   // ONNX Runtime and other native messages carry ANSI colours and long prefixes

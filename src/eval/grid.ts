@@ -5,7 +5,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { HackError, isHackError } from '../io/errors.ts';
+import { HackError, isHackError, plainReason } from '../io/errors.ts';
 import { camelOf, readParams, type ParamSpec } from '../io/params.ts';
 import { TS_TUNE_OPTIONS } from '../tune/options.ts';
 import { hashOf, pathIdentity } from '../io/identity.ts';
@@ -201,7 +201,7 @@ export function parseGridConfig(text: string, file: string, baseDir = path.dirna
 export async function readGridConfig(file: string): Promise<GridConfig> {
   let text: string;
   try { text = await fsp.readFile(file, 'utf8'); } catch (e) {
-    throw new GridConfigError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new GridConfigError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read (${plainReason(e)})`);
   }
   return parseGridConfig(text, file);
 }
