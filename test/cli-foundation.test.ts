@@ -104,14 +104,25 @@ test('info on the v4 untied random-qwen2 fixture', async () => {
   assert.deepEqual([s.architecture, s.config_format, s.tied, s.dtype], ['Qwen2ForCausalLM', 'v4', false, 'float16']);
 });
 
-test('demo prints the summary of the shipped model', async () => {
-  // the whole demo, written to a temporary directory (not the checkout's runs/demo, which `npm run demo` would reuse)
+test('demo on a small budget: summary and report; a changed setting reruns the cells and says why (no stale numbers under new labels)', async () => {
+  // written to a temporary directory (not the checkout's runs/demo, which `npm run demo` would reuse)
   const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'demo-out-'));
-  const r = await cli(['demo', '--out', out]).finally(() => fsp.rm(out, { recursive: true, force: true }));
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /tiny-en-llama/);
-  assert.match(r.stdout, /LlamaForCausalLM/);
-  assert.match(r.stdout, /embeddings\s+tied/);
+  try {
+    const small = ['demo', '--out', out, '--num-tokens', '150', '--inits', 'mean', '--max-bytes', '8000', '--boost-texts', '3', '--boost-runs', '1', '--threads', '1'];
+    const r = await inProcess(small);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /tiny-en-llama/);
+    assert.match(r.stdout, /embeddings\s+tied/);
+    await fsp.access(path.join(out, 'report.html'));
+    const again = await inProcess(small);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr + again.stdout, /0 cell\(s\) run, \d+ reused/);
+    const changed = await inProcess([...small.slice(0, -8), '--max-bytes', '9000', '--boost-texts', '3', '--boost-runs', '1', '--threads', '1']);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stderr + changed.stdout, /[1-9]\d* cell\(s\) run \([1-9]\d* rerun because maxBytes changed\), 0 reused/);
+  } finally {
+    await fsp.rm(out, { recursive: true, force: true });
+  }
 });
 
 test('bad flags and missing or broken model directories: exit code != 0 and a message naming the flag or file', async () => {
@@ -119,13 +130,13 @@ test('bad flags and missing or broken model directories: exit code != 0 and a me
   try {
     const cases: Array<[string[], RegExp]> = [
       [['info', '--model', DEMO_DIR, '--bogus'], /unknown option '--bogus'/],
-      [['info'], /required option '--model <dir\|repo-id>' not specified/],
-      [['info', '--model'], /option '--model <dir\|repo-id>' argument missing/],
+      [['info'], /missing --model \(model directory or Hugging Face repo id\)/],
+      [['info', '--model'], /option '--model <dir\|hub id>' argument missing/],
       [['info', '--model', path.join(tmp, 'missing-dir')], /--model .*missing-dir: no such directory/],
       [['info', '--model', './no/such/model'], /--model \.\/no\/such\/model: no such directory/],
       [['info', '--model', path.join(DEMO_DIR, 'config.json')], /config\.json: not a directory/],
       [['info', '--model', tmp], /missing config\.json/],
-      [['demo', '--model', path.join(tmp, 'nothing')], /nothing: model directory not found/],
+      [['demo', '--model', path.join(tmp, 'nothing')], /--model .*nothing: no such directory/],
       [['no-such-command'], /unknown command 'no-such-command'/],
       [['download'], /missing required argument 'repo-id'/],
     ];

@@ -235,3 +235,42 @@ test('CLI fuzz: >= 300 bad invocations fail cleanly (message names the flag or f
     await fsp.rm(root, { recursive: true, force: true });
   }
 });
+
+test('SIGINT at several points of extend --init and tune: exit 130 (or done), no temp path left, the output complete or absent', { timeout: 10 * 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const root = await fsp.mkdtemp(path.join(tmpdir(), 'cli-sigint-'));
+  try {
+    const corpus = path.join(root, 'corpus.txt');
+    await fsp.writeFile(corpus, 'O Parlamento aprovou a proposta de lei.\nAs deputadas votaram a favor da resolução.\nA Assembleia da República reuniu-se em sessão plenária.\n'.repeat(400));
+    const runTo = (args: string[], afterMs: number) => new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'run.ts'), ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      const timer = setTimeout(() => child.kill('SIGINT'), afterMs);
+      child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stderr }); });
+    });
+    const ext = path.join(root, 'ext');
+    const first = await runTo(['extend', '--model', DEMO, '--corpus', corpus, '--num-tokens', '20', '--mode', 'merges', '--init', 'mean', '--out', ext], 600_000);
+    assert.equal(first.code, 0, first.stderr);
+    const runs: Array<[string, string[]]> = [
+      ['extend', ['extend', '--model', DEMO, '--corpus', corpus, '--num-tokens', '30', '--mode', 'merges', '--init', 'mean', '--out', path.join(root, 'ext2')]],
+      ['tune', ['tune', '--model', ext, '--original', DEMO, '--corpus', corpus, '--rows', 'both', '--seq-len', '32', '--input-seq-len', '32', '--batch-size', '64', '--threads', '1', '--out', path.join(root, 'tuned')]],
+    ];
+    for (const [name, args] of runs) {
+      for (const ms of [2500, 5000, 8000]) {
+        const out = args[args.length - 1];
+        const r = await runTo(args, ms);
+        assert.ok(r.code === 130 || r.code === 0, `${name} after ${ms} ms: exit ${r.code} ${r.signal ?? ''}\n${r.stderr.slice(-500)}`);
+        if (r.code === 130) assert.match(r.stderr, /interrupted \(SIGINT\); temporary files removed/);
+        const left = (await tempLeftovers(root)).filter((p) => !p.includes(`${path.sep}tuned.work${path.sep}`) || /\.tmp/.test(path.basename(p)));
+        assert.deepEqual(left, [], `${name} after ${ms} ms: temp paths left`);
+        const present = await fsp.stat(out).then(() => true, () => false);
+        if (present) await fsp.access(path.join(out, '.hack-tokenizer-output.json')); // complete, or absent
+        assert.equal(present, r.code === 0, `${name} after ${ms} ms: output ${present ? 'present' : 'absent'} with exit ${r.code}`);
+        await fsp.rm(out, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});

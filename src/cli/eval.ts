@@ -1,4 +1,5 @@
 // `hack-tokenizer eval`: metrics and benchmarks of one model, written to results.json.
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { HackError } from '../io/errors.ts';
@@ -56,6 +57,8 @@ export function originalOf(o: OptionValues, note = info): { original?: string; e
   let original = o.original as string | undefined;
   let mode = o.encodeWith as string;
   if (mode !== 'model' && mode !== 'original') {
+    if (!mode.includes('/') && !existsSync(mode)) throw new HackError('BAD_OPTION_VALUE', `${mode}: expected one of model, original`, { option: 'encodeWith' });
+    if (!existsSync(mode)) throw new HackError('NO_SUCH_MODEL', 'model directory not found (the old form --encode-with <dir> takes a local directory; use --original for Hub ids)', { option: 'encodeWith', file: mode });
     if (original !== undefined && original !== mode) throw new HackError('BAD_OPTION', `names a model (${mode}) and --original names another (${original})`, { option: 'encodeWith' });
     note(`note: --encode-with <dir> is now --original <dir> --encode-with original (the old form works for one release)`);
     original = mode;

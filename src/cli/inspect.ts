@@ -3,6 +3,7 @@
 // tokens are separated by '|'. Tokens are grouped on character boundaries from their bytes (a character
 // split into byte tokens is one piece), as in the web page. A table gives the counts (token-pieces.ts: the same cells as the web page).
 // --html <file> writes the web inspector (a self-contained page); --serve serves it on 127.0.0.1.
+import { onInterruptStop } from '../io/output.ts';
 import type { Command } from 'commander';
 import { promises as fsp } from 'node:fs';
 import * as http from 'node:http';
@@ -121,7 +122,7 @@ export function register(program: Command): void {
         }
         const s = await serveInspector(html, port);
         process.stdout.write(`inspector: ${s.url} (Ctrl-C to stop)\n`);
-        await new Promise<void>((resolve) => process.once('SIGINT', () => { info('stopping'); void s.close().then(resolve); }));
+        await new Promise<void>((resolve) => { onInterruptStop(() => { info('stopping'); void s.close().then(resolve); }); });
         return;
       }
       if (text === undefined) throw new HackError('MISSING_ARGUMENT', 'give the text to tokenize (or --html <file> / --serve for the web inspector)');

@@ -154,6 +154,7 @@ export const EN = (doc = 'English held-out text'): OptionSpec => ({ key: 'en', k
 export const MAX_BYTES: OptionSpec = { key: 'maxBytes', kind: 'size', min: 1, doc: 'use only the first N bytes of each held-out file (cut at a line end; a documented subset)' };
 export const ALLOW_INVALID_UTF8: OptionSpec = { key: 'allowInvalidUtf8', kind: 'bool', doc: 'accept text files with invalid UTF-8 or NUL bytes (counted and reported; default: an error naming the file, offset and line)' };
 export const ENCODE_WITH: OptionSpec = {
-  key: 'encodeWith', kind: 'choice', choices: ['model', 'original'], arg: '<model|original>', default: 'model',
+  // a string, not a choice: the old form `--encode-with <dir>` is still read (cli/eval.ts originalOf)
+  key: 'encodeWith', kind: 'string', arg: '<model|original>', default: 'model',
   doc: 'which tokenizer encodes the input: the model\'s own, or --original\'s (the research\'s setup: new tokens the model emits are fed back as their original pieces)',
 };

@@ -78,11 +78,31 @@ let handlersInstalled = false;
  * Remove temporary paths on SIGINT / SIGTERM, then exit with 130 / 143. Installed by the CLI;
  * `onSignal` runs first (e.g. to forward the signal to a child process).
  */
+/**
+ * A command whose normal stop is Ctrl-C (a server) takes SIGINT over while `stop` runs: no
+ * "interrupted" exit; the returned function gives it back.
+ */
+export function onInterruptStop(stop: () => void): () => void {
+  if (!handlersInstalled) {
+    process.once('SIGINT', stop);
+    return () => { process.off('SIGINT', stop); };
+  }
+  interruptStop = stop;
+  return () => { if (interruptStop === stop) interruptStop = null; };
+}
+let interruptStop: (() => void) | null = null;
+
 export function installSignalCleanup(onSignal?: (sig: NodeJS.Signals) => void): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.on(sig, () => {
+      if (sig === 'SIGINT' && interruptStop) {
+        const stop = interruptStop;
+        interruptStop = null;
+        stop();
+        return;
+      }
       try { onSignal?.(sig); } finally {
         removeTempsSync();
         process.stderr.write(`\nhack-tokenizer: interrupted (${sig}); temporary files removed\n`);

@@ -104,7 +104,7 @@ export function extendTokenizer(original: TokenizerJson, tokens: NewToken[], opt
   if (opts.mode === 'added') {
     if (model.kind === 'sentencepiece' && hasPrependNormalizer(json)) {
       throw new ExtendError(
-        "mode added is not supported for tokenizers with a Prepend('▁') normalizer (Llama-2 style): the normalizer also runs on " +
+        "added is not supported for tokenizers with a Prepend('▁') normalizer (Llama-2 style): the normalizer also runs on " +
           'added-token contents, so most tokens cannot be expressed, and the tokenizers library and @huggingface/tokenizers match ' +
           'the rest differently (different ids for the same text). Use mode merges',
         'mode');
