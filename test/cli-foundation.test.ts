@@ -119,7 +119,7 @@ test('demo on a small budget: summary and report; a changed setting reruns the c
     assert.match(again.stderr + again.stdout, /0 cell\(s\) run, \d+ reused/);
     const changed = await inProcess([...small.slice(0, -8), '--max-bytes', '9000', '--boost-texts', '3', '--boost-runs', '1', '--threads', '1']);
     assert.equal(changed.code, 0, changed.stderr);
-    assert.match(changed.stderr + changed.stdout, /[1-9]\d* cell\(s\) run \([1-9]\d* rerun because maxBytes changed\), 0 reused/);
+    assert.match(changed.stderr + changed.stdout, /[1-9]\d* cell\(s\) run \([1-9]\d* rerun because maxBytes changed: [1-9]\d*\), 0 reused/);
   } finally {
     await fsp.rm(out, { recursive: true, force: true });
   }

@@ -242,11 +242,15 @@ test('SIGINT at several points of extend --init and tune: exit 130 (or done), no
   try {
     const corpus = path.join(root, 'corpus.txt');
     await fsp.writeFile(corpus, 'O Parlamento aprovou a proposta de lei.\nAs deputadas votaram a favor da resolução.\nA Assembleia da República reuniu-se em sessão plenária.\n'.repeat(400));
+    // SIGINT `afterMs` after the child's first line on stderr (its handlers are installed before it prints)
     const runTo = (args: string[], afterMs: number) => new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'run.ts'), ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
-      child.stderr.on('data', (d) => { stderr += d; });
-      const timer = setTimeout(() => child.kill('SIGINT'), afterMs);
+      let timer: NodeJS.Timeout | undefined;
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        timer ??= setTimeout(() => child.kill('SIGINT'), afterMs);
+      });
       child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stderr }); });
     });
     const ext = path.join(root, 'ext');
@@ -257,7 +261,7 @@ test('SIGINT at several points of extend --init and tune: exit 130 (or done), no
       ['tune', ['tune', '--model', ext, '--original', DEMO, '--corpus', corpus, '--rows', 'both', '--seq-len', '32', '--input-seq-len', '32', '--batch-size', '64', '--threads', '1', '--out', path.join(root, 'tuned')]],
     ];
     for (const [name, args] of runs) {
-      for (const ms of [2500, 5000, 8000]) {
+      for (const ms of [0, 1500, 4000]) {
         const out = args[args.length - 1];
         const r = await runTo(args, ms);
         assert.ok(r.code === 130 || r.code === 0, `${name} after ${ms} ms: exit ${r.code} ${r.signal ?? ''}\n${r.stderr.slice(-500)}`);

@@ -52,7 +52,10 @@ test('demo + eval end to end on a small model: results shape, resumable grid, re
   assert.match(rerun.stdout, /0 cell\(s\) run, 5 reused/);
 
   // eval with every metric on an extended model, the research's input setup
-  const ext = path.join(out, 'artifacts', 'model', 'N40-continue-merges-mean');
+  // the extended model's directory name ends in a hash of what shaped it
+  const extName = (await fsp.readdir(path.join(out, 'artifacts', 'model'))).find((d) => /^N40-continue-merges-mean-[0-9a-f]{12}$/.test(d));
+  assert.ok(extName, 'the extended model of N = 40');
+  const ext = path.join(out, 'artifacts', 'model', extName);
   const resFile = path.join(dir, 'results.json');
   const e = await cli(['eval', '--model', ext, '--encode-with', model, '--metrics', 'all', '--bench', 'calamept,copa-en', '--calamept-rows', 'handwritten', '--calamept-ll',
     '--pt', path.join(dir, 'pt.txt'), '--en', path.join(dir, 'en.txt'), '--max-bytes', '2000', '--boost-texts', '3', '--rank-probes', '10', '--out', resFile]);

@@ -1,0 +1,115 @@
+// `hack-tokenizer adapt`: one command from a model and a corpus to an adapted model and a report —
+// learn tokens (continued BPE, merges mode), extend (mean init), tune the new rows (TypeScript
+// engine, a recipe sized to --budget), evaluate before and after, write <out>/model (a Hugging Face
+// directory), results.json/csv and report.html. It is an experiment grid of three cells (the original
+// model, the extended model untuned, tuned), so it resumes like `experiment`.
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { HackError } from '../io/errors.ts';
+import { loadModelDir } from '../io/model-dir.ts';
+import { OUTPUT_MARKER } from '../io/output.ts';
+import { formatSize } from '../io/size.ts';
+import { formatSummary, summarizeModel } from '../io/summary.ts';
+import { checkTextFiles } from '../io/text.ts';
+import { DEFAULT_TUNE, type GridConfig } from '../eval/grid.ts';
+import { resolveModelForCli } from './download.ts';
+import { runExperiment, runSummary } from './experiment.ts';
+import { info } from './progress.ts';
+import { CORPUS, EN, MAX_BYTES, MODEL, NUM_TOKENS, OUT, PT, THREADS, command, type OptionSpec, type OptionValues } from './options.ts';
+
+/** Measured on the 2-core machine (README, "Tuning the new rows"): corpus bytes per second of each phase. */
+const OUTPUT_PHASE_BYTES_PER_S = 6_000;
+const INPUT_PHASE_BYTES_PER_S = 1_700;
+
+export interface AdaptRecipe {
+  engine: 'ts';
+  /** The `tune` options (tune/options.ts keys). */
+  tune: Record<string, unknown>;
+  /** What the recipe is, in one line (printed and in the report's notes). */
+  label: string;
+}
+
+/**
+ * The tuning recipe for a budget of tuning seconds: output rows then both (the best measured recipe of
+ * the TypeScript engine), about 40% of the time on the output phase and 60% on the input phase, with
+ * self-replay (the original model's own samples) once the budget affords sampling them.
+ */
+export function adaptRecipe(tuneSeconds: number): AdaptRecipe {
+  const replay = tuneSeconds >= 600;
+  const corpusBytes = Math.max(50_000, Math.round(0.4 * tuneSeconds * OUTPUT_PHASE_BYTES_PER_S));
+  const inputCorpusBytes = Math.max(20_000, Math.round((0.6 * tuneSeconds * INPUT_PHASE_BYTES_PER_S) / (replay ? 1.25 : 1)));
+  const tune: Record<string, unknown> = { rows: 'both', corpusBytes, inputCorpusBytes, epochs: 2, inputEpochs: 1 };
+  if (replay) Object.assign(tune, { replay: 'self', replayRatio: 0.25 });
+  return {
+    engine: 'ts', tune,
+    label: `tune (TypeScript engine): output rows on ${formatSize(corpusBytes)}, then input + output rows on ${formatSize(inputCorpusBytes)}` +
+      `${replay ? ', with self-replay (ratio 0.25)' : ''}`,
+  };
+}
+
+export const ADAPT_OPTIONS: OptionSpec[] = [
+  MODEL('the model to adapt: directory or Hugging Face repo id'),
+  CORPUS('target-language text (plain or .gz, one paragraph per line): tokens are learned and the new rows tuned on it'),
+  { ...NUM_TOKENS('number of new tokens'), default: 1000 },
+  { ...PT('Portuguese (target-language) held-out text for the before/after evaluation'), required: true },
+  EN('English held-out text (what the model must keep doing); without it only the target language is measured'),
+  { key: 'engine', kind: 'choice', choices: ['ts'], default: 'ts', doc: 'training engine: ts (TypeScript, new rows only, no Python needed)' },
+  { key: 'budget', kind: 'number', above: 0, default: 30, doc: 'minutes of tuning (sizes the recipe: how much text each phase trains on)' },
+  { ...MAX_BYTES, default: 200_000, defaultText: '200k', doc: 'bytes of each held-out file evaluated (cut at a line end; a documented subset)' },
+  { key: 'boostTexts', kind: 'int', min: 1, default: 50, doc: 'PT paragraphs for FertilityBoost' },
+  { key: 'boostRuns', kind: 'int', min: 1, default: 5, doc: 'FertilityBoost runs at T = 0.8' },
+  { key: 'calamept', kind: 'bool', doc: 'also run CalamePT (handwritten rows) before and after' },
+  THREADS,
+  OUT('<dir>', 'output directory: model/ (the adapted model), results.json, results.csv, report.html; rerun to resume'),
+];
+
+export interface AdaptRun { table: string; model: string; summary: string; seconds: number }
+
+/** The adapt job from checked option values (also the demo's). */
+export async function runAdapt(o: OptionValues, opts: { title?: string; command?: string; notes?: string[] } = {}): Promise<AdaptRun> {
+  const t0 = performance.now();
+  const corpus = (o.corpus as string[]).map((c) => path.resolve(c));
+  await checkTextFiles(corpus, 'corpus');
+  await checkTextFiles([o.pt as string, ...(o.en ? [o.en as string] : [])], 'pt');
+  const recipe = adaptRecipe((o.budget as number) * 60);
+  const model = await resolveModelForCli(o.model as string);
+  const cfg: GridConfig = {
+    models: [model], corpus, numTokens: [o.numTokens as number],
+    methods: ['continue'], modes: ['merges'], inits: ['mean'],
+    stages: ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING'], inputs: ['extended'],
+    metrics: ['fertility', 'compression', 'bpb', 'fertility-boost', 'efficiency', 'decode-speed'], bench: o.calamept ? ['calamept'] : [],
+    pt: path.resolve(o.pt as string), en: o.en ? path.resolve(o.en as string) : undefined, maxBytes: o.maxBytes as number, calameptRows: 'handwritten',
+    boostTexts: o.boostTexts as number, boostRuns: o.boostRuns as number, threads: o.threads as number | undefined,
+    tune: [{ name: DEFAULT_TUNE, options: recipe.tune }],
+  };
+  const m = await loadModelDir(model);
+  process.stdout.write(formatSummary(summarizeModel(m)) + '\n\n');
+  const notes = [
+    ...(opts.notes ?? []),
+    `adapt: ${o.numTokens} tokens by continued BPE (merges mode) on ${corpus.map((c) => path.basename(c)).join(', ')}, mean init; ${recipe.label}; budget ${o.budget} min.`,
+  ];
+  for (const n of notes) info(n);
+  const out = o.out as string;
+  const r = await runExperiment(cfg, out, opts.title ?? `hack-tokenizer adapt: ${path.basename(model)}`, notes, opts.command ?? 'adapt');
+  // the tuned cell's model becomes <out>/model (a plain Hugging Face directory)
+  const results = JSON.parse(await fsp.readFile(path.join(out, 'results.json'), 'utf8')) as { cells?: Array<{ meta: { stage: string }; results: { model: string } }> };
+  const tuned = (results.cells ?? []).find((c) => c.meta.stage === 'INITIALIZED_WITH_TRAINING')?.results.model;
+  if (!tuned) throw new HackError('NO_TUNED_MODEL', `the run wrote no tuned model (results.json has no INITIALIZED_WITH_TRAINING cell)`, { file: path.join(out, 'results.json') });
+  const dest = path.join(out, 'model');
+  const tmp = `${dest}.tmp-${process.pid}`;
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await fsp.cp(tuned, tmp, { recursive: true, filter: (src) => path.basename(src) !== OUTPUT_MARKER });
+  await fsp.rm(dest, { recursive: true, force: true });
+  await fsp.rename(tmp, dest);
+  return { table: r.table, model: dest, summary: runSummary(r), seconds: (performance.now() - t0) / 1000 };
+}
+
+export function register(program: Command): void {
+  command(program, 'adapt', 'Adapt a model to a language in one command: learn tokens, extend, tune the new rows, evaluate before and after; writes <out>/model and report.html',
+    ADAPT_OPTIONS, async (o) => {
+      const r = await runAdapt(o);
+      process.stdout.write(r.table + '\n\n');
+      process.stdout.write(`adapted model: ${r.model}\nreport: ${path.join(o.out as string, 'report.html')} (${r.summary}) in ${r.seconds.toFixed(1)} s\n`);
+    });
+}
