@@ -173,7 +173,7 @@ function inputsOf(o: ExtendFlags, source: TokenizerSource): string[] {
   return [source.modelDir ?? source.tokenizerPath, source.tokenizerPath, o.tokens, ...(o.corpus ?? [])].filter((x): x is string => !!x);
 }
 
-// ------------------------------------------------------------------ model weights (issue #4)
+// ------------------------------------------------------------------ model weights
 
 /** An init method flag, parsed; a bad one names the flag. */
 function initFlag(v: string, option: string) {

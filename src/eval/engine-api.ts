@@ -1,16 +1,9 @@
-// The part of the runtime Engine (src/runtime/engine.ts, CONTRACTS.md §3) that evaluation uses.
-// Declared structurally so metrics can be tested with small fake engines; the real Engine satisfies it.
-export interface EvalGenerateOptions {
-  maxNewTokens: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-  eosIds?: number[];
-  onToken?: (id: number) => void | boolean;
-  /** Ids generated so far for one sequence -> true to end that sequence (see the runtime's GenerateOptions). */
-  stopWhen?: (generated: readonly number[]) => boolean | Promise<boolean>;
-}
+// The part of the runtime Engine (src/runtime/engine.ts) that evaluation uses. Declared structurally
+// so metrics can be tested with small fake engines; the real Engine satisfies it.
+import type { GenerateOptions } from '../runtime/engine.ts';
+
+/** The runtime's generation options (one definition: runtime/engine.ts). */
+export type EvalGenerateOptions = GenerateOptions;
 
 export interface EvalEngine {
   readonly vocabRows: number;
