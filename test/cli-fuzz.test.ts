@@ -257,7 +257,7 @@ test('SIGINT at several points of extend --init and tune: exit 130 (or done), no
     const first = await runTo(['extend', '--model', DEMO, '--corpus', corpus, '--num-tokens', '20', '--mode', 'merges', '--init', 'mean', '--out', ext], 600_000);
     assert.equal(first.code, 0, first.stderr);
     const runs: Array<[string, string[]]> = [
-      ['extend', ['extend', '--model', DEMO, '--corpus', corpus, '--num-tokens', '30', '--mode', 'merges', '--init', 'mean', '--out', path.join(root, 'ext2')]],
+      ['extend', ['extend', '--model', DEMO, '--corpus', corpus, '--num-tokens', '20', '--mode', 'merges', '--init', 'mean', '--out', path.join(root, 'ext2')]],
       ['tune', ['tune', '--model', ext, '--original', DEMO, '--corpus', corpus, '--rows', 'both', '--seq-len', '32', '--input-seq-len', '32', '--batch-size', '64', '--threads', '1', '--out', path.join(root, 'tuned')]],
     ];
     for (const [name, args] of runs) {

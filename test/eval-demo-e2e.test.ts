@@ -75,9 +75,9 @@ test('demo + eval end to end on a small model: results shape, resumable grid, re
   assert.equal(res.subsets.texts, 'first 2000 bytes of each held-out file');
 
   // clear errors
-  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'fertility-boost', '--pt', path.join(dir, 'pt.txt'), '--out', resFile]), /fertility-boost needs the original tokenizer: pass --encode-with/);
-  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'new-token-rank', '--pt', path.join(dir, 'pt.txt'), '--out', resFile]), /new-token-rank needs the original tokenizer: pass --encode-with or --original/);
-  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'bleu', '--out', resFile]), /--metrics: unknown bleu/);
+  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'fertility-boost', '--pt', path.join(dir, 'pt.txt'), '--out', resFile]), /metric fertility-boost needs the original model: pass --original/);
+  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'new-token-rank', '--pt', path.join(dir, 'pt.txt'), '--out', resFile]), /metric new-token-rank needs the original model: pass --original/);
+  await assert.rejects(cli(['eval', '--model', ext, '--metrics', 'bleu', '--out', resFile]), /--metrics bleu: expected a comma-separated list of: fertility/);
 
   const check = await checkReport(path.join(out, 'report.html'));
   assert.deepEqual(check.consoleErrors, []);

@@ -18,14 +18,14 @@ test('experiment with stage INITIALIZED_WITH_TRAINING and two tune variants: tun
     await fsp.writeFile(path.join(root, 'corpus.txt'), SAMPLE_TEXT.repeat(30).replace(/\. /g, '.\n'));
     // held-out: the sentences in other combinations, one paragraph per line
     await fsp.writeFile(path.join(root, 'pt.txt'), Array.from({ length: 40 }, (_, i) => `${sentences[i % sentences.length]} ${sentences[(3 * i + 1) % sentences.length]}`).join('\n'));
-    const fast = { corpusBytes: 20_000, epochs: 2, lr: 0.02, batch: 64, seqLen: 48, seed: 1 };
+    const fast = { corpusBytes: 20_000, epochs: 2, lr: 0.02, batchSize: 64, seqLen: 48, seed: 1 };
     const cfg = parseGridConfig(JSON.stringify({
       models: ['base'], corpus: ['corpus.txt'], numTokens: [12],
       stages: ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING'],
       metrics: ['bpb', 'fertility-boost', 'new-token-rank'], pt: 'pt.txt', maxBytes: 3000, boostTexts: 5, boostRuns: 1, rankProbes: 24, threads: 1,
       tune: [
         { name: 'output', rows: 'output', ...fast },
-        { name: 'output+input', rows: 'both', ...fast, inputCorpusBytes: 3000, inputEpochs: 1, inputLr: 0.01, inputBatch: 4, inputSeqLen: 32 },
+        { name: 'output+input', rows: 'both', ...fast, inputCorpusBytes: 3000, inputEpochs: 1, inputLr: 0.01, inputBatchSize: 4, inputSeqLen: 32 },
       ],
     }), path.join(root, 'grid.json'));
     const real = pipelineSteps(cfg, { benchFiles: {} });

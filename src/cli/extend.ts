@@ -99,7 +99,8 @@ export async function buildExtension(o: ExtendFlags, firstId?: number, source?: 
     const reasons = new Map<string, number>();
     for (const sk of result.skipped) reasons.set(sk.reason, (reasons.get(sk.reason) ?? 0) + 1);
     const why = [...reasons].map(([r, n]) => `${n} ${r}`).join('; ');
-    throw new HackError('TOO_FEW_TOKENS', `only ${added} of the ${requested} requested tokens can be added in ${mode} mode (${result.skipped.length} candidates skipped: ${why})` +
+    const cause = result.skipped.length > 0 ? `${result.skipped.length} candidates skipped: ${why}` : `the token list has only ${list.tokens.length} candidates`;
+    throw new HackError('TOO_FEW_TOKENS', `only ${added} of the ${requested} requested tokens can be added in ${mode} mode (${cause})` +
       (mode === 'added' ? '; ask for fewer, or use {opt:mode} merges' : '; ask for fewer'), { option: 'numTokens' });
   }
   tokenizerFromJson(result.json, 'extended tokenizer'); // the tokenizers library must accept it
