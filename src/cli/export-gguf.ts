@@ -20,6 +20,7 @@ export function register(program: Command): void {
       onProgress: (done, total) => { bar.setTotal(total); bar.update(done); },
     });
     bar.stop();
+    for (const w of r.warnings) info(`warning: ${w}`);
     info(`wrote ${o.out} (${(r.bytes / 1e6).toFixed(1)} MB, ${r.arch}, ${r.type}, ${r.tensors} tensors, ${r.vocab} tokens, ${r.merges} merges, pre-tokenizer "${r.pre}")`);
   });
 }

@@ -151,6 +151,30 @@ async function chatTemplate(model: ModelDir): Promise<string | null> {
   try { return await fsp.readFile(path.join(model.dir, 'chat_template.jinja'), 'utf8'); } catch { return null; }
 }
 
+/**
+ * Two non-special added tokens whose occurrences can overlap (one contains the other, or a suffix of
+ * one is a prefix of the other), or null. Only then can llama.cpp's added-token matching (longest
+ * token first, over the whole text) differ from the tokenizers library's (leftmost-longest match).
+ */
+export function overlappingAddedTokens(tj: TokenizerJson): [string, string] | null {
+  const texts = (tj.added_tokens ?? []).filter((t) => !t.special).map((t) => t.content).filter((t) => t.length > 0);
+  const set = new Set(texts);
+  const prefixes = new Map<string, string>();
+  for (const t of texts) for (let i = 1; i < t.length; i++) if (!prefixes.has(t.slice(0, i))) prefixes.set(t.slice(0, i), t);
+  for (const t of texts) {
+    for (let i = 1; i < t.length; i++) {
+      const other = prefixes.get(t.slice(i));
+      if (other !== undefined) return [t, other];
+    }
+    for (let i = 0; i < t.length; i++) {
+      for (let j = i + 1; j <= t.length; j++) {
+        if ((i > 0 || j < t.length) && set.has(t.slice(i, j))) return [t, t.slice(i, j)];
+      }
+    }
+  }
+  return null;
+}
+
 // ---------------------------------------------------------------- architecture
 
 interface ArchPlan {
@@ -230,7 +254,7 @@ export function permuteHeadRows(block: Float32Array, headDim: number, cols: numb
   return out;
 }
 
-export interface GgufExportResult { bytes: number; tensors: number; vocab: number; merges: number; pre: string; arch: string; type: GgufExportType }
+export interface GgufExportResult { warnings: string[]; bytes: number; tensors: number; vocab: number; merges: number; pre: string; arch: string; type: GgufExportType }
 
 export async function exportGguf(
   model: ModelDir,
@@ -243,8 +267,14 @@ export async function exportGguf(
   // every check before any work, so a refused model leaves nothing behind
   const plan = archPlan(model);
   const tj = model.tokenizerJson;
-  const pre = preTokenizerType(tj);
   const vocab = ggufVocab(tj, model.embeddingRows);
+  const pre = preTokenizerType(tj);
+  const warnings: string[] = [];
+  const overlap = overlappingAddedTokens(tj);
+  if (overlap) {
+    warnings.push(`added tokens ${JSON.stringify(overlap[0])} and ${JSON.stringify(overlap[1])} can overlap in a text: llama.cpp matches added tokens longest first, ` +
+      'Hugging Face leftmost first, so such texts are split differently (an extension with mode merges has no such difference)');
+  }
   await checkOutput(req);
 
   const c = model.config;
@@ -338,5 +368,5 @@ export async function exportGguf(
   if (!model.tied) add('output.weight', LM_HEAD_TENSOR);
 
   const bytes = await writeGguf(outFile, { metadata, tensors }, { onTensor: opts.onProgress });
-  return { bytes, tensors: tensors.length, vocab: vocab.tokens.length, merges: vocab.merges.length, pre, arch: A, type };
+  return { warnings, bytes, tensors: tensors.length, vocab: vocab.tokens.length, merges: vocab.merges.length, pre, arch: A, type };
 }
