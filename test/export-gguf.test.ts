@@ -13,11 +13,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
-import { runCli } from './support/cli.ts';
+import { spawn } from 'node:child_process';
 import { encodeBatch, loadTokenizer, type LoadedTokenizer } from '../src/tokenizer/load.ts';
 import { loadEngine, type Engine } from '../src/runtime/engine.ts';
 import { logSoftmax } from '../src/runtime/sampling.ts';
 import { openGguf } from '../src/io/gguf.ts';
+import { loadModelDir } from '../src/io/model-dir.ts';
+import { exportGguf, type GgufExportType } from '../src/export/gguf.ts';
+import { HackError } from '../src/io/errors.ts';
+import { PYTHON } from './support/python.ts';
+import { spawnSync } from 'node:child_process';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEMO = path.join(repoRoot, 'assets', 'models', 'tiny-en-llama');
@@ -28,9 +33,26 @@ let dir = '';
 let llama: Llama;
 const variants: Record<string, { modelDir: string; gguf: string; tok?: LoadedTokenizer; model?: LlamaModel }> = {};
 
+/**
+ * The CLI in a child process: the in-process runner (support/cli.ts) swaps process.stdout.write,
+ * which would also swallow the test reporter's lines for the test that just finished.
+ */
+async function runCliChild(args: string[]): Promise<{ code: number; stderr: string }> {
+  const main = path.join(repoRoot, 'src', 'cli', 'main.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(main)}).then((m) => m.main(process.argv))`, 'hack-tokenizer', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  return { code, stderr };
+}
+
 async function cli(args: string[]): Promise<void> {
-  const r = await runCli(args);
+  const r = await runCliChild(args);
   assert.equal(r.code, 0, `hack-tokenizer ${args.join(' ')}\n${r.stderr}`);
+}
+
+async function exportTo(modelDir: string, file: string, type: GgufExportType): Promise<void> {
+  await exportGguf(await loadModelDir(modelDir), file, { type });
 }
 
 async function firstLines(gz: string, n: number): Promise<string> {
@@ -51,8 +73,10 @@ before(async () => {
     await cli(['extend', '--model', DEMO, '--corpus', corpus, '--num-tokens', '300', '--mode', mode, '--init', 'mean', '--out', out]);
     variants[mode] = { modelDir: out, gguf: path.join(dir, `ext-${mode}.gguf`) };
   }
-  for (const v of Object.values(variants)) {
-    await cli(['export-gguf', '--model', v.modelDir, '--out', v.gguf, '--type', 'f32']);
+  for (const [name, v] of Object.entries(variants)) {
+    // the command once (its flags and output), the library for the rest
+    if (name === 'original') await cli(['export-gguf', '--model', v.modelDir, '--out', v.gguf, '--type', 'f32']);
+    else await exportTo(v.modelDir, v.gguf, 'f32');
     v.tok = await loadTokenizer(path.join(v.modelDir, 'tokenizer.json'));
   }
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, progressLogs: false });
@@ -88,6 +112,35 @@ test('the exported file carries the tokenizer as written: gpt2 model, gpt-2 pre-
   }
   assert.equal((variants.merges.tok!.json.model.merges ?? []).length, 7933 + 300, 'the merges-mode model has 300 extended merges');
   assert.equal(variants.added.tok!.json.added_tokens.filter((t) => !t.special).length, 300, 'the added-mode model has 300 user-defined tokens');
+});
+
+test('gguf-py reads our demo export: every tensor name is one llama.cpp defines for llama, data equal to the HF tensors after the converter\'s Q/K permutation', () => {
+  const script = `
+import sys, json, numpy as np, gguf
+from safetensors.torch import load_file
+r = gguf.GGUFReader(sys.argv[1])
+arch = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}['llama']
+allowed = {gguf.TENSOR_NAMES[t] + s for t in gguf.MODEL_TENSORS[arch] for s in ('.weight', '.bias')}
+norm = lambda n: n if not n.startswith('blk.') else 'blk.{bid}.' + n.split('.', 2)[2]
+tmap = gguf.get_tensor_name_map(arch, int(r.fields['llama.block_count'].contents()))
+n_head, n_kv = int(r.fields['llama.attention.head_count'].contents()), int(r.fields['llama.attention.head_count_kv'].contents())
+def permute(w, n_head, n_head_kv):
+    if n_head_kv is not None and n_head != n_head_kv: n_head = n_head_kv
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+ours = {t.name: np.asarray(t.data) for t in r.tensors}
+maxdiff, seen = 0.0, []
+for name, w in load_file(sys.argv[2]).items():
+    w = w.float().numpy()
+    if name.endswith('q_proj.weight'): w = permute(w, n_head, n_head)
+    if name.endswith('k_proj.weight'): w = permute(w, n_head, n_kv)
+    new = tmap.get_name(name, try_suffixes=('.weight', '.bias'))
+    seen.append(new)
+    maxdiff = max(maxdiff, float(np.abs(ours[new].reshape(w.shape) - w).max()))
+print(json.dumps({'unknown': [n for n in ours if norm(n) not in allowed], 'missing': sorted(set(ours) - set(seen)), 'maxdiff': maxdiff}))
+`;
+  const p = spawnSync(PYTHON, ['-c', script, variants.original.gguf, path.join(DEMO, 'model.safetensors')], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  assert.equal(p.status, 0, p.stderr);
+  assert.deepEqual(JSON.parse(p.stdout), { unknown: [], missing: [], maxdiff: 0 });
 });
 
 test('llama.cpp tokenizes every line of the PT and EN held-out files exactly as the Hugging Face tokenizer (original and both extensions)', async () => {
@@ -174,7 +227,7 @@ async function llamaLogprobs(model: LlamaModel, prompt: number[]): Promise<Map<n
   } finally { await ctx.dispose(); }
 }
 
-test('greedy 32 tokens from llama.cpp equal our ORT engine\'s, and the last-position log-probabilities agree within 1e-3 (f32)', async (t) => {
+test('greedy 32 tokens from llama.cpp equal those of our ORT engine, and the last-position log-probabilities agree within 1e-3 (f32)', async (t) => {
   for (const [name, v] of Object.entries(variants)) {
     const engine: Engine = await loadEngine(v.modelDir, { threads: 1 });
     try {
@@ -200,6 +253,30 @@ test('greedy 32 tokens from llama.cpp equal our ORT engine\'s, and the last-posi
   }
 });
 
+test('the random Qwen2 fixture (qkv bias, untied head, theta 1e6, f16 weights): greedy 16 and last log-probabilities equal ours', async (t) => {
+  const q = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'models', 'random-qwen2');
+  const file = path.join(dir, 'qwen2.gguf');
+  await exportTo(q, file, 'f32');
+  const g = await openGguf(file);
+  assert.equal(g.metadata.get('general.architecture')?.value, 'qwen2');
+  assert.ok(g.byName.has('output.weight') && g.byName.has('blk.0.attn_q.bias'), 'untied head and biases written');
+  const m = await llama.loadModel({ modelPath: file });
+  const engine = await loadEngine(q, { threads: 1 });
+  try {
+    const tok = await loadTokenizer(path.join(q, 'tokenizer.json'));
+    for (const text of PROMPTS) {
+      const prompt = (await encodeBatch(tok, [text]))[0];
+      assert.deepEqual(Array.from(m.tokenize(text, false), Number), prompt);
+      assert.deepEqual(await llamaGreedy(m, prompt, 16), await engine.generate(prompt, { maxNewTokens: 16, eosIds: [] }));
+      const ourLp = logSoftmax((await engine.lastLogits([prompt]))[0]);
+      let max = 0;
+      for (const [id, l] of await llamaLogprobs(m, prompt)) if (l > -60) max = Math.max(max, Math.abs(l - ourLp[id]));
+      t.diagnostic(`qwen2: max |Δ log p| = ${max.toExponential(2)}`);
+      assert.ok(max < 1e-3, `qwen2: max |Δ log p| = ${max}`);
+    }
+  } finally { await engine.dispose(); await m.dispose(); }
+});
+
 test('f16 and q8_0 exports load and track the f32 model (stated tolerance: |Δ log p| of the top tokens < 0.05 f16, < 0.25 q8_0)', async (t) => {
   const engine = await loadEngine(DEMO, { threads: 1 });
   try {
@@ -208,7 +285,7 @@ test('f16 and q8_0 exports load and track the f32 model (stated tolerance: |Δ l
     const top = [...ourLp.keys()].sort((a, b) => ourLp[b] - ourLp[a]).slice(0, 20);
     for (const [type, tol] of [['f16', 0.05], ['q8_0', 0.25]] as const) {
       const file = path.join(dir, `original-${type}.gguf`);
-      await cli(['export-gguf', '--model', DEMO, '--out', file, '--type', type]);
+      await exportTo(DEMO, file, type);
       const g = await openGguf(file);
       assert.equal(g.byName.get('blk.0.attn_q.weight')?.type, type === 'f16' ? 'F16' : 'Q8_0');
       assert.equal(g.byName.get('blk.0.attn_norm.weight')?.type, 'F32', 'norms stay f32');
@@ -227,32 +304,27 @@ test('f16 and q8_0 exports load and track the f32 model (stated tolerance: |Δ l
 
 test('bad input: unknown --type, a Unigram tokenizer, an architecture llama.cpp lacks — clear errors, nothing written', async () => {
   const out = path.join(dir, 'bad', 'x.gguf');
-  let r = await runCli(['export-gguf', '--model', DEMO, '--out', out, '--type', 'q4_k']);
+  const r = await runCliChild(['export-gguf', '--model', DEMO, '--out', out, '--type', 'q4_k']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--type/);
   const uni = path.join(dir, 'unigram');
   await fsp.mkdir(uni);
   for (const f of ['config.json', 'model.safetensors']) await fsp.copyFile(path.join(DEMO, f), path.join(uni, f));
   await fsp.writeFile(path.join(uni, 'tokenizer.json'), JSON.stringify({ version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Metaspace' }, post_processor: null, decoder: null, model: { type: 'Unigram', vocab: [['<unk>', 0], ['▁a', -1]], unk_id: 0 } }));
-  r = await runCli(['export-gguf', '--model', uni, '--out', out]);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /Unigram/);
+  const refuses = async (dir: string, re: RegExp) => assert.rejects(exportGguf(await loadModelDir(dir), out), (e: unknown) => e instanceof HackError && re.test(e.message));
+  await refuses(uni, /tokenizer model "Unigram" has no GGUF mapping/);
   const arch = path.join(dir, 'gpt2arch');
   await fsp.mkdir(arch);
   for (const f of ['tokenizer.json', 'model.safetensors']) await fsp.copyFile(path.join(DEMO, f), path.join(arch, f));
   const cfg = JSON.parse(await fsp.readFile(path.join(DEMO, 'config.json'), 'utf8'));
   await fsp.writeFile(path.join(arch, 'config.json'), JSON.stringify({ ...cfg, architectures: ['PhiForCausalLM'], model_type: 'phi' }));
-  r = await runCli(['export-gguf', '--model', arch, '--out', out]);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /PhiForCausalLM/);
+  await refuses(arch, /architecture "PhiForCausalLM" is not exported to GGUF/);
   const split = path.join(dir, 'split');
   await fsp.mkdir(split);
   for (const f of ['config.json', 'model.safetensors']) await fsp.copyFile(path.join(DEMO, f), path.join(split, f));
   const tj = JSON.parse(await fsp.readFile(path.join(DEMO, 'tokenizer.json'), 'utf8'));
   tj.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{L}+|\\s+' }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] };
   await fsp.writeFile(path.join(split, 'tokenizer.json'), JSON.stringify(tj));
-  r = await runCli(['export-gguf', '--model', split, '--out', out]);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /no pre-tokenizer for this split rule: Split\("\\\\p\{L\}\+\|\\\\s\+"\)/);
+  await refuses(split, /no pre-tokenizer for this split rule: Split\("\\\\p\{L\}\+\|\\\\s\+"\)/);
   assert.deepEqual(await fsp.readdir(path.join(dir, 'bad')).catch(() => []), [], 'nothing written');
 });

@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   decodeGgml, encodeGgml, openGguf, quantizeQ8_0, readGgufTensorBytes, readGgufTensorF32, writeGguf,
   type GgufTensorSource, type GgufValue, type GgmlType,
@@ -15,9 +14,8 @@ import {
 import { f16ToF32 } from '../src/io/dtype.ts';
 import { HackError } from '../src/io/errors.ts';
 import { rng } from './support/factory.ts';
+import { PYTHON } from './support/python.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const PYTHON = process.env.HACK_TOKENIZER_PYTHON ?? path.join(repoRoot, '.venv', 'bin', 'python');
 
 function python(script: string, args: string[]): string {
   assert.ok(existsSync(PYTHON), `the Python venv is needed for the gguf cross-check (${PYTHON}); build it with npm run setup:python`);
