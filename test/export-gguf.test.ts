@@ -21,6 +21,9 @@ import { openGguf } from '../src/io/gguf.ts';
 import { loadModelDir } from '../src/io/model-dir.ts';
 import { exportGguf, type GgufExportType } from '../src/export/gguf.ts';
 import { HackError } from '../src/io/errors.ts';
+import { bytesSource, writeSafetensors } from '../src/io/safetensors.ts';
+import { fromFloat32 } from '../src/io/dtype.ts';
+import { rng } from './support/factory.ts';
 import { PYTHON } from './support/python.ts';
 import { spawnSync } from 'node:child_process';
 
@@ -275,6 +278,55 @@ test('the random Qwen2 fixture (qkv bias, untied head, theta 1e6, f16 weights): 
       assert.ok(max < 1e-3, `qwen2: max |Δ log p| = ${max}`);
     }
   } finally { await engine.dispose(); await m.dispose(); }
+});
+
+/** A small random SmolLM3 (NoPE on every 4th layer, tied) with the demo tokenizer, written by our own writer. */
+async function randomSmolLM3(out: string, noRopeLayers?: number[]): Promise<void> {
+  await fsp.mkdir(out);
+  const H = 64, I = 128, L = 4, NH = 4, KV = 2, HD = 16, V = 8192;
+  const r = rng(7);
+  const t = (name: string, shape: number[], scale = 0.2, base = 0) =>
+    bytesSource(name, 'F32', shape, fromFloat32(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => base + scale * (2 * r() - 1)), 'F32'));
+  const tensors = [t('model.embed_tokens.weight', [V, H], 0.5)];
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}.`;
+    tensors.push(t(`${p}input_layernorm.weight`, [H], 0.1, 1), t(`${p}self_attn.q_proj.weight`, [NH * HD, H]), t(`${p}self_attn.k_proj.weight`, [KV * HD, H]),
+      t(`${p}self_attn.v_proj.weight`, [KV * HD, H]), t(`${p}self_attn.o_proj.weight`, [H, NH * HD]), t(`${p}post_attention_layernorm.weight`, [H], 0.1, 1),
+      t(`${p}mlp.gate_proj.weight`, [I, H]), t(`${p}mlp.up_proj.weight`, [I, H]), t(`${p}mlp.down_proj.weight`, [H, I]));
+  }
+  tensors.push(t('model.norm.weight', [H], 0.1, 1));
+  await writeSafetensors(path.join(out, 'model.safetensors'), tensors);
+  await fsp.writeFile(path.join(out, 'config.json'), JSON.stringify({
+    architectures: ['SmolLM3ForCausalLM'], model_type: 'smollm3', hidden_size: H, intermediate_size: I, num_hidden_layers: L,
+    num_attention_heads: NH, num_key_value_heads: KV, head_dim: HD, vocab_size: V, rms_norm_eps: 1e-6, rope_theta: 50000,
+    max_position_embeddings: 512, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
+    use_sliding_window: false, no_rope_layer_interval: 4, ...(noRopeLayers ? { no_rope_layers: noRopeLayers } : {}),
+    bos_token_id: 0, eos_token_id: 0, torch_dtype: 'float32',
+  }));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await fsp.copyFile(path.join(DEMO, f), path.join(out, f));
+}
+
+test('SmolLM3 (NoPE every 4th layer): llama.cpp\'s smollm3 graph gives our greedy 16 and log-probabilities; another NoPE pattern is refused', async (t) => {
+  const smol = path.join(dir, 'smollm3');
+  await randomSmolLM3(smol);
+  const file = path.join(dir, 'smollm3.gguf');
+  await exportTo(smol, file, 'f32');
+  assert.equal((await openGguf(file)).metadata.get('general.architecture')?.value, 'smollm3');
+  const m = await llama.loadModel({ modelPath: file });
+  const engine = await loadEngine(smol, { threads: 1 });
+  try {
+    const tok = await loadTokenizer(path.join(smol, 'tokenizer.json'));
+    const prompt = (await encodeBatch(tok, [PROMPTS[0]]))[0];
+    assert.deepEqual(await llamaGreedy(m, prompt, 16), await engine.generate(prompt, { maxNewTokens: 16, eosIds: [] }));
+    const ourLp = logSoftmax((await engine.lastLogits([prompt]))[0]);
+    let max = 0;
+    for (const [id, l] of await llamaLogprobs(m, prompt)) if (l > -60) max = Math.max(max, Math.abs(l - ourLp[id]));
+    t.diagnostic(`smollm3: max |Δ log p| = ${max.toExponential(2)}`);
+    assert.ok(max < 1e-3, `smollm3: max |Δ log p| = ${max}`);
+  } finally { await engine.dispose(); await m.dispose(); }
+  const odd = path.join(dir, 'smollm3-odd');
+  await randomSmolLM3(odd, [1, 0, 1, 1]);
+  await assert.rejects(exportGguf(await loadModelDir(odd), path.join(dir, 'odd.gguf')), /NoPE layers \[1\] differ from llama.cpp's fixed pattern/);
 });
 
 test('f16 and q8_0 exports load and track the f32 model (stated tolerance: |Δ log p| of the top tokens < 0.05 f16, < 0.25 q8_0)', async (t) => {
