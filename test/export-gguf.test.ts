@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { encodeBatch, loadTokenizer, type LoadedTokenizer } from '../src/tokenizer/load.ts';
 import { loadEngine, type Engine } from '../src/runtime/engine.ts';
 import { logSoftmax } from '../src/runtime/sampling.ts';
-import { openGguf } from '../src/io/gguf.ts';
+import { openGguf, readGgufTensorF32 } from '../src/io/gguf.ts';
 import { loadModelDir } from '../src/io/model-dir.ts';
 import { exportGguf, type GgufExportType } from '../src/export/gguf.ts';
 import { HackError } from '../src/io/errors.ts';
@@ -281,7 +281,7 @@ test('the random Qwen2 fixture (qkv bias, untied head, theta 1e6, f16 weights): 
 });
 
 /** A small random SmolLM3 (NoPE on every 4th layer, tied) with the demo tokenizer, written by our own writer. */
-async function randomSmolLM3(out: string, noRopeLayers?: number[]): Promise<void> {
+async function randomSmolLM3(out: string, noRopeLayers?: number[], llamaVariant?: Record<string, unknown>): Promise<void> {
   await fsp.mkdir(out);
   const H = 64, I = 128, L = 4, NH = 4, KV = 2, HD = 16, V = 8192;
   const r = rng(7);
@@ -295,6 +295,7 @@ async function randomSmolLM3(out: string, noRopeLayers?: number[]): Promise<void
       t(`${p}mlp.gate_proj.weight`, [I, H]), t(`${p}mlp.up_proj.weight`, [I, H]), t(`${p}mlp.down_proj.weight`, [H, I]));
   }
   tensors.push(t('model.norm.weight', [H], 0.1, 1));
+  if (llamaVariant?.tie_word_embeddings === false) tensors.push(t('lm_head.weight', [V, H], 0.5));
   await writeSafetensors(path.join(out, 'model.safetensors'), tensors);
   await fsp.writeFile(path.join(out, 'config.json'), JSON.stringify({
     architectures: ['SmolLM3ForCausalLM'], model_type: 'smollm3', hidden_size: H, intermediate_size: I, num_hidden_layers: L,
@@ -302,6 +303,7 @@ async function randomSmolLM3(out: string, noRopeLayers?: number[]): Promise<void
     max_position_embeddings: 512, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
     use_sliding_window: false, no_rope_layer_interval: 4, ...(noRopeLayers ? { no_rope_layers: noRopeLayers } : {}),
     bos_token_id: 0, eos_token_id: 0, torch_dtype: 'float32',
+    ...(llamaVariant ? { architectures: ['LlamaForCausalLM'], model_type: 'llama', no_rope_layer_interval: undefined, ...llamaVariant } : {}),
   }));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await fsp.copyFile(path.join(DEMO, f), path.join(out, f));
 }
@@ -327,6 +329,30 @@ test('SmolLM3 (NoPE every 4th layer): llama.cpp\'s smollm3 graph gives our greed
   const odd = path.join(dir, 'smollm3-odd');
   await randomSmolLM3(odd, [1, 0, 1, 1]);
   await assert.rejects(exportGguf(await loadModelDir(odd), path.join(dir, 'odd.gguf')), /NoPE layers \[1\] differ from llama.cpp's fixed pattern/);
+});
+
+test('llama with llama3 RoPE scaling and an untied head: rope_freqs written, llama.cpp gives our greedy 16 and log-probabilities', async (t) => {
+  const m3 = path.join(dir, 'llama3-rope');
+  // original_max_position_embeddings 64 with head_dim 16: low, medium and high frequencies all occur
+  await randomSmolLM3(m3, undefined, { tie_word_embeddings: false, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } });
+  const file = path.join(dir, 'llama3-rope.gguf');
+  await exportTo(m3, file, 'f32');
+  const g = await openGguf(file);
+  assert.ok(g.byName.has('rope_freqs.weight') && g.byName.has('output.weight'));
+  const factors = await readGgufTensorF32(g, 'rope_freqs.weight');
+  assert.ok(factors[0] === 1 && factors[factors.length - 1] === 8, `factors ${[...factors]}`);
+  const m = await llama.loadModel({ modelPath: file });
+  const engine = await loadEngine(m3, { threads: 1 });
+  try {
+    const tok = await loadTokenizer(path.join(m3, 'tokenizer.json'));
+    const prompt = (await encodeBatch(tok, [PROMPTS[1]]))[0];
+    assert.deepEqual(await llamaGreedy(m, prompt, 16), await engine.generate(prompt, { maxNewTokens: 16, eosIds: [] }));
+    const ourLp = logSoftmax((await engine.lastLogits([prompt]))[0]);
+    let max = 0;
+    for (const [id, l] of await llamaLogprobs(m, prompt)) if (l > -60) max = Math.max(max, Math.abs(l - ourLp[id]));
+    t.diagnostic(`llama3 rope: max |Δ log p| = ${max.toExponential(2)}`);
+    assert.ok(max < 1e-3, `llama3 rope: max |Δ log p| = ${max}`);
+  } finally { await engine.dispose(); await m.dispose(); }
 });
 
 test('f16 and q8_0 exports load and track the f32 model (stated tolerance: |Δ log p| of the top tokens < 0.05 f16, < 0.25 q8_0)', async (t) => {
