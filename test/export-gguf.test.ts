@@ -54,9 +54,10 @@ async function cli(args: string[]): Promise<void> {
   assert.equal(r.code, 0, `hack-tokenizer ${args.join(' ')}\n${r.stderr}`);
 }
 
-async function exportTo(modelDir: string, file: string, type: GgufExportType): Promise<void> {
-  await exportGguf(await loadModelDir(modelDir), file, { type });
+async function exportTo(modelDir: string, file: string, type: GgufExportType): Promise<string[]> {
+  return (await exportGguf(await loadModelDir(modelDir), file, { type })).warnings;
 }
+const warnings: Record<string, string[]> = {};
 
 async function firstLines(gz: string, n: number): Promise<string> {
   const rl = createInterface({ input: createReadStream(gz).pipe(createGunzip()) });
@@ -79,7 +80,7 @@ before(async () => {
   for (const [name, v] of Object.entries(variants)) {
     // the command once (its flags and output), the library for the rest
     if (name === 'original') await cli(['export-gguf', '--model', v.modelDir, '--out', v.gguf, '--type', 'f32']);
-    else await exportTo(v.modelDir, v.gguf, 'f32');
+    else warnings[name] = await exportTo(v.modelDir, v.gguf, 'f32');
     v.tok = await loadTokenizer(path.join(v.modelDir, 'tokenizer.json'));
   }
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, progressLogs: false });
@@ -113,6 +114,8 @@ test('the exported file carries the tokenizer as written: gpt2 model, gpt-2 pre-
     assert.equal(g.metadata.get('tokenizer.ggml.add_bos_token')?.value, false);
     assert.equal(g.metadata.get('tokenizer.ggml.bos_token_id')?.value, 0);
   }
+  assert.deepEqual(warnings.merges, [], 'no warning for a merges-mode extension');
+  assert.match(warnings.added.join('\n'), /added tokens ".+" and ".+" can overlap in a text: llama.cpp matches added tokens longest first/);
   assert.equal((variants.merges.tok!.json.model.merges ?? []).length, 7933 + 300, 'the merges-mode model has 300 extended merges');
   assert.equal(variants.added.tok!.json.added_tokens.filter((t) => !t.special).length, 300, 'the added-mode model has 300 user-defined tokens');
 });
