@@ -15,6 +15,7 @@ import { register as registerExperiment } from './experiment.ts';
 import { register as registerTune } from './tune.ts';
 import { register as registerDownload } from './download.ts';
 import { register as registerAdapt } from './adapt.ts';
+import { register as registerExportGguf } from './export-gguf.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
   for (const reg of [
     registerTokens, registerExtend, registerTune, registerGenerate, registerEval, registerCompareInit,
-    registerExperiment, registerAdapt, registerInspect, registerDemo, registerInspectModel, registerExportOnnx, registerDownload,
+    registerExperiment, registerAdapt, registerInspect, registerDemo, registerInspectModel, registerExportOnnx, registerDownload, registerExportGguf,
   ]) reg(program);
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
