@@ -148,3 +148,19 @@ test('extend CLI: --init focus with --tokens trains on --corpus (cache dir), ref
   assert.equal(report.weights.aux.settings.dim, 100);
   assert.ok((await fsp.readdir(cache)).some((f) => f.endsWith('.bin')));
 });
+
+test('compare-init CLI scores focus and merge beside mean (auxiliary embeddings from --corpus); merge refused in added mode', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const repoRoot = path.resolve(import.meta.dirname, '..');
+  const run = (args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'compare-init', ...args], { cwd: repoRoot });
+  const model = await writeTestModel(await tmp('ci'), { arch: 'llama', tied: true, hidden: 16, merges: 40 });
+  const corpus = await corpusFile();
+  const base = await tmp('ciout');
+  await assert.rejects(run(['--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,merge', '--mode', 'added', '--out', path.join(base, 'bad')]), /--mode merges/);
+  await assert.rejects(fsp.access(path.join(base, 'bad')));
+  const out = path.join(base, 'out');
+  const { stdout } = await run(['--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,focus,merge', '--samples', '4', '--max-context', '6', '--threads', '1', '--out', out]);
+  for (const m of ['mean', 'focus', 'merge']) assert.match(stdout, new RegExp(`\\| ${m} \\|`));
+  assert.ok((await fsp.readdir(out + '.work/aux')).some((f) => f.endsWith('.json')));
+});

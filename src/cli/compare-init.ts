@@ -10,7 +10,9 @@ import { corpusLines, countWords } from '../tokenizer/corpus.ts';
 import { bpeModelOf } from '../tokenizer/bpe-model.ts';
 import { learnTokens } from '../tokenizer/learn.ts';
 import { readTokensFile, type NewToken } from '../tokenizer/tokens-file.ts';
-import { ALL_METHODS, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
+import { ALL_METHODS, SOURCE_METHODS, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
+import { checkInitNeeds } from '../embeddings/extend-model.ts';
+import type { ExtendMode } from '../tokenizer/extend.ts';
 import { compareInit, resultsMarkdown, writeCompareInitOutputs } from '../eval/init-analysis.ts';
 import { progressBar, info, type Progress } from './progress.ts';
 import { requiredNumberFlag } from './flags.ts';
@@ -34,7 +36,9 @@ async function run(f: Flags): Promise<void> {
   if (!f.model) throw new Error('missing --model <dir|repo id>');
   if (!f.corpus) throw new Error('missing --corpus <file> (text or .gz, one paragraph per line)');
   if (!f.out) throw new Error('missing --out <dir>');
-  const methods = parseInitMethodList(f.methods === 'all' ? ALL_METHODS.join(',') : f.methods).map((m) => m.spec);
+  const parsed = parseInitMethodList(f.methods === 'all' ? ALL_METHODS.join(',') : f.methods);
+  checkInitNeeds(parsed, { mode: f.mode as ExtendMode, corpus: [f.corpus] });
+  const methods = parsed.map((m) => m.spec);
   const samples = requiredNumberFlag('--samples', f.samples, { int: true, min: 1 });
   const seed = requiredNumberFlag('--seed', f.seed, { int: true, min: 0 });
   const maxContext = requiredNumberFlag('--max-context', f.maxContext, { int: true, min: 1 });
@@ -69,6 +73,8 @@ async function run(f: Flags): Promise<void> {
     await fsp.mkdir(work, { recursive: true });
     const r = await compareInit({
       model, tokens, lines, methods, samples, seed, mode: f.mode as 'added' | 'merges', maxContext, batchSize, threads, workDir: work,
+      // focus / wechsel / omp: auxiliary embeddings trained on --corpus, cached beside --out
+      aux: { corpus: [f.corpus!], cacheDir: path.resolve(f.out!) + '.work/aux', settings: { seed }, onPhase: (p) => info(p) },
       onPhase: (p) => info(p),
       onProgress: (e) => {
         if (e.index !== current) {
@@ -95,7 +101,7 @@ export function register(program: Command): void {
     .description('Compare embedding initialization methods: cut corpus lines just before a new token, run each method\'s extended model on the prefix, and rank the new token among all logits')
     .option('--model <dir|repo>', 'model directory or Hugging Face repo id')
     .option('--corpus <file>', 'target-language corpus (text or .gz, one paragraph per line); probes are drawn from it, and new tokens learned on it unless --tokens is given')
-    .option('--methods <list>', `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}). Forms: ${VALID_FORMS.join('; ')}`, 'all')
+    .option('--methods <list>', `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}; add ${SOURCE_METHODS.join(', ')} by name: they train auxiliary embeddings on --corpus / need merges mode). Forms: ${VALID_FORMS.join('; ')}`, 'all')
     .option('--num-tokens <N>', 'how many new tokens (learned on --corpus, or the first N of --tokens)')
     .option('--tokens <tokens.json>', 'use this token list (from `hack-tokenizer tokens`) instead of learning one')
     .option('--samples <n>', 'probes: lines with a new token after their first position, one occurrence each', '1000')
