@@ -132,3 +132,24 @@ test('auxEmbeddings: tokenizes with the given tokenizer, caches by corpus + toke
     await fsp.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('character n-grams (fastText): rows of a token, and a vector for a token the corpus never shows', async () => {
+  const { subwordRows, NGRAM_SETTINGS } = await import('../src/embeddings/aux-embeddings.ts');
+  const s = { minn: 3, maxn: 6, buckets: 1000 };
+  // "<ab>": 3-grams "<ab", "ab>"; the 4-gram is the whole token (its own row)
+  const fnv = (x: string) => { let h = 2166136261; for (const c of x) { h ^= c.charCodeAt(0); h = Math.imul(h, 16777619) >>> 0; } return h >>> 0; };
+  assert.deepEqual([...subwordRows(7, 'ab', 50, s)], [7, 50 + (fnv('<ab') % 1000), 50 + (fnv('ab>') % 1000)]);
+  assert.deepEqual([...subwordRows(7, 'ab', 50, { ...s, minn: 0 })], [7]);
+  assert.equal(subwordRows(1, 'abcdefgh', 50, s).length, 1 + 8 + 7 + 6 + 5); // 10 characters with < >: 3..6-grams
+  // group A tokens are 'xa0'..'xa9', group B 'yb0'..'yb9'; id 20 ('xa_new') never occurs but shares n-grams with group A
+  const strings = [...Array.from({ length: 10 }, (_, i) => `xa${i}`), ...Array.from({ length: 10 }, (_, i) => `yb${i}`), 'xa_new'];
+  const corpus = { ...tokenCorpus(syntheticCorpus(600, 7), 21), strings };
+  const a = trainAuxVectors(corpus, { ...DEFAULT_AUX_SETTINGS, ...NGRAM_SETTINGS, buckets: 5000, dim: 16, epochs: 5, sample: 0, minCount: 1, seed: 3 });
+  assert.equal(hasVector(a, 20), true);
+  let toA = 0, toB = 0;
+  for (let i = 0; i < 10; i++) { toA += cos(a.vectors, 16, 20, i) / 10; toB += cos(a.vectors, 16, 20, 10 + i) / 10; }
+  assert.ok(toA > toB + 0.2, `unseen token: cosine to its n-gram group ${toA.toFixed(3)} vs the other ${toB.toFixed(3)}`);
+  let within = 0, across = 0;
+  for (let i = 0; i < 10; i++) for (let j = i + 1; j < 10; j++) { within += cos(a.vectors, 16, i, j) + cos(a.vectors, 16, 10 + i, 10 + j); across += cos(a.vectors, 16, i, 10 + j) + cos(a.vectors, 16, j, 10 + i); }
+  assert.ok(within > across, 'co-occurring tokens still closer');
+});

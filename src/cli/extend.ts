@@ -18,6 +18,7 @@ import { info, progressBar } from './progress.ts';
 import { resolveModelForCli } from './download.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
+import { NGRAM_SETTINGS } from '../embeddings/aux-embeddings.ts';
 import { checkInitNeeds, modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
 import { LEARN_OPTIONS, learnOptionsFromFlags, learnWithProgress, reportInvalidText, type LearnFlags } from './tokens.ts';
 import { CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
@@ -38,6 +39,7 @@ export interface ExtendFlags extends LearnFlags {
   seed?: number;
   auxCache?: string;
   auxMaxBytes?: number;
+  auxNgrams?: boolean;
 }
 
 export interface Extension {
@@ -149,6 +151,7 @@ export const EXTEND_OPTIONS: OptionSpec[] = [
   { key: 'padToMultipleOf', kind: 'int', min: 1, arg: '<M>', doc: 'with --init: round the new vocabulary size up to a multiple of M (e.g. 64); extra rows hold the mean row' },
   { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'with --init: seed of the random and hf-mean-resizing methods, and of the auxiliary embeddings' },
   { key: 'auxCache', kind: 'string', arg: '<dir>', doc: 'with --init focus|wechsel|omp: cache directory of the auxiliary embeddings', defaultText: '<out>.work/aux' },
+  { key: 'auxNgrams', kind: 'bool', doc: 'with --init focus|wechsel|omp: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)' },
   { key: 'auxMaxBytes', kind: 'size', min: 1, doc: 'with --init focus|wechsel|omp: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines)' },
 ];
 
@@ -206,7 +209,7 @@ Methods that combine EXISTING tokens' rows (the same combination for input and o
   merge                   the recursive mean down the new token's merge tree to old tokens (--mode merges)
 The auxiliary embeddings (focus, wechsel, omp) are trained here on --corpus tokenized with the EXTENDED
 tokenizer: word-level CBOW with negative sampling (dim 100, window 5, 10 negatives, 3 epochs, seeded),
-cached in --aux-cache. With --tokens, --corpus is then used for these embeddings only. New tokens without
+cached in --aux-cache; --aux-ngrams adds fastText's character n-grams 3-6. With --tokens, --corpus is then used for these embeddings only. New tokens without
 a vector (too rare in the corpus) or without a known merge get the mean of their sub-token rows (counted).
 Old rows are copied byte for byte; new ids start after every existing row (padding rows kept) unless
 --use-padding-rows.`;
@@ -228,7 +231,7 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
   let barPhase = '';
   let written!: Awaited<ReturnType<typeof writeModelExtension>>;
   const aux = needsAux ? {
-    corpus: o.corpus!, maxBytes: o.auxMaxBytes, cacheDir: o.auxCache ?? path.resolve(o.out!) + '.work/aux', settings: { seed: o.seed ?? 0 },
+    corpus: o.corpus!, maxBytes: o.auxMaxBytes, cacheDir: o.auxCache ?? path.resolve(o.out!) + '.work/aux', settings: { seed: o.seed ?? 0, ...(o.auxNgrams ? NGRAM_SETTINGS : {}) },
     onPhase: (m: string) => info(m),
     onProgress: (phase: 'tokenize' | 'train', done: number, total: number) => {
       if (phase !== 'train') return;

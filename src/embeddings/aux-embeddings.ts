@@ -2,8 +2,10 @@
 // tokenizer (FOCUS / WECHSEL / OMP compare new and old tokens in this space). No download: users may
 // be offline, and published vectors do not match a new tokenizer. The trainer is word2vec/fastText's
 // CBOW with negative sampling over token ids, in typed arrays, single-threaded and deterministic for
-// a seed. fastText's character n-grams are NOT used (each token is one "word" with one vector), so a
-// token seen fewer than minCount times has no vector; FOCUS-style methods fall back for it (counted).
+// a seed. With `minn`..`maxn` > 0, fastText's character n-grams of the token strings are added (hashed
+// into `buckets` rows): a token's vector is the mean of its own row and its n-gram rows, and a token
+// seen fewer than minCount times still gets the mean of its n-gram rows. Without n-grams (minn = 0)
+// such a token has no vector; FOCUS-style methods fall back for it (counted).
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { HackError } from '../io/errors.ts';
@@ -28,9 +30,16 @@ export interface AuxSettings {
   /** Subsampling threshold of frequent tokens (word2vec's `sample`); 0 disables it. */
   sample: number;
   seed: number;
+  /** Character n-gram lengths (fastText's minn / maxn, on the token strings with < > around); minn 0 = none. */
+  minn: number;
+  maxn: number;
+  /** Hash buckets of the n-gram rows. */
+  buckets: number;
 }
 
-export const DEFAULT_AUX_SETTINGS: AuxSettings = { dim: 100, window: 5, negatives: 10, epochs: 3, minCount: 0, lr: 0.05, sample: 1e-4, seed: 0 };
+export const DEFAULT_AUX_SETTINGS: AuxSettings = { dim: 100, window: 5, negatives: 10, epochs: 3, minCount: 0, lr: 0.05, sample: 1e-4, seed: 0, minn: 0, maxn: 0, buckets: 200_000 };
+/** fastText / deepfocus's character n-grams (3-6). */
+export const NGRAM_SETTINGS: Partial<AuxSettings> = { minn: 3, maxn: 6 };
 
 export function autoMinCount(tokens: number): number {
   return tokens >= 5_000_000 ? 5 : tokens >= 500_000 ? 3 : 1;
@@ -42,6 +51,30 @@ export interface TokenCorpus {
   /** starts[i] .. starts[i+1] is line i (length lines + 1). */
   starts: Int32Array;
   vocabSize: number;
+  /** Each id's token string (vocab form), for character n-grams. */
+  strings?: string[];
+}
+
+/** fastText's FNV-1a hash of an n-gram (over UTF-16 code units here). */
+function fnv1a(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 16777619) >>> 0; }
+  return h >>> 0;
+}
+
+/** Rows of a token: its own (id) and those of its character n-grams (vocabSize + hash mod buckets). */
+export function subwordRows(id: number, str: string | undefined, vocabSize: number, s: Pick<AuxSettings, 'minn' | 'maxn' | 'buckets'>): Int32Array {
+  const rows = [id];
+  if (s.minn > 0 && str) {
+    const w = '<' + str + '>';
+    for (let i = 0; i < w.length; i++) {
+      for (let n = s.minn; n <= s.maxn && i + n <= w.length; n++) {
+        if (n === w.length) continue; // the whole word is the token's own row
+        rows.push(vocabSize + (fnv1a(w.slice(i, i + n)) % s.buckets));
+      }
+    }
+  }
+  return Int32Array.from(rows);
 }
 
 export interface AuxVectors {
@@ -55,9 +88,12 @@ export interface AuxVectors {
   minCount: number;
   seconds: number;
   tokens: number;
+  /** With n-grams: which ids have a vector (also rare ones, from their n-grams); absent: counts >= minCount. */
+  withVector?: Uint8Array;
 }
 
-export const hasVector = (a: AuxVectors, id: number): boolean => id >= 0 && id < a.vocabSize && a.counts[id] >= a.minCount && a.counts[id] > 0;
+export const hasVector = (a: AuxVectors, id: number): boolean => id >= 0 && id < a.vocabSize &&
+  (a.withVector ? a.withVector[id] === 1 : a.counts[id] >= a.minCount && a.counts[id] > 0);
 
 /** Token sequences from id arrays (tests, callers with their own tokenization). */
 export function tokenCorpus(lines: ArrayLike<number>[], vocabSize: number): TokenCorpus {
@@ -157,12 +193,16 @@ export function trainAuxVectors(corpus: TokenCorpus, settings: AuxSettings, onPr
     }
   }
   const random = seededRandom(settings.seed);
-  const m: CbowModel = { dim, input: new Float32Array(V * dim), output: new Float32Array(V * dim) };
+  const ngrams = settings.minn > 0 && corpus.strings !== undefined;
+  const inRows = ngrams ? V + settings.buckets : V;
+  const sub: Int32Array[] = [];
+  if (ngrams) for (let i = 0; i < V; i++) sub.push(subwordRows(i, corpus.strings![i], V, settings));
+  const m: CbowModel = { dim, input: new Float32Array(inRows * dim), output: new Float32Array(V * dim) };
   for (let k = 0; k < m.input.length; k++) m.input[k] = (random() - 0.5) / dim; // word2vec's init
   const h = new Float32Array(dim);
   const e = new Float32Array(dim);
   const targets = new Int32Array(negatives + 1);
-  const ctx = new Int32Array(2 * window);
+  let ctx = new Int32Array(2 * window);
   let sent = new Int32Array(1024);
   const lines = corpus.starts.length - 1;
   const work = epochs * kept;
@@ -185,7 +225,15 @@ export function trainAuxVectors(corpus: TokenCorpus, settings: AuxSettings, onPr
       for (let p = 0; p < n; p++) {
         const r = 1 + Math.floor(random() * window);
         let nc = 0;
-        for (let q = Math.max(0, p - r); q <= Math.min(n - 1, p + r); q++) if (q !== p) ctx[nc++] = sent[q];
+        for (let q = Math.max(0, p - r); q <= Math.min(n - 1, p + r); q++) {
+          if (q === p) continue;
+          if (!ngrams) { ctx[nc++] = sent[q]; continue; }
+          // fastText: the context's rows are every context token's own row and n-gram rows
+          const rows = sub[sent[q]];
+          if (nc + rows.length > ctx.length) { const g = new Int32Array(2 * (nc + rows.length)); g.set(ctx.subarray(0, nc)); ctx = g; }
+          ctx.set(rows, nc);
+          nc += rows.length;
+        }
         if (nc === 0) continue;
         const center = sent[p];
         targets[0] = center;
@@ -200,7 +248,19 @@ export function trainAuxVectors(corpus: TokenCorpus, settings: AuxSettings, onPr
     }
   }
   onProgress?.(work, work);
-  for (let i = 0; i < V; i++) if (keep[i] > 0) vectorsOut.set(m.input.subarray(i * dim, (i + 1) * dim), i * dim);
+  if (!ngrams) {
+    for (let i = 0; i < V; i++) if (keep[i] > 0) vectorsOut.set(m.input.subarray(i * dim, (i + 1) * dim), i * dim);
+  } else {
+    // fastText's word vector: the mean of the token's own row (if trained) and its n-gram rows
+    const hasNgram = new Uint8Array(V);
+    for (let i = 0; i < V; i++) {
+      const rows = keep[i] > 0 ? sub[i] : sub[i].subarray(1);
+      if (rows.length === 0) continue;
+      hasNgram[i] = 1;
+      for (const r of rows) for (let d = 0; d < dim; d++) vectorsOut[i * dim + d] += m.input[r * dim + d] / rows.length;
+    }
+    return { dim, vocabSize: V, vectors: vectorsOut, counts, minCount, seconds: (Date.now() - t0) / 1000, tokens: total, withVector: hasNgram };
+  }
   return { dim, vocabSize: V, vectors: vectorsOut, counts, minCount, seconds: (Date.now() - t0) / 1000, tokens: total };
 }
 
@@ -230,7 +290,11 @@ export async function tokenizeCorpus(tokenizer: TokenizerJson, files: string[], 
     if (batch.length >= 2000) await flush();
   }
   if (batch.length) await flush();
-  return { ids: ids.slice(0, n), starts: Int32Array.from(starts), vocabSize: tok.size };
+  const strings: string[] = new Array(tok.size).fill('');
+  const v = tokenizer.model.vocab;
+  for (const [t, i] of Array.isArray(v) ? v.map(([t], i) => [t, i] as [string, number]) : Object.entries(v)) if (i < tok.size) strings[i] = t;
+  for (const t of tokenizer.added_tokens ?? []) if (t.id < tok.size && !t.special) strings[t.id] = t.content;
+  return { ids: ids.slice(0, n), starts: Int32Array.from(starts), vocabSize: tok.size, strings };
 }
 
 export interface AuxRequest {
@@ -253,7 +317,7 @@ export interface AuxResult extends AuxVectors {
   cacheFile: string | null;
 }
 
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 /** Auxiliary vectors for a corpus and tokenizer: from the cache when the corpus, tokenizer and settings are the same. */
 export async function auxEmbeddings(req: AuxRequest): Promise<AuxResult> {
@@ -282,17 +346,18 @@ export async function auxEmbeddings(req: AuxRequest): Promise<AuxResult> {
 }
 
 async function writeCache(base: string, v: AuxVectors, settings: AuxSettings): Promise<void> {
-  const bin = new Uint8Array(v.vectors.byteLength + v.counts.byteLength);
+  const bin = new Uint8Array(v.vectors.byteLength + v.counts.byteLength + (v.withVector ? v.vocabSize : 0));
   bin.set(new Uint8Array(v.vectors.buffer, v.vectors.byteOffset, v.vectors.byteLength), 0);
   bin.set(new Uint8Array(v.counts.buffer, v.counts.byteOffset, v.counts.byteLength), v.vectors.byteLength);
+  if (v.withVector) bin.set(v.withVector, v.vectors.byteLength + v.counts.byteLength);
   await writeFileAtomic(base + '.bin', bin);
   // the JSON is written last: its presence means the binary is complete
-  const meta = { version: CACHE_VERSION, dim: v.dim, vocabSize: v.vocabSize, minCount: v.minCount, seconds: v.seconds, tokens: v.tokens, settings };
+  const meta = { version: CACHE_VERSION, dim: v.dim, vocabSize: v.vocabSize, minCount: v.minCount, seconds: v.seconds, tokens: v.tokens, settings, ngrams: !!v.withVector };
   await writeFileAtomic(base + '.json', JSON.stringify(meta, null, 2) + '\n');
 }
 
 async function readCache(base: string, settings: AuxSettings): Promise<AuxVectors | null> {
-  let meta: { version: number; dim: number; vocabSize: number; minCount: number; seconds: number; tokens: number; settings: AuxSettings };
+  let meta: { version: number; dim: number; vocabSize: number; minCount: number; seconds: number; tokens: number; settings: AuxSettings; ngrams: boolean };
   let bin: Buffer;
   try {
     meta = JSON.parse(await fsp.readFile(base + '.json', 'utf8'));
@@ -301,10 +366,11 @@ async function readCache(base: string, settings: AuxSettings): Promise<AuxVector
     return null;
   }
   const vecBytes = meta.vocabSize * meta.dim * 4;
-  if (meta.version !== CACHE_VERSION || meta.dim !== settings.dim || bin.length !== vecBytes + meta.vocabSize * 4) return null;
+  if (meta.version !== CACHE_VERSION || meta.dim !== settings.dim || bin.length !== vecBytes + meta.vocabSize * (meta.ngrams ? 5 : 4)) return null;
   const buf = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length);
   return {
     dim: meta.dim, vocabSize: meta.vocabSize, vectors: new Float32Array(buf, 0, meta.vocabSize * meta.dim),
     counts: new Uint32Array(buf, vecBytes, meta.vocabSize), minCount: meta.minCount, seconds: meta.seconds, tokens: meta.tokens,
+    ...(meta.ngrams ? { withVector: new Uint8Array(buf, vecBytes + meta.vocabSize * 4, meta.vocabSize) } : {}),
   };
 }
