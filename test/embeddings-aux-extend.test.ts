@@ -138,6 +138,7 @@ test('extend CLI: --init focus with --tokens trains on --corpus (cache dir), ref
   await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'focus', '--out', out]), /focus.*--corpus/s);
   await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'added', '--init', 'merge', '--out', out]), /--mode merges/);
   await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'omp(0)', '--out', out]), /integer >= 1/);
+  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'mean', '--aux-ngrams', '--out', out]), /--aux-ngrams.*does not use them/s);
   await assert.rejects(fsp.access(out));
   const cache = path.join(await tmp('c'), 'aux');
   await run(['--model', src.dir, '--tokens', tokensFile, '--corpus', corpus, '--mode', 'merges', '--init', 'wechsel(10,0.1)', '--init-output', 'merge', '--aux-cache', cache, '--out', out]);

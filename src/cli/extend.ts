@@ -158,7 +158,7 @@ export const EXTEND_OPTIONS: OptionSpec[] = [
 export function register(program: Command): void {
   command(program, 'extend', 'Extend a tokenizer with new tokens: as added tokens, or as real BPE tokens with merges after the existing ones; with --init, the whole model', EXTEND_OPTIONS, async (o: ExtendFlags) => {
     if (o.init !== undefined) return extendWithWeights(o);
-    if (o.initOutput !== undefined || o.usePaddingRows || o.padToMultipleOf !== undefined) {
+    if (o.initOutput !== undefined || o.usePaddingRows || o.padToMultipleOf !== undefined || o.auxCache !== undefined || o.auxMaxBytes !== undefined || o.auxNgrams) {
       throw new HackError('BAD_OPTION', '{opt:initOutput}, {opt:usePaddingRows} and {opt:padToMultipleOf} need {opt:init} <method> (they shape the model weights)', { option: 'init' });
     }
     const source = await tokenizerSourceFromFlags(o);
@@ -220,6 +220,9 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
   const initOutput = o.initOutput === undefined ? undefined : parseInitMethod(o.initOutput);
   checkInitNeeds([init, initOutput ?? init], { mode: o.mode as ExtendMode, corpus: o.corpus });
   const needsAux = [init, initOutput ?? init].some((m) => m.needs === 'aux');
+  if (!needsAux && (o.auxCache !== undefined || o.auxMaxBytes !== undefined || o.auxNgrams)) {
+    throw new HackError('BAD_OPTION', '{opt:auxCache}, {opt:auxMaxBytes} and {opt:auxNgrams} shape the auxiliary embeddings of focus, wechsel(k,t) and omp(k); this {opt:init} does not use them', { option: 'init' });
+  }
   const model = await loadModelDir(await resolveModelForCli(o.model));
   resolveInitMethods(model, init, initOutput);
   const source: TokenizerSource = { tokenizerPath: model.tokenizerPath, modelDir: model.dir, label: o.model };
