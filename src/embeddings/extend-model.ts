@@ -146,7 +146,7 @@ export function mergeTreeOf(json: TokenizerJson, tokens: NewToken[], newIds: num
   return { firstNew, mergeOf: (id) => parts.get(id) ?? null };
 }
 
-/** The auxiliary space: unit vectors, and the existing non-special tokens (ids < firstNew) that have one. */
+/** The auxiliary space: unit vectors, and the existing non-special tokens (ids < firstNew) seen in the corpus. */
 export function auxSpaceOf(a: AuxResult, firstNew: number, specialIds: Set<number>): AuxSpace {
   const dim = a.dim;
   const unit = new Float32Array(a.vectors.length);
@@ -161,7 +161,9 @@ export function auxSpaceOf(a: AuxResult, firstNew: number, specialIds: Set<numbe
     ok[i] = 1;
   }
   const shared: number[] = [];
-  for (let i = 0; i < Math.min(firstNew, a.vocabSize); i++) if (ok[i] && !specialIds.has(i)) shared.push(i);
+  // atoms are the existing tokens SEEN in the corpus (>= minCount): with n-grams every token has a
+  // vector, but one built from hashed n-grams alone is noise as an atom (it is fine as a target)
+  for (let i = 0; i < Math.min(firstNew, a.vocabSize); i++) if (ok[i] && !specialIds.has(i) && a.counts[i] >= a.minCount && a.counts[i] > 0) shared.push(i);
   const sharedUnit = new Float32Array(shared.length * dim);
   shared.forEach((id, k) => sharedUnit.set(unit.subarray(id * dim, (id + 1) * dim), k * dim));
   return { dim, unit: (id) => (id >= 0 && id < a.vocabSize && ok[id] ? unit.subarray(id * dim, (id + 1) * dim) : null), sharedIds: Int32Array.from(shared), sharedUnit };
