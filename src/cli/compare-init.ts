@@ -14,14 +14,15 @@ import { countWords } from '../tokenizer/corpus.ts';
 import { bpeModelOf } from '../tokenizer/bpe-model.ts';
 import { learnTokens } from '../tokenizer/learn.ts';
 import { readTokensFile, type NewToken } from '../tokenizer/tokens-file.ts';
-import { ALL_METHODS, InitMethodError, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
+import { ALL_METHODS, InitMethodError, SOURCE_METHODS, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
+import { checkInitNeeds } from '../embeddings/extend-model.ts';
 import { compareInit, resultsMarkdown, writeCompareInitOutputs } from '../eval/init-analysis.ts';
 import { progressBar, info, type Progress } from './progress.ts';
 
 export const COMPARE_INIT_OPTIONS: OptionSpec[] = [
   MODEL(),
   { key: 'corpus', kind: 'string', arg: '<file>', required: true, doc: 'target-language corpus (text or .gz, one paragraph per line); probes are drawn from it, and new tokens learned on it unless --tokens is given' },
-  { key: 'methods', kind: 'list', default: 'all', doc: `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}). Forms: ${VALID_FORMS.join('; ')}` },
+  { key: 'methods', kind: 'list', default: 'all', doc: `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}; add ${SOURCE_METHODS.join(', ')} by name: they train auxiliary embeddings on --corpus / need merges mode). Forms: ${VALID_FORMS.join('; ')}` },
   NUM_TOKENS('how many new tokens (learned on --corpus, or the first N of --tokens)'),
   { key: 'tokens', kind: 'string', arg: '<tokens.json>', doc: 'use this token list (from `hack-tokenizer tokens`) instead of learning one' },
   { key: 'samples', kind: 'int', min: 1, default: 1000, doc: 'probes: lines with a new token after their first position, one occurrence each' },
@@ -53,13 +54,16 @@ interface Flags {
 }
 
 async function run(f: Flags): Promise<void> {
-  let methods: string[];
+  let parsed;
   try {
-    methods = parseInitMethodList(f.methods.length === 1 && f.methods[0] === 'all' ? ALL_METHODS.join(',') : f.methods.join(',')).map((m) => m.spec);
+    // the list flag splits on every comma; the method parser splits outside parentheses (wechsel(10,0.1))
+    parsed = parseInitMethodList(f.methods.length === 1 && f.methods[0] === 'all' ? ALL_METHODS.join(',') : f.methods.join(','));
   } catch (e) {
     if (e instanceof InitMethodError) throw new InitMethodError(e.detail, 'methods');
     throw e;
   }
+  checkInitNeeds(parsed, { mode: f.mode, corpus: [f.corpus] });
+  const methods = parsed.map((m) => m.spec);
   if (!f.tokens && f.numTokens === undefined) throw new HackError('MISSING_OPTION', 'missing {opt:numTokens} (or give {opt:tokens})', { option: 'numTokens' });
   const inputs = [f.model, f.corpus, f.tokens];
   // every check before any work: the output, the corpus text, the token list's provenance
@@ -92,6 +96,8 @@ async function run(f: Flags): Promise<void> {
     await fsp.mkdir(work, { recursive: true });
     const r = await compareInit({
       model, tokens, lines, methods, samples: f.samples, seed: f.seed, mode: f.mode, maxContext: f.maxContext, batchSize: f.batchSize, threads: f.threads, workDir: work,
+      // focus / wechsel / omp: auxiliary embeddings trained on --corpus, cached beside --out
+      aux: { corpus: [f.corpus], cacheDir: path.resolve(f.out) + '.work/aux', settings: { seed: f.seed }, onPhase: (p) => info(p) },
       onPhase: (p) => info(p),
       onProgress: (e) => {
         if (e.index !== current) {

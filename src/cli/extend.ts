@@ -18,7 +18,8 @@ import { info, progressBar } from './progress.ts';
 import { resolveModelForCli } from './download.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { InitMethodError, VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
-import { modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
+import { NGRAM_SETTINGS } from '../embeddings/aux-embeddings.ts';
+import { checkInitNeeds, modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
 import { LEARN_OPTIONS, learnOptionsFromFlags, learnWithProgress, reportInvalidText, type LearnFlags } from './tokens.ts';
 import { CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
 
@@ -36,6 +37,9 @@ export interface ExtendFlags extends LearnFlags {
   usePaddingRows?: boolean;
   padToMultipleOf?: number;
   seed?: number;
+  auxCache?: string;
+  auxMaxBytes?: number;
+  auxNgrams?: boolean;
 }
 
 export interface Extension {
@@ -67,9 +71,10 @@ const spare = (n: number) => Math.ceil(n * 0.25) + 50;
  * tokenizer, and extend the tokenizer in memory with exactly the requested number of tokens (the
  * next ranked candidates replace those that cannot be added; too few is an error that says why).
  */
-export async function buildExtension(o: ExtendFlags, firstId?: number, source?: TokenizerSource): Promise<Extension> {
+export async function buildExtension(o: ExtendFlags, firstId?: number, source?: TokenizerSource, corpusForAux = false): Promise<Extension> {
   const mode = o.mode as ExtendMode;
-  if (o.tokens && o.corpus) throw new HackError('BAD_OPTION', 'give either {opt:tokens} or {opt:corpus}, not both', { option: 'tokens' });
+  // with --tokens, a corpus is allowed only when the init method trains auxiliary embeddings on it
+  if (o.tokens && o.corpus && !corpusForAux) throw new HackError('BAD_OPTION', 'give either {opt:tokens} or {opt:corpus}, not both', { option: 'tokens' });
   source ??= await tokenizerSourceFromFlags(o);
   const original = await readTokenizerJson(source.tokenizerPath);
   let list: NewTokenList;
@@ -145,13 +150,16 @@ export const EXTEND_OPTIONS: OptionSpec[] = [
   { key: 'initOutput', kind: 'string', arg: '<method>', doc: 'method for the output (lm_head) rows of untied models (default: --init); tied models have one matrix, set by --init' },
   { key: 'usePaddingRows', kind: 'bool', doc: 'with --init: give new tokens the free padding rows past the tokenizer first (default: append after every existing row)' },
   { key: 'padToMultipleOf', kind: 'int', min: 1, arg: '<M>', doc: 'with --init: round the new vocabulary size up to a multiple of M (e.g. 64); extra rows hold the mean row' },
-  { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'with --init: seed of the random and hf-mean-resizing methods' },
+  { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'with --init: seed of the random and hf-mean-resizing methods, and of the auxiliary embeddings' },
+  { key: 'auxCache', kind: 'string', arg: '<dir>', doc: 'with --init focus|wechsel|omp: cache directory of the auxiliary embeddings', defaultText: '<out>.work/aux' },
+  { key: 'auxNgrams', kind: 'bool', doc: 'with --init focus|wechsel|omp: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)' },
+  { key: 'auxMaxBytes', kind: 'size', min: 1, doc: 'with --init focus|wechsel|omp: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines)' },
 ];
 
 export function register(program: Command): void {
   command(program, 'extend', 'Extend a tokenizer with new tokens: as added tokens, or as real BPE tokens with merges after the existing ones; with --init, the whole model', EXTEND_OPTIONS, async (o: ExtendFlags) => {
     if (o.init !== undefined) return extendWithWeights(o);
-    if (o.initOutput !== undefined || o.usePaddingRows || o.padToMultipleOf !== undefined) {
+    if (o.initOutput !== undefined || o.usePaddingRows || o.padToMultipleOf !== undefined || o.auxCache !== undefined || o.auxMaxBytes !== undefined || o.auxNgrams) {
       throw new HackError('BAD_OPTION', '{opt:initOutput}, {opt:usePaddingRows} and {opt:padToMultipleOf} need {opt:init} <method> (they shape the model weights)', { option: 'init' });
     }
     const source = await tokenizerSourceFromFlags(o);
@@ -203,6 +211,17 @@ as an output row, a linear method makes the new token's logit the same combinati
 logits (mean: their average; weighted_drop(K): mostly the first sub-token's; first/last: exactly that
 sub-token's logit), min/max/quantile act per dimension (not on logits), zero gives logit 0 in every
 context, random / hf-mean-resizing ignore the sub-tokens (hf-mean-resizing ~ the average row's logit).
+Methods that combine EXISTING tokens' rows (the same combination for input and output rows):
+  focus                   sparsemax over cosine similarities, in auxiliary embeddings, to the shared
+                          (old) tokens, times their rows (FOCUS)
+  wechsel(k,t)            the k most similar shared tokens, weights softmax(cosine / t); default (10,0.1)
+  omp(k)                  orthogonal matching pursuit of the token's auxiliary vector over the shared
+                          tokens' vectors, least-squares (signed) coefficients on the model rows; default 8
+  merge                   the recursive mean down the new token's merge tree to old tokens (--mode merges)
+The auxiliary embeddings (focus, wechsel, omp) are trained here on --corpus tokenized with the EXTENDED
+tokenizer: word-level CBOW with negative sampling (dim 100, window 5, 10 negatives, 3 epochs, seeded),
+cached in --aux-cache; --aux-ngrams adds fastText's character n-grams 3-6. With --tokens, --corpus is then used for these embeddings only. New tokens without
+a vector (too rare in the corpus) or without a known merge get the mean of their sub-token rows (counted).
 Old rows are copied byte for byte; new ids start after every existing row (padding rows kept) unless
 --use-padding-rows.`;
 
@@ -210,26 +229,51 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
   if (!o.model) throw new HackError('BAD_OPTION', 'writes model weights: give {opt:model} <model dir|hub id> (not {opt:tokenizer})', { option: 'init' });
   const init = initFlag(o.init!, 'init');
   const initOutput = o.initOutput === undefined ? undefined : initFlag(o.initOutput, 'initOutput');
+  checkInitNeeds([init, initOutput ?? init], { mode: o.mode as ExtendMode, corpus: o.corpus });
+  const needsAux = [init, initOutput ?? init].some((m) => m.needs === 'aux');
+  if (!needsAux && (o.auxCache !== undefined || o.auxMaxBytes !== undefined || o.auxNgrams)) {
+    throw new HackError('BAD_OPTION', '{opt:auxCache}, {opt:auxMaxBytes} and {opt:auxNgrams} shape the auxiliary embeddings of focus, wechsel(k,t) and omp(k); this {opt:init} does not use them', { option: 'init' });
+  }
   const model = await loadModelDir(await resolveModelForCli(o.model));
   resolveInitMethods(model, init, initOutput);
   const source: TokenizerSource = { tokenizerPath: model.tokenizerPath, modelDir: model.dir, label: o.model };
   const req = { path: o.out!, command: 'extend', inputs: inputsOf(o, source), force: o.force };
   await checkOutput({ ...req, kind: 'dir' });
-  const ext = await buildExtension(o, modelFirstId(model, o.usePaddingRows === true), source);
+  const ext = await buildExtension(o, modelFirstId(model, o.usePaddingRows === true), source, needsAux);
   const report = extensionReport(ext);
-  const bar = progressBar('writing model', 100, '%');
+  let bar: ReturnType<typeof progressBar> | null = null;
+  let barPhase = '';
   let written!: Awaited<ReturnType<typeof writeModelExtension>>;
+  const aux = needsAux ? {
+    corpus: o.corpus!, maxBytes: o.auxMaxBytes, cacheDir: o.auxCache ?? path.resolve(o.out!) + '.work/aux', settings: { seed: o.seed ?? 0, ...(o.auxNgrams ? NGRAM_SETTINGS : {}) },
+    onPhase: (m: string) => info(m),
+    onProgress: (phase: 'tokenize' | 'train', done: number, total: number) => {
+      if (phase !== 'train') return;
+      if (barPhase !== phase) { bar?.stop(); barPhase = phase; bar = progressBar('auxiliary embeddings', total, 'tokens'); }
+      bar!.update(done);
+    },
+  } : undefined;
   await writeOutputDir(req, async (tmp) => {
     written = await writeModelExtension(model, tmp, {
-      tokens: ext.list.tokens, result: ext.result, tokenizerConfig: ext.config, init, initOutput,
+      tokens: ext.list.tokens, result: ext.result, tokenizerConfig: ext.config, init, initOutput, mode: o.mode as ExtendMode, aux,
       usePaddingRows: o.usePaddingRows === true, padToMultipleOf: o.padToMultipleOf, seed: o.seed ?? 0,
-      onProgress: (done, total) => bar.update(Math.floor((100 * done) / total)),
+      onProgress: (done, total) => {
+        if (barPhase !== 'write') { bar?.stop(); barPhase = 'write'; bar = progressBar('writing model', 100, '%'); }
+        bar!.update(Math.floor((100 * done) / total));
+      },
     });
     await writeTokensFile(path.join(tmp, 'tokens.json'), ext.list, 'extend');
-    const weights = { init: written.init, initOutput: written.initOutput, tied: model.tied, oldRows: written.plan.oldRows, rows: written.plan.rows, seed: o.seed ?? 0 };
+    const weights = {
+      init: written.init, initOutput: written.initOutput, tied: model.tied, oldRows: written.plan.oldRows, rows: written.plan.rows, seed: o.seed ?? 0,
+      // only combining methods (focus, wechsel, omp, merge) report fallbacks and auxiliary embeddings
+      ...(init.combine || initOutput?.combine ? { fallbacks: written.fallbacks } : {}), ...(written.aux ? { aux: written.aux } : {}),
+    };
     await fsp.writeFile(path.join(tmp, 'extend.json'), jsonOut({ ...report, weights, newIds: ext.result.newIds, skippedTokens: ext.result.skipped }));
   }, true);
-  bar.stop();
+  (bar as ReturnType<typeof progressBar> | null)?.stop();
+  if (written.fallbacks.input || written.fallbacks.output) {
+    info(`note: ${written.fallbacks.input} new tokens (input rows) / ${written.fallbacks.output} (output rows) had no auxiliary vector or merge and got the mean of their sub-token rows`);
+  }
   info(`wrote ${o.out}: model with ${written.plan.rows} embedding rows (${written.plan.oldRows} before), ${report.added} new tokens (${report.skipped} skipped)`);
   process.stdout.write(jsonOut({ ...report, init: written.init, initOutput: written.initOutput, tied: model.tied, rows: written.plan.rows }));
 }

@@ -5,8 +5,36 @@ import { writeDirAtomic } from '../io/atomic.ts';
 import { extendTokenizer, extendTokenizerConfig, type ExtendMode, type ExtendResult, type SkippedToken } from '../tokenizer/extend.ts';
 import type { NewToken } from '../tokenizer/tokens-file.ts';
 import { tokenizerFromJson } from '../tokenizer/load.ts';
-import { parseInitMethod, type InitMethod } from './init-methods.ts';
+import { HackError } from '../io/errors.ts';
+import type { TokenizerJson } from '../io/model-dir.ts';
+import { parseInitMethod, type AuxSpace, type InitMethod, type InitSources, type MergeTree } from './init-methods.ts';
 import { planRows, validateNewRows, writeExtendedModel, SurgeryError, type NewRowSpec, type RowPlan } from './surgery.ts';
+import { auxEmbeddings, hasVector, type AuxResult, type AuxSettings } from './aux-embeddings.ts';
+
+/** Where the auxiliary embeddings come from (methods that need 'aux': focus, wechsel, omp). */
+export interface AuxOptions {
+  corpus: string[];
+  /** Use only the first maxBytes of the corpus (whole lines). */
+  maxBytes?: number;
+  /** Cache directory for the trained vectors (absent: no cache). */
+  cacheDir?: string;
+  settings?: Partial<AuxSettings>;
+  onPhase?: (msg: string) => void;
+  onProgress?: (phase: 'tokenize' | 'train', done: number, total: number) => void;
+}
+
+/** What the auxiliary training did, for extend.json. */
+export interface AuxReport {
+  tokens: number;
+  seconds: number;
+  cached: boolean;
+  cacheFile: string | null;
+  minCount: number;
+  settings: AuxSettings;
+  /** New tokens with an auxiliary vector / shared tokens with one. */
+  newWithVector: number;
+  shared: number;
+}
 
 export interface ExtendModelOptions {
   /** A loaded model directory or its path. */
@@ -22,6 +50,8 @@ export interface ExtendModelOptions {
   padToMultipleOf?: number;
   /** Seed of the random methods (random, hf-mean-resizing). Default 0. */
   seed?: number;
+  /** For methods that need auxiliary embeddings (focus, wechsel, omp): the corpus to train them on. */
+  aux?: AuxOptions;
   /** Output model directory (written atomically). */
   out: string;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -38,6 +68,9 @@ export interface ExtendModelResult {
   /** Method of the output rows (the input method for tied models). */
   initOutput: string;
   files: string[];
+  /** New tokens a combining method could not place (mean fallback), per matrix. */
+  fallbacks: { input: number; output: number };
+  aux: AuxReport | null;
 }
 
 const asMethod = (m: string | InitMethod): InitMethod => (typeof m === 'string' ? parseInitMethod(m) : m);
@@ -54,6 +87,9 @@ export interface ModelExtensionOptions {
   usePaddingRows?: boolean;
   padToMultipleOf?: number;
   seed?: number;
+  /** How the tokenizer was extended (the `merge` method needs merges). */
+  mode?: ExtendMode;
+  aux?: AuxOptions;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
@@ -75,10 +111,70 @@ export function resolveInitMethods(model: ModelDir, init: string | InitMethod, i
 }
 
 /**
+ * Check, before any work, that what the methods need is there: a corpus for auxiliary embeddings
+ * (focus, wechsel, omp), merges mode for `merge`.
+ */
+export function checkInitNeeds(methods: InitMethod[], have: { mode?: ExtendMode; corpus?: string[] }): void {
+  for (const m of methods) {
+    if (m.needs === 'aux' && !(have.corpus && have.corpus.length > 0)) {
+      throw new HackError('MISSING_OPTION', `init method ${m.spec} compares tokens in auxiliary embeddings trained on a corpus: give {opt:corpus} <file...>`, { option: 'corpus' });
+    }
+    if (m.needs === 'merges' && have.mode !== 'merges') {
+      throw new HackError('BAD_OPTION', `init method ${m.spec} follows the new tokens' merges: it needs {opt:mode} merges (got ${have.mode ?? 'none'})`, { option: 'init' });
+    }
+  }
+}
+
+function vocabIds(json: TokenizerJson): Map<string, number> {
+  const v = json.model.vocab;
+  const m = new Map<string, number>(Array.isArray(v) ? v.map(([t], i) => [t, i] as [string, number]) : Object.entries(v));
+  for (const t of json.added_tokens ?? []) if (!m.has(t.content)) m.set(t.content, t.id);
+  return m;
+}
+
+/** The merge tree of the new tokens: each new id's merge parts, looked up in the extended vocabulary. */
+export function mergeTreeOf(json: TokenizerJson, tokens: NewToken[], newIds: number[], firstNew: number): MergeTree {
+  const ids = vocabIds(json);
+  const parts = new Map<number, [number, number]>();
+  newIds.forEach((id, i) => {
+    const m = tokens[i].merge;
+    if (id < 0 || !m) return;
+    const a = ids.get(m[0]);
+    const b = ids.get(m[1]);
+    if (a !== undefined && b !== undefined) parts.set(id, [a, b]);
+  });
+  return { firstNew, mergeOf: (id) => parts.get(id) ?? null };
+}
+
+/** The auxiliary space: unit vectors, and the existing non-special tokens (ids < firstNew) seen in the corpus. */
+export function auxSpaceOf(a: AuxResult, firstNew: number, specialIds: Set<number>): AuxSpace {
+  const dim = a.dim;
+  const unit = new Float32Array(a.vectors.length);
+  const ok = new Uint8Array(a.vocabSize);
+  for (let i = 0; i < a.vocabSize; i++) {
+    if (!hasVector(a, i)) continue;
+    let n = 0;
+    for (let d = 0; d < dim; d++) n += a.vectors[i * dim + d] ** 2;
+    if (!(n > 0)) continue;
+    const inv = 1 / Math.sqrt(n);
+    for (let d = 0; d < dim; d++) unit[i * dim + d] = a.vectors[i * dim + d] * inv;
+    ok[i] = 1;
+  }
+  const shared: number[] = [];
+  // atoms are the existing tokens SEEN in the corpus (>= minCount): with n-grams every token has a
+  // vector, but one built from hashed n-grams alone is noise as an atom (it is fine as a target)
+  for (let i = 0; i < Math.min(firstNew, a.vocabSize); i++) if (ok[i] && !specialIds.has(i) && a.counts[i] >= a.minCount && a.counts[i] > 0) shared.push(i);
+  const sharedUnit = new Float32Array(shared.length * dim);
+  shared.forEach((id, k) => sharedUnit.set(unit.subarray(id * dim, (id + 1) * dim), k * dim));
+  return { dim, unit: (id) => (id >= 0 && id < a.vocabSize && ok[id] ? unit.subarray(id * dim, (id + 1) * dim) : null), sharedIds: Int32Array.from(shared), sharedUnit };
+}
+
+/**
  * Write the extended model (weights, config, tokenizer files, side files) into the existing
  * directory `dir`, from a tokenizer extension computed beforehand.
  */
-export async function writeModelExtension(model: ModelDir, dir: string, opts: ModelExtensionOptions): Promise<{ plan: RowPlan; files: string[]; init: string; initOutput: string }> {
+export async function writeModelExtension(model: ModelDir, dir: string, opts: ModelExtensionOptions):
+  Promise<{ plan: RowPlan; files: string[]; init: string; initOutput: string; fallbacks: { input: number; output: number }; aux: AuxReport | null }> {
   const { init, initOutput } = resolveInitMethods(model, opts.init, opts.initOutput);
   const firstId = modelFirstId(model, opts.usePaddingRows);
   const ext = opts.result;
@@ -97,25 +193,37 @@ export async function writeModelExtension(model: ModelDir, dir: string, opts: Mo
   }
   const specials = tokenizerFromJson(model.tokenizerJson, model.tokenizerPath).specialIds;
   validateNewRows(plan, specs, specials, (k) => `new token ${JSON.stringify(opts.tokens[indexOf.get(specs[k].id)!].token)}`);
+  const methods = [init, initOutput];
+  checkInitNeeds(methods, { mode: opts.mode, corpus: opts.aux?.corpus });
+  const sources: InitSources = {};
+  let aux: AuxReport | null = null;
+  if (methods.some((m) => m.needs === 'merges')) sources.merges = mergeTreeOf(ext.json, opts.tokens, ext.newIds, firstId);
+  if (methods.some((m) => m.needs === 'aux')) {
+    const a = await auxEmbeddings({ ...opts.aux!, tokenizer: ext.json });
+    sources.aux = auxSpaceOf(a, firstId, specials);
+    const newWithVector = specs.filter((t) => sources.aux!.unit(t.id) !== null).length;
+    aux = { tokens: a.tokens, seconds: a.seconds, cached: a.cached, cacheFile: a.cacheFile, minCount: a.minCount, settings: a.settings, newWithVector, shared: sources.aux.sharedIds.length };
+  }
   const extraFiles: Record<string, string> = {};
   if (opts.tokenizerConfig) extraFiles['tokenizer_config.json'] = JSON.stringify(opts.tokenizerConfig, null, 2) + '\n';
   const r = await writeExtendedModel(model, dir, {
-    plan, tokens: specs, tokenizerJson: ext.json, extraFiles, init, initOutput, seed: opts.seed ?? 0, onProgress: opts.onProgress,
+    plan, tokens: specs, tokenizerJson: ext.json, extraFiles, init, initOutput, seed: opts.seed ?? 0, sources, onProgress: opts.onProgress,
   });
-  return { plan, files: r.files, init: init.spec, initOutput: initOutput.spec };
+  return { plan, files: r.files, init: init.spec, initOutput: initOutput.spec, fallbacks: r.fallbacks, aux };
 }
 
 export async function extendModel(opts: ExtendModelOptions): Promise<ExtendModelResult> {
   const model = typeof opts.model === 'string' ? await loadModelDir(opts.model) : opts.model;
-  resolveInitMethods(model, opts.init, opts.initOutput); // fail on a bad method before any work
+  const methods = resolveInitMethods(model, opts.init, opts.initOutput); // fail on a bad method before any work
+  checkInitNeeds([methods.init, methods.initOutput], { mode: opts.mode, corpus: opts.aux?.corpus });
   const ext = extendTokenizer(model.tokenizerJson, opts.tokens, { mode: opts.mode, firstId: modelFirstId(model, opts.usePaddingRows) });
   const tokenizerConfig = extendTokenizerConfig(model.tokenizerConfig, ext.addedEntries);
   let written!: Awaited<ReturnType<typeof writeModelExtension>>;
   await writeDirAtomic(opts.out, async (tmp) => {
-    written = await writeModelExtension(model, tmp, { ...opts, result: ext, tokenizerConfig });
+    written = await writeModelExtension(model, tmp, { ...opts, mode: opts.mode, result: ext, tokenizerConfig });
   });
   return {
     out: opts.out, plan: written.plan, newIds: ext.newIds, skipped: ext.skipped, tied: model.tied,
-    init: written.init, initOutput: written.initOutput, files: written.files,
+    init: written.init, initOutput: written.initOutput, files: written.files, fallbacks: written.fallbacks, aux: written.aux,
   };
 }

@@ -1,10 +1,12 @@
 // Initialization methods for the embedding rows of new tokens: one registry, each method a small
-import { HackError } from '../io/errors.ts';
-import { seededRandom } from '../io/seeded-random.ts';
 // pure function. A new token's "sub-token rows" are the rows (of the matrix being initialized) of
 // its tokenization by the ORIGINAL tokenizer, special tokens never included. Methods that do not
 // look at sub-tokens (random, hf-mean-resizing) read statistics of the existing rows and a seeded
-// random source from the context instead.
+// random source from the context instead. Methods that `combine` (focus, wechsel, omp, merge) build
+// the new row as a weighted sum of EXISTING tokens' rows, chosen from the init sources (auxiliary
+// embeddings, the merge tree); their `init` is the fallback (mean) for tokens they cannot place.
+import { HackError } from '../io/errors.ts';
+import { focusWeights, mergeTreeWeights, ompWeights, similarities, wechselWeights, type Weights } from './aux-methods.ts';
 
 /** Statistics over the existing rows of one matrix (only what the chosen methods need). */
 export interface RowStats {
@@ -31,19 +33,52 @@ export interface InitContext {
 }
 
 export type MethodName =
-  | 'mean' | 'min' | 'max' | 'quantile' | 'weighted_drop' | 'random' | 'hf-mean-resizing' | 'zero' | 'first' | 'last';
+  | 'mean' | 'min' | 'max' | 'quantile' | 'weighted_drop' | 'random' | 'hf-mean-resizing' | 'zero' | 'first' | 'last'
+  | 'focus' | 'wechsel' | 'omp' | 'merge';
+
+/**
+ * What a method reads: the sub-token rows, the per-dimension range, the mean + covariance, nothing,
+ * auxiliary vectors of new and existing tokens (a corpus to train them on), or the merge tree.
+ */
+export type InitNeeds = 'subtokens' | 'range' | 'gaussian' | 'none' | 'aux' | 'merges';
+
+/** A new row as a weighted sum of existing rows: weights[k] x row ids[k] (ids of the original vocabulary). */
+export interface Combination { ids: number[]; weights: number[] }
+
+/** Auxiliary embeddings as the combining methods see them (unit length: dot = cosine). */
+export interface AuxSpace {
+  dim: number;
+  /** Unit-length auxiliary vector of a token (extended tokenizer's ids), or null when it has none. */
+  unit(id: number): Float32Array | null;
+  /** The existing (shared, non-special) tokens with an auxiliary vector: ids and unit vectors (n x dim). */
+  sharedIds: Int32Array;
+  sharedUnit: Float32Array;
+}
+
+export interface MergeTree {
+  /** Ids from here on are new tokens. */
+  firstNew: number;
+  /** The two parts (ids) of a new token's merge, or null when unknown. */
+  mergeOf(id: number): [number, number] | null;
+}
+
+export interface InitSources {
+  aux?: AuxSpace;
+  merges?: MergeTree;
+}
 
 export interface InitMethod {
   /** Canonical spelling, e.g. `quantile(0.25)`. */
   spec: string;
   name: MethodName;
   param: number | null;
-  /** What the method reads: the sub-token rows, the per-dimension range, the mean + covariance, or nothing. */
-  needs: 'subtokens' | 'range' | 'gaussian' | 'none';
-  /** Write the new row into `out` (length hidden). */
+  needs: InitNeeds;
+  /** Write the new row into `out` (length hidden); for combining methods, the fallback (mean of the sub-token rows). */
   init(sub: readonly Float32Array[], ctx: InitContext, out: Float32Array): void;
   /** Methods that ignore sub-tokens may fill `count` rows at once (same result as `count` init calls, only faster). */
   initBatch?(count: number, ctx: InitContext, out: Float32Array): void;
+  /** Combining methods: the new token's row as a combination of existing rows, or null (then `init`, the fallback). */
+  combine?(id: number, src: InitSources): Combination | null;
 }
 
 export class InitMethodError extends HackError {
@@ -59,6 +94,7 @@ export const HF_COVARIANCE_SCALE = 1e-9;
 export const VALID_FORMS = [
   'mean', 'min', 'max', 'quantile(q) with 0 <= q <= 1, e.g. quantile(0.25)',
   'weighted_drop(K) with K > 0, e.g. weighted_drop(2)', 'random', 'hf-mean-resizing', 'zero', 'first', 'last',
+  'focus', 'wechsel(k,t) with integer k >= 1 and t > 0, e.g. wechsel(10,0.1)', 'omp(k) with integer k >= 1, e.g. omp(8)', 'merge (merges mode)',
 ];
 
 function requireSub(sub: readonly Float32Array[], spec: string): void {
@@ -223,6 +259,55 @@ function needStats(ctx: InitContext, spec: string): RowStats {
   return ctx.stats;
 }
 
+// ------------------------------------------------------------------ combining methods
+
+function needAux(src: InitSources, spec: string): AuxSpace {
+  if (!src.aux) throw new InitMethodError(`${spec}: auxiliary embeddings were not computed (the method needs a corpus)`);
+  return src.aux;
+}
+
+function onShared(aux: AuxSpace, w: Weights): Combination {
+  return { ids: w.index.map((i) => aux.sharedIds[i]), weights: w.weights };
+}
+
+/** FOCUS: sparsemax over cosine similarities to the shared tokens, times their rows. */
+export function combineFocus(id: number, src: InitSources): Combination | null {
+  const aux = needAux(src, 'focus');
+  const v = aux.unit(id);
+  if (!v || aux.sharedIds.length === 0) return null;
+  return onShared(aux, focusWeights(similarities(v, aux.sharedUnit, aux.sharedIds.length, aux.dim)));
+}
+
+/** WECHSEL: the k most similar shared tokens, softmax(cosine / t). */
+export function combineWechsel(k: number, t: number, id: number, src: InitSources): Combination | null {
+  const aux = needAux(src, 'wechsel');
+  const v = aux.unit(id);
+  if (!v || aux.sharedIds.length === 0) return null;
+  return onShared(aux, wechselWeights(similarities(v, aux.sharedUnit, aux.sharedIds.length, aux.dim), k, t));
+}
+
+/** OMP over the shared tokens' (unit) auxiliary vectors; the signed coefficients applied to the model's rows. */
+export function combineOmp(k: number, id: number, src: InitSources): Combination | null {
+  const aux = needAux(src, 'omp');
+  const v = aux.unit(id);
+  if (!v || aux.sharedIds.length === 0) return null;
+  const w = ompWeights(v, aux.sharedUnit, aux.sharedIds.length, aux.dim, k);
+  return w.index.length ? onShared(aux, w) : null;
+}
+
+/** The recursive mean down the merge tree (one memo per tree: tokens share sub-trees). */
+const mergeMemo = new WeakMap<MergeTree, Map<number, Map<number, number> | null>>();
+export function combineMerge(id: number, src: InitSources): Combination | null {
+  const tree = src.merges;
+  if (!tree) throw new InitMethodError('merge: the merge tree is not known (the method needs merges mode)');
+  let memo = mergeMemo.get(tree);
+  if (!memo) { memo = new Map(); mergeMemo.set(tree, memo); }
+  const w = mergeTreeWeights(id, tree.firstNew, (i) => tree.mergeOf(i), memo);
+  if (!w) return null;
+  const ids = [...w.keys()].sort((a, b) => a - b);
+  return { ids, weights: ids.map((i) => w.get(i)!) };
+}
+
 // ------------------------------------------------------------------ registry + parser
 
 const SIMPLE: Record<string, Omit<InitMethod, 'spec' | 'param'>> = {
@@ -238,10 +323,25 @@ const SIMPLE: Record<string, Omit<InitMethod, 'spec' | 'param'>> = {
   zero: { name: 'zero', needs: 'none', init: (_s, _c, o) => initZero(o) },
   first: { name: 'first', needs: 'subtokens', init: (s, _c, o) => initFirst(s, o) },
   last: { name: 'last', needs: 'subtokens', init: (s, _c, o) => initLast(s, o) },
+  focus: { name: 'focus', needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: combineFocus },
+  merge: { name: 'merge', needs: 'merges', init: (s, _c, o) => initMean(s, o), combine: combineMerge },
 };
+
+export const WECHSEL_DEFAULT = { k: 10, t: 0.1 };
+export const OMP_DEFAULT_K = 8;
+
+function wechselMethod(k: number, t: number): InitMethod {
+  return { spec: `wechsel(${k},${t})`, name: 'wechsel', param: k, needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: (id, src) => combineWechsel(k, t, id, src) };
+}
+
+function ompMethod(k: number): InitMethod {
+  return { spec: `omp(${k})`, name: 'omp', param: k, needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: (id, src) => combineOmp(k, id, src) };
+}
 
 /** Every method name, in documentation order (parameterized ones with their research defaults). */
 export const ALL_METHODS = ['mean', 'min', 'max', 'quantile(0.5)', 'weighted_drop(2)', 'random', 'hf-mean-resizing', 'zero', 'first', 'last'];
+/** The methods that need more than the model (a corpus for auxiliary embeddings, or merges mode). */
+export const SOURCE_METHODS = ['focus', 'wechsel(10,0.1)', 'omp(8)', 'merge'];
 
 const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
@@ -254,6 +354,23 @@ export function parseInitMethod(spec: string): InitMethod {
   if (typeof spec !== 'string') throw invalid(String(spec), 'expected a string');
   const simple = SIMPLE[spec];
   if (simple && Object.prototype.hasOwnProperty.call(SIMPLE, spec)) return { ...simple, spec, param: null };
+  if (spec === 'wechsel') return wechselMethod(WECHSEL_DEFAULT.k, WECHSEL_DEFAULT.t);
+  if (spec === 'omp') return ompMethod(OMP_DEFAULT_K);
+  const w = /^wechsel\((.*)\)$/.exec(spec);
+  if (w) {
+    const parts = w[1].split(',');
+    if (parts.length !== 2) throw invalid(spec, 'wechsel takes two arguments, k and t');
+    const [ks, ts] = parts.map((x) => x.trim());
+    if (!/^\d+$/.test(ks) || !(Number(ks) >= 1)) throw invalid(spec, `k ${JSON.stringify(ks)} must be an integer >= 1`);
+    if (!NUMBER.test(ts) || !(Number(ts) > 0) || !Number.isFinite(Number(ts))) throw invalid(spec, `t ${JSON.stringify(ts)} must be a number > 0`);
+    return wechselMethod(Number(ks), Number(ts));
+  }
+  const o = /^omp\((.*)\)$/.exec(spec);
+  if (o) {
+    const ks = o[1].trim();
+    if (!/^\d+$/.test(ks) || !(Number(ks) >= 1)) throw invalid(spec, `k ${JSON.stringify(ks)} must be an integer >= 1`);
+    return ompMethod(Number(ks));
+  }
   const m = /^(quantile|weighted_drop)\((.*)\)$/.exec(spec);
   if (!m) throw invalid(spec, 'unknown method');
   const [, name, arg] = m;
@@ -270,7 +387,8 @@ export function parseInitMethod(spec: string): InitMethod {
 
 /** Parse a comma-separated list (`mean,quantile(0.25),weighted_drop(2)`); duplicates are an error. */
 export function parseInitMethodList(list: string): InitMethod[] {
-  const parts = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  // commas inside parentheses belong to the method (wechsel(10,0.1))
+  const parts = list.split(/,(?![^(]*\))/).map((s) => s.trim()).filter((s) => s.length > 0);
   if (parts.length === 0) throw new InitMethodError(`no init methods given. Valid forms: ${VALID_FORMS.join('; ')}`);
   const out = parts.map(parseInitMethod);
   const seen = new Set<string>();

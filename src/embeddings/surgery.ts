@@ -9,7 +9,7 @@ import { weightFile, weightInfo } from '../io/weights.ts';
 import { EMBED_TENSOR, LM_HEAD_TENSOR, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
 import { withVocabSize } from '../io/config.ts';
 import { writeModel, type MatrixEdit } from '../io/model-writer.ts';
-import { type InitMethod, type RowStats, seededRandom } from './init-methods.ts';
+import { type Combination, type InitMethod, type InitSources, type RowStats, seededRandom } from './init-methods.ts';
 import { RowStatsAccumulator } from './row-stats.ts';
 
 export class SurgeryError extends Error {
@@ -127,13 +127,36 @@ export interface ComputeRowsOptions {
   tokens: NewRowSpec[];
   method: InitMethod;
   seed: number;
+  /** Combining methods: each token's combination of existing rows (null: the method's fallback), from computeCombinations. */
+  combos?: Map<number, Combination | null>;
+}
+
+/**
+ * The combination of existing rows for every new token (combining methods only); `fallbacks` counts
+ * the tokens the method could not place (no auxiliary vector, unknown merge), which get `init` instead.
+ * Computed once and used for both matrices of an untied model.
+ */
+export function computeCombinations(tokens: NewRowSpec[], method: InitMethod, sources: InitSources): { combos: Map<number, Combination | null>; fallbacks: number } {
+  if (!method.combine) throw new SurgeryError(`${method.spec} does not combine existing rows`);
+  const combos = new Map<number, Combination | null>();
+  let fallbacks = 0;
+  for (const t of tokens) {
+    const c = method.combine(t.id, sources);
+    if (!c) fallbacks++;
+    combos.set(t.id, c);
+  }
+  return { combos, fallbacks };
 }
 
 /** The new rows of one matrix (new tokens by `method`, the fill tail by the mean of the old rows). */
 export async function computeNewRows(model: ModelDir, tensor: string, opts: ComputeRowsOptions): Promise<RowPatch> {
   const { plan, tokens, method } = opts;
   const needed = new Set<number>();
-  if (method.needs === 'subtokens') for (const t of tokens) for (const id of t.subIds) needed.add(id);
+  const combos = opts.combos;
+  if (method.combine && !combos) throw new SurgeryError(`${method.spec}: the combinations were not computed`);
+  if (combos) {
+    for (const t of tokens) for (const id of combos.get(t.id)?.ids ?? t.subIds) needed.add(id);
+  } else if (method.needs === 'subtokens') for (const t of tokens) for (const id of t.subIds) needed.add(id);
   const info = weightInfo(model.weights, tensor);
   if (!isFloatDType(info.dtype)) throw new SurgeryError(`"${tensor}" has dtype ${info.dtype}; only float embeddings can be extended`);
   const hidden = info.shape[1];
@@ -145,7 +168,19 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
   else sub = await gatherRows(model, tensor, needed);
   const ctx = { hidden, stats, random: seededRandom(opts.seed) };
   const rows = new Map<number, Uint8Array>();
-  if (method.initBatch) {
+  if (combos) {
+    const out = new Float32Array(hidden);
+    const acc = new Float64Array(hidden);
+    for (const t of tokens) {
+      const c = combos.get(t.id);
+      if (c) {
+        acc.fill(0);
+        c.ids.forEach((id, k) => { const r = sub.get(id)!; const w = c.weights[k]; for (let d = 0; d < hidden; d++) acc[d] += w * r[d]; });
+        for (let d = 0; d < hidden; d++) out[d] = acc[d];
+      } else method.init(t.subIds.map((id) => sub.get(id)!), ctx, out);
+      rows.set(t.id, fromFloat32(out, info.dtype));
+    }
+  } else if (method.initBatch) {
     const all = new Float32Array(tokens.length * hidden);
     method.initBatch(tokens.length, ctx, all);
     tokens.forEach((t, k) => rows.set(t.id, fromFloat32(all.subarray(k * hidden, (k + 1) * hidden), info.dtype)));
@@ -194,6 +229,8 @@ export interface WriteModelOptions {
   /** Output rows of an untied model (default: `init`). Ignored for tied models, which have one matrix. */
   initOutput?: InitMethod;
   seed?: number;
+  /** What combining methods read (auxiliary embeddings, merge tree). */
+  sources?: InitSources;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
@@ -201,6 +238,8 @@ export interface WriteModelResult {
   rows: number;
   files: string[];
   tied: boolean;
+  /** Tokens a combining method could not place (they got its fallback, the mean), per matrix; 0 for other methods. */
+  fallbacks: { input: number; output: number };
 }
 
 /** Seeds of the input and output matrices differ so random methods draw independent rows. */
@@ -210,14 +249,24 @@ const OUTPUT_SEED_OFFSET = 0x9e3779b9;
 export async function writeExtendedModel(model: ModelDir, dir: string, opts: WriteModelOptions): Promise<WriteModelResult> {
   const { plan, tokens } = opts;
   const seed = opts.seed ?? 0;
-  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed });
+  const outMethod = opts.initOutput ?? opts.init;
+  const combined = new Map<string, ReturnType<typeof computeCombinations>>();
+  const combosFor = (m: InitMethod) => {
+    if (!m.combine) return undefined;
+    if (!combined.has(m.spec)) combined.set(m.spec, computeCombinations(tokens, m, opts.sources ?? {}));
+    return combined.get(m.spec)!;
+  };
+  const inC = combosFor(opts.init);
+  const outC = model.tied ? undefined : combosFor(outMethod);
+  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed, combos: inC?.combos });
   const headPatch = model.tied ? null
-    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: opts.initOutput ?? opts.init, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0 });
+    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: outMethod, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0, combos: outC?.combos });
   const edits: Record<string, MatrixEdit> = { [EMBED_TENSOR]: { rows: plan.rows, set: embedPatch.rows } };
   if (headPatch) edits[LM_HEAD_TENSOR] = { rows: plan.rows, set: headPatch.rows };
   const written = await writeModel(dir, {
     source: model, edits, tokenizerJson: opts.tokenizerJson, files: opts.extraFiles,
     config: withVocabSize(model.config, plan.rows), onProgress: opts.onProgress,
   });
-  return { rows: plan.rows, files: written.files, tied: model.tied };
+  const fallbacks = { input: inC?.fallbacks ?? 0, output: model.tied ? (inC?.fallbacks ?? 0) : (outC?.fallbacks ?? 0) };
+  return { rows: plan.rows, files: written.files, tied: model.tied, fallbacks };
 }

@@ -12,7 +12,7 @@ import type { NewToken } from '../tokenizer/tokens-file.ts';
 import { parseInitMethod } from '../embeddings/init-methods.ts';
 import { csvField } from '../io/csv.ts';
 import { renderSvg } from './chart-svg.ts';
-import { extendModel } from '../embeddings/extend-model.ts';
+import { extendModel, type AuxOptions } from '../embeddings/extend-model.ts';
 import { seededRandom } from '../io/seeded-random.ts';
 
 /** One probe: a corpus line cut just before an occurrence of a new token. */
@@ -307,6 +307,8 @@ export interface CompareInitOptions {
   loadEngine?: (dir: string) => Promise<LogitsEngine>;
   onProgress?: CompareOptions['onProgress'];
   onPhase?: (phase: string) => void;
+  /** Auxiliary embeddings for focus / wechsel / omp (trained once, cached, shared by those methods). */
+  aux?: AuxOptions;
 }
 
 export interface CompareInitResult {
@@ -346,7 +348,7 @@ export async function compareInit(opts: CompareInitOptions): Promise<CompareInit
     onProgress: opts.onProgress,
     buildModel: async (method, j) => {
       const dir = path.join(opts.workDir, `model-${j}`);
-      const r = await extendModel({ model, tokens: opts.tokens, mode: opts.mode, init: method, seed: opts.seed, out: dir });
+      const r = await extendModel({ model, tokens: opts.tokens, mode: opts.mode, init: method, seed: opts.seed, aux: opts.aux, out: dir });
       if (r.newIds.some((id, i) => id !== ext.newIds[i])) throw new Error('internal: the extended model assigns different ids than the probe tokenizer');
       return dir;
     },
