@@ -23,9 +23,16 @@ test('requiredNumberFlag: a missing value is an error naming the flag', () => {
 });
 
 test('demo checks its numeric flags before loading the model or doing any work', async () => {
-  const { buildProgram } = await import('../src/cli/main.ts');
-  const run = (extra: string[]) => buildProgram().parseAsync(['node', 'hack-tokenizer', 'demo', '--model', '/nonexistent/model', ...extra]);
-  await assert.rejects(run(['--max-bytes', '1,2']), /--max-bytes 1,2: expected an integer >= 1/);
-  await assert.rejects(run(['--num-tokens', '1000,x']), /--num-tokens x: expected an integer >= 1/);
-  await assert.rejects(run(['--boost-runs', '0']), /--boost-runs 0: expected an integer >= 1/);
+  const { runCli } = await import('./support/cli.ts');
+  const cases: Array<[string[], RegExp]> = [
+    [['--max-bytes', '1,2'], /--max-bytes 1,2: expected a size \(bytes, or with k\/M\/G: 300k, 5MB\) >= 1/],
+    [['--num-tokens', '1000,x'], /--num-tokens x: expected an integer >= 1/],
+    [['--boost-runs', '0'], /--boost-runs 0: expected an integer >= 1/],
+  ];
+  for (const [extra, re] of cases) {
+    // the model path does not exist: reaching it would give another error
+    const r = await runCli(['demo', '--model', '/nonexistent/model', ...extra]);
+    assert.notEqual(r.code, 0, extra.join(' '));
+    assert.match(r.stderr, re, extra.join(' '));
+  }
 });

@@ -73,7 +73,7 @@ test('hack-tokenizer --help and --version in a child process', async () => {
   for (const n of [...RESERVED, 'info', 'download']) assert.match(help.stdout, new RegExp(`\\n  ${n}\\b`), n);
   const info = await cli(['info', '--help']);
   assert.equal(info.code, 0);
-  assert.match(info.stdout, /--model <dir\|repo-id>/);
+  assert.match(info.stdout, /--model <dir\|hub id>\s+model directory or Hugging Face repo id \(required\)/);
   const v = await cli(['--version']);
   assert.equal(v.code, 0);
   assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
@@ -92,16 +92,16 @@ test('info --model prints architecture, parameters, vocabulary, tied; --json is 
   const s = JSON.parse(j.stdout);
   assert.equal(s.architecture, 'LlamaForCausalLM');
   assert.equal(s.parameters, 15735168);
-  assert.equal(s.tokenizerSize, 8192);
+  assert.equal(s.tokenizer_size, 8192);
   assert.equal(s.tied, true);
-  assert.equal(s.configFormat, 'v5');
+  assert.equal(s.config_format, 'v5');
 });
 
 test('info on the v4 untied random-qwen2 fixture', async () => {
   const r = await cli(['info', '--model', path.resolve(repoRoot, '..', 'shared', 'fixtures', 'models', 'random-qwen2'), '--json']);
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
-  assert.deepEqual([s.architecture, s.configFormat, s.tied, s.dtype], ['Qwen2ForCausalLM', 'v4', false, 'float16']);
+  assert.deepEqual([s.architecture, s.config_format, s.tied, s.dtype], ['Qwen2ForCausalLM', 'v4', false, 'float16']);
 });
 
 test('demo prints the summary of the shipped model', async () => {

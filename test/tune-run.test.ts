@@ -41,9 +41,9 @@ async function extendedPair(root: string, arch: 'llama' | 'qwen2'): Promise<{ ba
 
 function opts(p: { base: ModelDir; ext: ModelDir; corpus: string }, out: string, over: Partial<TuneOptions> = {}): TuneOptions {
   return {
-    model: p.ext, base: p.base, corpus: p.corpus, out, workDir: out + '.work', rows: 'output', method: 'adam',
-    corpusBytes: 100_000, inputCorpusBytes: 3_000, epochs: 3, inputEpochs: 1, lr: 0.02, inputLr: 0.01, batch: 64,
-    inputBatch: 4, seqLen: 48, inputSeqLen: 32, threads: 1, resume: false, checkpointSeconds: 3600, seed: 1, ...over,
+    model: p.ext, original: p.base, corpus: [p.corpus], out, workDir: out + '.work', rows: 'output', optimizer: 'adam',
+    corpusBytes: 100_000, inputCorpusBytes: 3_000, epochs: 3, inputEpochs: 1, lr: 0.02, inputLr: 0.01, batchSize: 64,
+    inputBatchSize: 4, seqLen: 48, inputSeqLen: 32, threads: 1, resume: false, checkpointSeconds: 3600, seed: 1, ...over,
   };
 }
 
@@ -130,7 +130,7 @@ test('tune --rows both (untied): input and output rows move, everything else is 
     const newIds = [...Array(p.ext.embeddingRows - p.base.embeddingRows).keys()].map((i) => p.base.embeddingRows + i);
     await assertOnlyNewRowsChanged(p.ext, await loadModelDir(out), newIds, [EMBED_TENSOR, LM_HEAD_TENSOR]);
     const outH = path.join(root, 'heuristic');
-    const h = await runTune(opts(p, outH, { method: 'seed-heuristic', lr: 1e-2, resume: true, workDir: out + '.work' }));
+    const h = await runTune(opts(p, outH, { optimizer: 'seed-heuristic', lr: 1e-2, resume: true, workDir: out + '.work' }));
     assert.equal(h.cache!.reused, true);
     await assertOnlyNewRowsChanged(p.ext, await loadModelDir(outH), newIds, [LM_HEAD_TENSOR]);
   } finally {
@@ -138,15 +138,27 @@ test('tune --rows both (untied): input and output rows move, everything else is 
   }
 });
 
-test('tune CLI: bad flags are reported by name before any work', async () => {
-  const { buildProgram } = await import('../src/cli/main.ts');
-  const run = (extra: string[]) => buildProgram().parseAsync(['node', 'hack-tokenizer', 'tune', '--model', 'm', '--base', 'b', '--corpus', 'c', '--out', 'o', ...extra]);
-  await assert.rejects(run(['--rows', 'middle']), /--rows: expected output, input or both/);
-  await assert.rejects(run(['--method', 'sgd']), /--method: expected adam or seed-heuristic/);
-  await assert.rejects(run(['--rows', 'both', '--method', 'seed-heuristic']), /seed-heuristic only applies to --rows output/);
-  // numeric flags too: the model paths 'm' and 'b' do not exist, so reaching them would give another error
-  await assert.rejects(run(['--batch', '0']), /--batch 0: expected an integer >= 1/);
-  await assert.rejects(run(['--corpus-bytes', 'lots']), /--corpus-bytes: expected a size/);
+test('tune CLI: bad flags are reported by name before any work (old names still accepted)', async () => {
+  const { runCli } = await import('./support/cli.ts');
+  const run = (extra: string[]) => runCli(['tune', '--model', '/nonexistent/m', '--original', '/nonexistent/b', '--corpus', 'c', '--out', 'o', ...extra]);
+  const cases: Array<[string[], RegExp]> = [
+    [['--rows', 'middle'], /--rows middle: expected one of output, input, both/],
+    [['--optimizer', 'sgd'], /--optimizer sgd: expected one of adam, seed-heuristic/],
+    [['--method', 'sgd'], /--optimizer sgd: expected one of adam, seed-heuristic/],
+    [['--rows', 'both', '--optimizer', 'seed-heuristic'], /seed-heuristic only applies to --rows output/],
+    // numeric flags too: the model paths do not exist, so reaching them would give another error
+    [['--batch-size', '0'], /--batch-size 0: expected an integer >= 1/],
+    [['--batch', '0'], /--batch-size 0: expected an integer >= 1/],
+    [['--corpus-bytes', 'lots'], /--corpus-bytes lots: expected a size/],
+  ];
+  for (const [extra, re] of cases) {
+    const r = await run(extra);
+    assert.notEqual(r.code, 0, extra.join(' '));
+    assert.match(r.stderr, re, extra.join(' '));
+  }
+  const old = await runCli(['tune', '--model', '/nonexistent/m', '--base', '/nonexistent/b', '--corpus', 'c', '--out', 'o', '--method', 'adam']);
+  assert.match(old.stderr, /--base is now --original/);
+  assert.match(old.stderr, /--method is now --optimizer/);
 });
 
 test('distillation targets in the cache equal the base model\'s log-probability of the pieces (transformers-equivalent engine scoring)', async () => {

@@ -2,73 +2,96 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { resolveModel } from '../io/hub.ts';
+import { HackError } from '../io/errors.ts';
+import { checkOutput, writeOutputDir } from '../io/output.ts';
+import { checkTextFiles, emptyStats, textLines } from '../io/text.ts';
+import { checkTokensFor } from '../tokenizer/provenance.ts';
+import { resolveModelForCli } from './download.ts';
+import { ALLOW_INVALID_UTF8, FORCE, MODEL, NUM_TOKENS, OUT, SEED, THREADS, command, type OptionSpec } from './options.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { writeDirAtomic } from '../io/atomic.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
-import { corpusLines, countWords } from '../tokenizer/corpus.ts';
+import { countWords } from '../tokenizer/corpus.ts';
 import { bpeModelOf } from '../tokenizer/bpe-model.ts';
 import { learnTokens } from '../tokenizer/learn.ts';
 import { readTokensFile, type NewToken } from '../tokenizer/tokens-file.ts';
-import { ALL_METHODS, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
+import { ALL_METHODS, InitMethodError, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
 import { compareInit, resultsMarkdown, writeCompareInitOutputs } from '../eval/init-analysis.ts';
 import { progressBar, info, type Progress } from './progress.ts';
-import { requiredNumberFlag } from './flags.ts';
+
+export const COMPARE_INIT_OPTIONS: OptionSpec[] = [
+  MODEL(),
+  { key: 'corpus', kind: 'string', arg: '<file>', required: true, doc: 'target-language corpus (text or .gz, one paragraph per line); probes are drawn from it, and new tokens learned on it unless --tokens is given' },
+  { key: 'methods', kind: 'list', default: 'all', doc: `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}). Forms: ${VALID_FORMS.join('; ')}` },
+  NUM_TOKENS('how many new tokens (learned on --corpus, or the first N of --tokens)'),
+  { key: 'tokens', kind: 'string', arg: '<tokens.json>', doc: 'use this token list (from `hack-tokenizer tokens`) instead of learning one' },
+  { key: 'samples', kind: 'int', min: 1, default: 1000, doc: 'probes: lines with a new token after their first position, one occurrence each' },
+  { ...SEED, doc: 'seed of line / occurrence sampling and of the random init methods' },
+  { key: 'mode', kind: 'choice', choices: ['merges', 'added'], default: 'merges', doc: 'how the tokenizer is extended (see `extend`)' },
+  { key: 'maxContext', kind: 'int', min: 1, default: 64, doc: 'keep at most this many prefix tokens before the new token' },
+  { key: 'batchSize', kind: 'int', min: 1, default: 16, doc: 'prefixes per forward pass' },
+  THREADS,
+  OUT('<dir>', 'output directory: results.csv, results.md, samples.csv, chart.svg, chart.vl.json, run.json (new or empty; --force replaces an earlier compare-init output)'),
+  FORCE,
+  ALLOW_INVALID_UTF8,
+];
 
 interface Flags {
-  model?: string;
-  corpus?: string;
-  methods: string;
-  numTokens?: string;
+  model: string;
+  corpus: string;
+  methods: string[];
+  numTokens?: number;
   tokens?: string;
-  samples: string;
-  seed: string;
-  mode: string;
-  maxContext: string;
-  batchSize: string;
-  threads?: string;
-  out?: string;
+  samples: number;
+  seed: number;
+  mode: 'added' | 'merges';
+  maxContext: number;
+  batchSize: number;
+  threads?: number;
+  out: string;
+  force?: boolean;
+  allowInvalidUtf8?: boolean;
 }
 
 async function run(f: Flags): Promise<void> {
-  if (!f.model) throw new Error('missing --model <dir|repo id>');
-  if (!f.corpus) throw new Error('missing --corpus <file> (text or .gz, one paragraph per line)');
-  if (!f.out) throw new Error('missing --out <dir>');
-  const methods = parseInitMethodList(f.methods === 'all' ? ALL_METHODS.join(',') : f.methods).map((m) => m.spec);
-  const samples = requiredNumberFlag('--samples', f.samples, { int: true, min: 1 });
-  const seed = requiredNumberFlag('--seed', f.seed, { int: true, min: 0 });
-  const maxContext = requiredNumberFlag('--max-context', f.maxContext, { int: true, min: 1 });
-  const batchSize = requiredNumberFlag('--batch-size', f.batchSize, { int: true, min: 1 });
-  const threads = f.threads === undefined ? undefined : requiredNumberFlag('--threads', f.threads, { int: true, min: 1 });
-  if (f.mode !== 'added' && f.mode !== 'merges') throw new Error(`--mode must be "added" or "merges" (got "${f.mode}")`);
+  let methods: string[];
   try {
-    await fsp.access(f.corpus);
-  } catch {
-    throw new Error(`--corpus ${f.corpus}: file not found`);
+    methods = parseInitMethodList(f.methods.length === 1 && f.methods[0] === 'all' ? ALL_METHODS.join(',') : f.methods.join(',')).map((m) => m.spec);
+  } catch (e) {
+    if (e instanceof InitMethodError) throw new InitMethodError(e.detail, 'methods');
+    throw e;
   }
-  const model = await loadModelDir(await resolveModel(f.model));
+  if (!f.tokens && f.numTokens === undefined) throw new HackError('MISSING_OPTION', 'missing {opt:numTokens} (or give {opt:tokens})', { option: 'numTokens' });
+  const inputs = [f.model, f.corpus, f.tokens];
+  // every check before any work: the output, the corpus text, the token list's provenance
+  await checkOutput({ path: f.out, kind: 'dir', command: 'compare-init', inputs, force: f.force });
+  await checkTextFiles([f.corpus], 'corpus');
+  // the probes' lines, read (strict UTF-8) before any model is loaded
+  const stats = emptyStats();
+  const lines: string[] = [];
+  for await (const line of textLines([f.corpus], { option: 'corpus', allowInvalidUtf8: f.allowInvalidUtf8 }, stats)) lines.push(line);
+  const model = await loadModelDir(await resolveModelForCli(f.model));
 
   let tokens: NewToken[];
   if (f.tokens) {
-    tokens = (await readTokensFile(f.tokens)).tokens;
-    if (f.numTokens !== undefined) tokens = tokens.slice(0, requiredNumberFlag('--num-tokens', f.numTokens, { int: true, min: 1 }));
+    const list = await readTokensFile(f.tokens);
+    checkTokensFor(list, f.tokens, model.tokenizerJson, model.dir);
+    tokens = list.tokens;
+    if (f.numTokens !== undefined) tokens = tokens.slice(0, f.numTokens);
   } else {
-    const numTokens = requiredNumberFlag('--num-tokens', f.numTokens, { int: true, min: 1 });
+    const numTokens = f.numTokens!;
     info(`learning ${numTokens} new tokens on ${f.corpus} (BPE continued from the model's merges)`);
     const tok = await loadTokenizer(model.tokenizerPath);
     const freq = await countWords(tok, bpeModelOf(tok.json).kind, [f.corpus]);
     tokens = learnTokens(tok, freq, { method: 'continue', numTokens }).tokens;
   }
-  const lines: string[] = [];
-  for await (const line of corpusLines([f.corpus])) lines.push(line);
 
   let bar: Progress | null = null;
   let current = -1;
-  await writeDirAtomic(f.out, async (tmp) => {
+  await writeOutputDir({ path: f.out, command: 'compare-init', inputs, force: f.force }, async (tmp) => {
     const work = path.join(tmp, '.models');
     await fsp.mkdir(work, { recursive: true });
     const r = await compareInit({
-      model, tokens, lines, methods, samples, seed, mode: f.mode as 'added' | 'merges', maxContext, batchSize, threads, workDir: work,
+      model, tokens, lines, methods, samples: f.samples, seed: f.seed, mode: f.mode, maxContext: f.maxContext, batchSize: f.batchSize, threads: f.threads, workDir: work,
       onPhase: (p) => info(p),
       onProgress: (e) => {
         if (e.index !== current) {
@@ -82,34 +105,21 @@ async function run(f: Flags): Promise<void> {
     (bar as Progress | null)?.stop();
     await fsp.rm(work, { recursive: true, force: true });
     const files = await writeCompareInitOutputs(tmp, r, {
-      model: f.model, corpus: f.corpus, tokens: f.tokens ?? null, numTokens: tokens.length, methods, samples, seed, mode: f.mode, maxContext,
+      model: f.model, corpus: f.corpus, tokens: f.tokens ?? null, numTokens: tokens.length, methods, samples: f.samples, seed: f.seed, mode: f.mode, maxContext: f.maxContext,
     });
     info(`${r.probes.length} probes, ${r.added} new tokens; wrote ${files.join(', ')} to ${f.out}`);
     process.stdout.write(resultsMarkdown(r.summaries));
-  });
+  }, true);
 }
 
-export function register(program: Command): void {
-  program
-    .command('compare-init')
-    .description('Compare embedding initialization methods: cut corpus lines just before a new token, run each method\'s extended model on the prefix, and rank the new token among all logits')
-    .option('--model <dir|repo>', 'model directory or Hugging Face repo id')
-    .option('--corpus <file>', 'target-language corpus (text or .gz, one paragraph per line); probes are drawn from it, and new tokens learned on it unless --tokens is given')
-    .option('--methods <list>', `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}). Forms: ${VALID_FORMS.join('; ')}`, 'all')
-    .option('--num-tokens <N>', 'how many new tokens (learned on --corpus, or the first N of --tokens)')
-    .option('--tokens <tokens.json>', 'use this token list (from `hack-tokenizer tokens`) instead of learning one')
-    .option('--samples <n>', 'probes: lines with a new token after their first position, one occurrence each', '1000')
-    .option('--seed <s>', 'seed of line / occurrence sampling and of the random init methods', '0')
-    .option('--mode <added|merges>', 'how the tokenizer is extended (see `extend`)', 'merges')
-    .option('--max-context <n>', 'keep at most this many prefix tokens before the new token', '64')
-    .option('--batch-size <n>', 'prefixes per forward pass', '16')
-    .option('--threads <n>', 'ONNX Runtime threads (default: one per physical core)')
-    .option('--out <dir>', 'output directory: results.csv, results.md, samples.csv, chart.svg, chart.vl.json, run.json')
-    .addHelpText('after', `
+const HELP_AFTER = `
 Metrics per method (over the same probes): median rank of the new token (1 = most likely; ties
 take the mid-rank: 1 + larger logits + equal other logits / 2), mean
 reciprocal rank, top-1 / top-10 rates, mean log-probability, and "wins": the probes on which the
 method gave the best rank (a tie in rank goes to the higher log-probability; exact ties share the win).
-Deterministic for a given --seed.`)
-    .action(async (opts: Flags) => run(opts));
+Deterministic for a given --seed.`;
+
+export function register(program: Command): void {
+  command(program, 'compare-init', 'Compare embedding initialization methods: cut corpus lines just before a new token, run each method\'s extended model on the prefix, and rank the new token among all logits',
+    COMPARE_INIT_OPTIONS, async (o) => run(o as unknown as Flags)).addHelpText('after', HELP_AFTER);
 }

@@ -17,7 +17,7 @@ import { readTokensFile, writeTokensFile, type NewTokenList } from '../tokenizer
 import { info, progressBar } from './progress.ts';
 import { resolveModelForCli } from './download.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
+import { InitMethodError, VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
 import { modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
 import { LEARN_OPTIONS, learnOptionsFromFlags, learnWithProgress, reportInvalidText, type LearnFlags } from './tokens.ts';
 import { CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
@@ -175,6 +175,16 @@ function inputsOf(o: ExtendFlags, source: TokenizerSource): string[] {
 
 // ------------------------------------------------------------------ model weights (issue #4)
 
+/** An init method flag, parsed; a bad one names the flag. */
+function initFlag(v: string, option: string) {
+  try {
+    return parseInitMethod(v);
+  } catch (e) {
+    if (e instanceof InitMethodError) throw new InitMethodError(e.detail, option);
+    throw e;
+  }
+}
+
 const INIT_HELP = `
 Embedding initialization (--init, --init-output): each new token's row is computed from the rows of
 its sub-tokens, i.e. its tokenization by the ORIGINAL tokenizer (special tokens never included):
@@ -197,8 +207,8 @@ Old rows are copied byte for byte; new ids start after every existing row (paddi
 
 async function extendWithWeights(o: ExtendFlags): Promise<void> {
   if (!o.model) throw new HackError('BAD_OPTION', 'writes model weights: give {opt:model} <model dir|hub id> (not {opt:tokenizer})', { option: 'init' });
-  const init = parseInitMethod(o.init!);
-  const initOutput = o.initOutput === undefined ? undefined : parseInitMethod(o.initOutput);
+  const init = initFlag(o.init!, 'init');
+  const initOutput = o.initOutput === undefined ? undefined : initFlag(o.initOutput, 'initOutput');
   const model = await loadModelDir(await resolveModelForCli(o.model));
   resolveInitMethods(model, init, initOutput);
   const source: TokenizerSource = { tokenizerPath: model.tokenizerPath, modelDir: model.dir, label: o.model };

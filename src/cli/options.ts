@@ -3,38 +3,31 @@
 // the messages all derive from them. The library names its options by their camelCase keys; this
 // is the one place that maps a key to the flag a user types (for error messages too).
 import { Command, Option } from 'commander';
-import { HackError, isHackError, spellOptions } from '../io/errors.ts';
-import { parseSize } from '../io/size.ts';
+import { ERRNO_WORDS, HackError, isHackError, spellOptions } from '../io/errors.ts';
+import { camelOf, kebabOf as kebab, readParams, type ParamSpec, type ParamValues } from '../io/params.ts';
 
-export type OptionKind = 'string' | 'int' | 'number' | 'size' | 'bool' | 'list' | 'files' | 'choice';
+/** A command-line option: a parameter spec (io/params.ts) declared on a command. */
+export type OptionSpec = ParamSpec;
+export type OptionValues = ParamValues;
+export type { OptionKind } from '../io/params.ts';
 
-export interface OptionSpec {
-  /** The library's name for the option (camelCase). */
-  key: string;
-  /** The flag (default: the key in kebab case). */
-  flag?: string;
-  /** Placeholder of the value in --help (default by kind). */
-  arg?: string;
-  kind: OptionKind;
-  doc: string;
-  required?: boolean;
-  default?: string | number | boolean | string[];
-  /** How the default is shown when it is computed elsewhere (e.g. "one per core"). */
-  defaultText?: string;
-  choices?: readonly string[];
-  /** Numeric rules (int, number, size; each element of a numeric list). */
-  min?: number;
-  max?: number;
-  above?: number;
-  /** list kind: elements are integers. */
-  intList?: boolean;
-  /** Old flag names kept for one release (accepted, with a note on stderr). */
-  aliases?: string[];
+/** Check a command's raw values by its specs (see io/params.ts readParams). */
+export function readOptions(specs: readonly OptionSpec[], raw: Record<string, unknown>, note?: (msg: string) => void): OptionValues {
+  // commander names a value after its flag; a spec with its own flag (--checkpoint-every for
+  // checkpointSeconds) is read under its key
+  const byKey = { ...raw };
+  for (const s of specs) {
+    if (!s.flag) continue;
+    const name = camelOf(s.flag);
+    if (name !== s.key && byKey[name] !== undefined) {
+      byKey[s.key] = byKey[name];
+      delete byKey[name];
+    }
+  }
+  return readParams(specs, byKey, { note });
 }
 
-export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 export const flagOf = (s: OptionSpec) => s.flag ?? `--${kebab(s.key)}`;
-const camel = (flag: string) => flag.replace(/^--?/, '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /** Every flag any command declared, by library key: the error printer's map. */
 const FLAGS = new Map<string, string>();
@@ -55,16 +48,6 @@ function placeholder(s: OptionSpec): string {
     case 'choice': return `<${(s.choices ?? []).join('|')}>`;
     default: return '<value>';
   }
-}
-
-function ruleText(s: OptionSpec): string {
-  const what = s.kind === 'int' || s.intList ? 'an integer' : s.kind === 'size' ? 'a size (bytes, or with k/M/G: 300k, 5MB)' : 'a number';
-  if (s.above !== undefined && s.max !== undefined) return `${what} in (${s.above}, ${s.max}]`;
-  const parts = [what];
-  if (s.above !== undefined) parts.push(`> ${s.above}`);
-  if (s.min !== undefined) parts.push(`>= ${s.min}`);
-  if (s.max !== undefined) parts.push(`<= ${s.max}`);
-  return parts.join(' ');
 }
 
 function defaultShown(s: OptionSpec): string | null {
@@ -107,71 +90,6 @@ export function specsOf(cmd: Command): readonly OptionSpec[] {
   return (cmd as Command & { __specs?: readonly OptionSpec[] }).__specs ?? [];
 }
 
-function bad(s: OptionSpec, value: unknown, expected: string): HackError {
-  const shown = value === '' ? '""' : Array.isArray(value) ? value.join(' ') : String(value);
-  return new HackError('BAD_OPTION_VALUE', `${shown}: expected ${expected}`, { option: s.key });
-}
-
-function checkNumber(s: OptionSpec, raw: string): number {
-  const n = s.kind === 'size' ? parseSize(raw) : Number(raw);
-  const ok = raw.trim() !== '' && n !== null && Number.isFinite(n) && ((s.kind !== 'int' && !s.intList && s.kind !== 'size') || Number.isInteger(n)) &&
-    (s.min === undefined || n >= s.min) && (s.max === undefined || n <= s.max) && (s.above === undefined || n > s.above);
-  if (!ok) throw bad(s, raw, ruleText(s));
-  return n as number;
-}
-
-export type OptionValues = Record<string, unknown>;
-
-/**
- * Check and convert a command's raw values (commander's strings) by the specs: numbers and sizes by
- * their rules, choices, lists; required options present; old names mapped to the new (with a note).
- * Throws HackError (option = the key) on the first bad value; nothing else has run yet.
- */
-export function readOptions(specs: readonly OptionSpec[], raw: Record<string, unknown>, note: (msg: string) => void = (m) => process.stderr.write(m + '\n')): OptionValues {
-  const out: OptionValues = {};
-  for (const s of specs) {
-    let v = raw[s.key];
-    for (const a of s.aliases ?? []) {
-      const av = raw[camel(a)];
-      if (av === undefined) continue;
-      if (v !== undefined && v !== s.default) throw new HackError('BAD_OPTION', `given twice (also as its old name ${a})`, { option: s.key });
-      note(`note: ${a} is now ${flagOf(s)} (the old name works for one release)`);
-      v = av;
-    }
-    if (v === undefined || v === null) v = s.default;
-    if (v === undefined) {
-      if (s.required) throw new HackError('MISSING_OPTION', `missing (${s.doc})`, { option: s.key });
-      continue;
-    }
-    switch (s.kind) {
-      case 'bool': out[s.key] = v === true || v === 'true'; break;
-      case 'string': out[s.key] = String(v); break;
-      case 'int': case 'number': case 'size':
-        out[s.key] = typeof v === 'number' ? v : checkNumber(s, String(v));
-        break;
-      case 'choice': {
-        const c = String(v);
-        if (!(s.choices ?? []).includes(c)) throw bad(s, c, `one of ${(s.choices ?? []).join(', ')}`);
-        out[s.key] = c;
-        break;
-      }
-      case 'list': {
-        const items = (Array.isArray(v) ? v.map(String) : String(v).split(',')).map((x) => x.trim()).filter((x) => x.length > 0);
-        if (items.length === 0) throw bad(s, v, 'a comma-separated list');
-        out[s.key] = s.intList ? items.map((x) => checkNumber(s, x)) : items;
-        break;
-      }
-      case 'files': {
-        const items = (Array.isArray(v) ? v.map(String) : [String(v)]).filter((x) => x.length > 0);
-        if (items.length === 0) throw bad(s, v, 'one or more files');
-        out[s.key] = items;
-        break;
-      }
-    }
-  }
-  return out;
-}
-
 /**
  * A command whose options are declared by specs: commander's action receives the checked values
  * (plus positional arguments). Every option is checked before `run` does any work.
@@ -193,10 +111,6 @@ export function command<T extends OptionValues>(
 
 // ---------------------------------------------------------------- error messages
 
-const ERRNO: Record<string, string> = {
-  ENOENT: 'no such file or directory', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory',
-  ENOTDIR: 'not a directory', EROFS: 'read-only file system', ENOSPC: 'no space left on device', EMFILE: 'too many open files',
-};
 
 /** A one-line message for any error: flags for library option keys, plain words for errno codes, no stack. */
 export function formatError(e: unknown): string {
@@ -210,9 +124,9 @@ export function formatError(e: unknown): string {
     return `${flag}: ${detail}`;
   }
   const err = e as NodeJS.ErrnoException | null;
-  if (err && typeof err.code === 'string' && ERRNO[err.code]) {
+  if (err && typeof err.code === 'string' && ERRNO_WORDS[err.code]) {
     const p = (err as { path?: string }).path;
-    return `${p ? p + ': ' : ''}${ERRNO[err.code]}`;
+    return `${p ? p + ': ' : ''}${ERRNO_WORDS[err.code]}`;
   }
   const msg = err && typeof err.message === 'string' ? err.message : String(e);
   // ONNX Runtime and other native messages carry ANSI colours and long prefixes

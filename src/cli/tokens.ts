@@ -96,14 +96,14 @@ export function register(program: Command): void {
     const src = await tokenizerSourceFromFlags(o as { model?: string; tokenizer?: string });
     const corpus = o.corpus as string[];
     // the output is checked before any work (not an input, writable, not someone else's file)
-    await checkOutput({ path: o.out as string, kind: 'file', command: 'tokens', inputs: [src.tokenizerPath, ...corpus], force: o.force as boolean });
+    await checkOutput({ path: o.out as string, kind: 'file', command: 'tokens', inputs: [src.tokenizerPath, src.modelDir, ...corpus], force: o.force as boolean });
     const stats = emptyStats();
     const list = await learnWithProgress(src.tokenizerPath, corpus, { ...opts, allowInvalidUtf8: o.allowInvalidUtf8 as boolean, stats });
     reportInvalidText(stats, corpus);
     if (list.tokens.length < opts.numTokens) {
       throw new HackError('TOO_FEW_TOKENS', `only ${list.tokens.length} of the ${opts.numTokens} requested tokens can be learned from this corpus (${stats.lines} lines); give more text or ask for fewer`, { option: 'numTokens' });
     }
-    await writeTokensOutput(o.out as string, list, { inputs: [src.tokenizerPath, ...corpus], force: o.force as boolean });
+    await writeTokensOutput(o.out as string, list, { inputs: [src.tokenizerPath, src.modelDir ?? '', ...corpus].filter((x) => x !== ''), force: o.force as boolean });
     info(`wrote ${list.tokens.length} tokens to ${o.out}`);
     process.stdout.write(JSON.stringify(snakeKeys(summarize(list), ['filters']), null, 2) + '\n');
   });

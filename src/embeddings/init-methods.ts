@@ -1,4 +1,5 @@
 // Initialization methods for the embedding rows of new tokens: one registry, each method a small
+import { HackError } from '../io/errors.ts';
 import { seededRandom } from '../io/seeded-random.ts';
 // pure function. A new token's "sub-token rows" are the rows (of the matrix being initialized) of
 // its tokenization by the ORIGINAL tokenizer, special tokens never included. Methods that do not
@@ -45,9 +46,9 @@ export interface InitMethod {
   initBatch?(count: number, ctx: InitContext, out: Float32Array): void;
 }
 
-export class InitMethodError extends Error {
-  constructor(message: string) {
-    super(message);
+export class InitMethodError extends HackError {
+  constructor(message: string, option?: string) {
+    super('BAD_INIT_METHOD', message, { option });
     this.name = 'InitMethodError';
   }
 }

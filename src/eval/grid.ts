@@ -5,7 +5,9 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { HackError } from '../io/errors.ts';
+import { HackError, isHackError, plainReason } from '../io/errors.ts';
+import { camelOf, readParams, type ParamSpec } from '../io/params.ts';
+import { TS_TUNE_OPTIONS } from '../tune/options.ts';
 import { hashOf, pathIdentity } from '../io/identity.ts';
 import { camelKeys } from '../io/json-keys.ts';
 import type { EvalResults } from './results.ts';
@@ -72,30 +74,23 @@ const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0
 const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
 const isPosNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
-// the tuning options a variant may set (runTune's options, as the `tune` command's flags in camelCase)
-const TUNE_KEYS: Record<string, [(v: unknown) => boolean, string]> = {
-  rows: [(v) => v === 'output' || v === 'input' || v === 'both', '"output", "input" or "both"'],
-  method: [(v) => v === 'adam' || v === 'seed-heuristic', '"adam" or "seed-heuristic"'],
-  corpus: [isStr, 'a file path'],
-  corpusBytes: [isPosInt, 'a positive integer (bytes)'],
-  inputCorpusBytes: [isPosInt, 'a positive integer (bytes)'],
-  epochs: [isPosNum, 'a positive number'],
-  inputEpochs: [isPosNum, 'a positive number'],
-  maxTokens: [isPosInt, 'a positive integer'],
-  inputMaxTokens: [isPosInt, 'a positive integer'],
-  lr: [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number >= 0'],
-  inputLr: [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number >= 0'],
-  batch: [isPosInt, 'a positive integer'],
-  inputBatch: [isPosInt, 'a positive integer'],
-  seqLen: [(v) => Number.isInteger(v) && (v as number) >= 2, 'an integer >= 2'],
-  inputSeqLen: [(v) => Number.isInteger(v) && (v as number) >= 2, 'an integer >= 2'],
-  threads: [isPosInt, 'a positive integer'],
-  checkpointSeconds: [isPosNum, 'a positive number'],
-  seed: [Number.isInteger, 'an integer'],
-  replay: [isStr, 'a file path or "self"'],
-  replayRatio: [isPosNum, 'a positive number'],
-  distill: [(v) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number >= 0'],
-};
+// the tuning options a variant may set: the `tune` command's option table (tune/options.ts), by key, plus its corpus
+const TUNE_SPECS: readonly ParamSpec[] = [...TS_TUNE_OPTIONS, { key: 'corpus', kind: 'string', doc: 'training text (default: the grid\'s first corpus)' }];
+
+/** A variant's options checked and converted by the table; only the keys it gives (old names mapped). */
+function tuneOptionsOf(file: string, at: string, item: Record<string, unknown>): Record<string, unknown> {
+  const raw = Object.fromEntries(Object.entries(item).filter(([k]) => k !== 'name'));
+  let v: Record<string, unknown>;
+  try {
+    v = readParams(TUNE_SPECS, raw, { strict: true, spelling: 'key' });
+  } catch (e) {
+    if (!isHackError(e)) throw e;
+    if (e.code === 'UNKNOWN_KEY') throw new GridConfigError(file, `"${at}": ${e.detail.replace('(known: ', '(known: name, ')}`);
+    throw new GridConfigError(file, `"${at}.${e.option}" ${e.detail.replace(/^.*?: expected /, 'must be ')} (got ${JSON.stringify(raw[e.option!] ?? item[e.option!])})`);
+  }
+  const given = new Set(TUNE_SPECS.filter((s) => s.key in raw || (s.aliases ?? []).some((a) => camelOf(a) in raw)).map((s) => s.key));
+  return Object.fromEntries(Object.entries(v).filter(([k]) => given.has(k)));
+}
 
 /** A tune variant's name as it appears in cell ids and directory names. */
 const nameSlug = (s: string) => s.replace(/[^A-Za-z0-9.+-]+/g, '_').replace(/^_+|_+$/g, '');
@@ -110,22 +105,17 @@ function parseTune(file: string, v: unknown, baseDir: string): TuneVariant[] {
   return items.map((item, i) => {
     const at = Array.isArray(v) ? `tune[${i}]` : 'tune';
     if (!isObj(item)) throw new GridConfigError(file, `"${at}" must be an object of tuning options (got ${JSON.stringify(item)})`);
-    const unknown = Object.keys(item).filter((k) => k !== 'name' && !(k in TUNE_KEYS));
-    if (unknown.length) throw new GridConfigError(file, `"${at}": unknown key(s) ${unknown.join(', ')} (known: name, ${Object.keys(TUNE_KEYS).join(', ')})`);
     if (Array.isArray(v) && item.name === undefined) throw new GridConfigError(file, `"${at}.name" is required (each variant needs a name)`);
     if (item.name !== undefined && !(isStr(item.name) && nameSlug(item.name) !== '')) throw new GridConfigError(file, `"${at}.name" must be a non-empty name (got ${JSON.stringify(item.name)})`);
     const name = (item.name as string | undefined) ?? DEFAULT_TUNE;
     const prev = seen.get(nameSlug(name));
     if (prev !== undefined) throw new GridConfigError(file, `"${at}.name": "${name}" is the same as "${prev}" (variant names must differ in letters, digits, ".", "+" or "-")`);
     seen.set(nameSlug(name), name);
-    const options: Record<string, unknown> = {};
-    for (const [k, val] of Object.entries(item)) {
-      if (k === 'name') continue;
-      const [check, what] = TUNE_KEYS[k];
-      if (!check(val)) throw new GridConfigError(file, `"${at}.${k}" must be ${what} (got ${JSON.stringify(val)})`);
-      options[k] = k === 'corpus' || (k === 'replay' && val !== 'self') ? path.resolve(baseDir, val as string) : val;
+    const options = tuneOptionsOf(file, at, item);
+    for (const k of ['corpus', 'replay']) {
+      if (typeof options[k] === 'string' && options[k] !== 'self') options[k] = path.resolve(baseDir, options[k] as string);
     }
-    if (options.method === 'seed-heuristic' && (options.rows ?? 'output') !== 'output') throw new GridConfigError(file, `"${at}.method": seed-heuristic only applies to rows "output"`);
+    if (options.optimizer === 'seed-heuristic' && (options.rows ?? 'output') !== 'output') throw new GridConfigError(file, `"${at}.optimizer": seed-heuristic only applies to rows "output"`);
     return { name, options };
   });
 }
@@ -211,7 +201,7 @@ export function parseGridConfig(text: string, file: string, baseDir = path.dirna
 export async function readGridConfig(file: string): Promise<GridConfig> {
   let text: string;
   try { text = await fsp.readFile(file, 'utf8'); } catch (e) {
-    throw new GridConfigError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new GridConfigError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read (${plainReason(e)})`);
   }
   return parseGridConfig(text, file);
 }
@@ -276,7 +266,7 @@ export function tuneRecordOf(variant: TuneVariant, s: Partial<TuneSummary> | nul
   const phase = (p?: { steps: number; firstLoss: number; lastLoss: number; seconds: number; lr: number; batch: number }) =>
     p && { steps: p.steps, first_loss: p.firstLoss, last_loss: p.lastLoss, seconds: p.seconds, lr: p.lr, batch: p.batch };
   return {
-    ...rec, seconds: s.seconds, rows: s.rows, method: s.method, new_tokens: s.newTokens, corpus_bytes: s.corpusBytes,
+    ...rec, seconds: s.seconds, rows: s.rows, optimizer: s.optimizer, new_tokens: s.newTokens, corpus_bytes: s.corpusBytes,
     cache: s.cache && { positions: s.cache.positions, new_targets: s.cache.newTargets, seconds: s.cache.seconds, reused: s.cache.reused },
     output: phase(s.output), input: s.input && { ...phase(s.input)!, tokens: s.input.tokens },
   };

@@ -9,7 +9,7 @@ import { learnTokensFromCorpus } from '../tokenizer/learn.ts';
 import { readTokensFile, writeTokensFile, type TokensMethod } from '../tokenizer/tokens-file.ts';
 import type { ExtendMode } from '../tokenizer/extend.ts';
 import { extendModel } from '../embeddings/extend-model.ts';
-import { runTune, type TuneOptions } from '../tune/run-tune.ts';
+import { runTune, type TuneSettings } from '../tune/run-tune.ts';
 import { baselineMetrics, evaluate, needsOriginalEngine, type EvalOptions } from './evaluate.ts';
 import { loadSetup } from './setup.ts';
 import type { GridConfig, GridSteps } from './grid.ts';
@@ -53,22 +53,16 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
       await extendModel({ model: await resolveModel(model), tokens: list.tokens.slice(0, numTokens), mode: mode as ExtendMode, init, out: outDir });
     },
     async tune(extendedDir, baseModel, outDir, opts) {
-      const o = opts as Partial<TuneOptions> & { corpus?: string };
+      const o = opts as Partial<TuneSettings> & { corpus?: string };
       const corpus = o.corpus ?? cfg.corpus[0];
       if (!corpus) throw new HackError('MISSING_OPTION', 'stage INITIALIZED_WITH_TRAINING: no corpus (set "corpus" or "tune.corpus" in the config)', { option: 'corpus' });
       let s: { tick: ProgressFn; stop: () => void } | undefined;
       let total = 0;
-      // the `tune` command's defaults; --max-tokens replaces --epochs there, and so here
-      const defaults = {
-        rows: 'output', method: 'adam', corpusBytes: 1_000_000, inputCorpusBytes: 300_000,
-        epochs: o.maxTokens === undefined ? 2 : undefined, inputEpochs: o.inputMaxTokens === undefined ? 1 : undefined,
-        lr: o.method === 'seed-heuristic' ? 1e-6 : 1e-2, inputLr: 3e-3,
-        batch: 2048, inputBatch: 8, seqLen: 256, inputSeqLen: 128, threads: cfg.threads ?? 2, checkpointSeconds: 60, seed: 0,
-      } as const;
+      const { corpus: _c, ...settings } = o;
       await runTune({
-        ...defaults,
-        ...o,
-        model: await loadModelDir(extendedDir), base: await loadModelDir(await resolveModel(baseModel)), corpus, out: outDir,
+        threads: cfg.threads ?? 2,
+        ...settings,
+        model: await loadModelDir(extendedDir), original: await loadModelDir(await resolveModel(baseModel)), corpus: [corpus], out: outDir, force: true,
         // one work directory (checkpoints) per variant; the hidden-state cache is shared by the variants of an
         // extended model (reused only when built from the same corpus bytes and window length)
         // (replay text joins the cache, so a variant with replay has its own); a self-sampled replay text

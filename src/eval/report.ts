@@ -28,7 +28,7 @@ export interface TuneRecord {
   /** Wall time of the tuning run (runTune's own clock, model writing excluded; a resumed run counts its last session). */
   seconds?: number;
   rows?: string;
-  method?: string;
+  optimizer?: string;
   new_tokens?: number;
   corpus_bytes?: number;
   /** The hidden-state cache: built by this run, or reused (built by an earlier variant of the same extended model). */

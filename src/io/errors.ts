@@ -54,3 +54,16 @@ export function fileError(file: string, detail: string, code = 'BAD_FILE'): Hack
 export function isHackError(e: unknown): e is HackError {
   return e instanceof HackError;
 }
+
+/** Plain words for the errno codes a user meets (messages never show the raw code). */
+export const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'no such file or directory', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory', EROFS: 'read-only file system', ENOSPC: 'no space left on device', EMFILE: 'too many open files',
+};
+
+/** Why a file operation failed, in plain words. */
+export function plainReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string') return ERRNO_WORDS[code] ?? (code === 'ENOENT' ? 'file not found' : (e as Error).message.replace(/^E[A-Z]+: /, ''));
+  return (e as Error)?.message ?? String(e);
+}

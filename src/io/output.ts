@@ -52,6 +52,27 @@ export function removeTempsSync(): void {
   pending.clear();
 }
 
+/**
+ * Remove temporary siblings in `dir` left by a process that no longer runs (a run killed before it
+ * could clean up), so a resumed run never sees them.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try { names = await fsp.readdir(dir); } catch { return []; }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = /^\..+\.tmp-(\d+)-[a-z0-9]+(\.old)?$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = pid === process.pid;
+    if (!alive) { try { process.kill(pid, 0); alive = true; } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; } }
+    if (alive) continue;
+    await fsp.rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);
+    removed.push(n);
+  }
+  return removed;
+}
+
 let handlersInstalled = false;
 /**
  * Remove temporary paths on SIGINT / SIGTERM, then exit with 130 / 143. Installed by the CLI;

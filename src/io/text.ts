@@ -6,7 +6,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { HackError, opt } from './errors.ts';
+import { HackError, opt, plainReason } from './errors.ts';
 
 export interface TextReadOptions {
   /** Replace invalid UTF-8 and drop NUL bytes instead of failing (counted in the stats). */
@@ -48,7 +48,7 @@ export async function checkTextFiles(files: string[], option?: string): Promise<
     let st;
     try { st = await fsp.stat(f); } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new HackError('NO_SUCH_FILE', code === 'ENOENT' ? 'file not found' : `cannot read (${code})`, { file: f, option });
+      throw new HackError('NO_SUCH_FILE', code === 'ENOENT' ? 'file not found' : `cannot read (${plainReason(e)})`, { file: f, option });
     }
     if (!st.isFile()) throw new HackError('NOT_A_FILE', 'not a regular file (expected a text or .gz file)', { file: f, option });
     total += st.size;

@@ -1,6 +1,6 @@
 // A tuned model is its source with some rows of the embedding / lm_head matrices replaced: written
 // through the one model writer (every other tensor and row streamed over byte for byte).
-import { writeDirAtomic } from '../io/atomic.ts';
+import { writeOutputDir, type OutputRequest } from '../io/output.ts';
 import type { ModelDir } from '../io/model-dir.ts';
 import { HackError } from '../io/errors.ts';
 import { writeModel, type MatrixEdit } from '../io/model-writer.ts';
@@ -13,8 +13,8 @@ export interface RowReplacement {
   values: Float32Array;
 }
 
-/** Write `target` (atomically) as a copy of `model` with the given rows replaced, plus extra files. */
-export async function writeModelWithRows(model: ModelDir, target: string, reps: RowReplacement[], extraFiles: Record<string, string> = {}): Promise<void> {
+/** Write the output (atomically, by the output policy) as a copy of `model` with the given rows replaced, plus extra files. */
+export async function writeModelWithRows(model: ModelDir, out: Omit<OutputRequest, 'kind'>, reps: RowReplacement[], extraFiles: Record<string, string> = {}): Promise<void> {
   const edits: Record<string, MatrixEdit> = {};
   for (const r of reps) {
     const cols = model.hiddenSize;
@@ -23,5 +23,5 @@ export async function writeModelWithRows(model: ModelDir, target: string, reps: 
     r.ids.forEach((id, j) => set.set(id, r.values.subarray(j * cols, (j + 1) * cols)));
     edits[r.tensor] = { set };
   }
-  await writeDirAtomic(target, async (tmp) => { await writeModel(tmp, { source: model, edits, files: extraFiles }); });
+  await writeOutputDir(out, async (tmp) => { await writeModel(tmp, { source: model, edits, files: extraFiles }); });
 }

@@ -1,0 +1,33 @@
+// The tuning options, defined once: the library's defaults, the `tune` command's flags and the
+// experiment grid's `tune:` keys all derive from this table (io/params.ts specs). Names are the
+// library's (camelCase); old names stay accepted for one release as aliases.
+import type { ParamSpec } from '../io/params.ts';
+
+/** Options of the TypeScript new-row engine (`tune --engine ts`). Inputs (model, original, corpus, out) are not here. */
+export const TS_TUNE_OPTIONS: readonly ParamSpec[] = [
+  { key: 'rows', kind: 'choice', choices: ['output', 'input', 'both'], default: 'output', doc: 'output: lm_head rows (tied: the shared rows) by extended decoding; input: embedding rows through the frozen network; both: output, then both jointly' },
+  { key: 'optimizer', kind: 'choice', choices: ['adam', 'seed-heuristic'], default: 'adam', aliases: ['--method'], doc: 'adam (exact gradients) or seed-heuristic (the research\'s update, for comparison)' },
+  { key: 'corpusBytes', kind: 'size', min: 1, default: 1_000_000, defaultText: '1MB', doc: 'text used by the output-row phase (the first bytes of the corpus)' },
+  { key: 'maxTokens', kind: 'int', min: 1, doc: 'output rows: stop after this many training positions (instead of --epochs)' },
+  { key: 'epochs', kind: 'number', above: 0, default: 2, doc: 'output rows: passes over the cached positions' },
+  { key: 'lr', kind: 'number', min: 0, doc: 'output rows learning rate', defaultText: '1e-2 with adam, 1e-6 with seed-heuristic' },
+  { key: 'batchSize', kind: 'int', min: 1, default: 2048, aliases: ['--batch'], doc: 'output rows: positions per step' },
+  { key: 'distill', kind: 'number', min: 0, default: 0, doc: 'output rows: add weight x (log p(new token) - the original model\'s log p of its pieces in the same context)^2 at each new-token target (0 = off)' },
+  { key: 'seqLen', kind: 'int', min: 2, default: 256, doc: 'output rows: most original ids per window' },
+  { key: 'inputCorpusBytes', kind: 'size', min: 1, default: 300_000, defaultText: '300k', doc: 'text used by the input-row phase' },
+  { key: 'inputMaxTokens', kind: 'int', min: 1, doc: 'input rows: stop after about this many tokens (instead of --input-epochs)' },
+  { key: 'inputEpochs', kind: 'number', above: 0, default: 1, doc: 'input rows: passes over the windows' },
+  { key: 'inputLr', kind: 'number', min: 0, default: 3e-3, doc: 'input rows learning rate (Adam)' },
+  { key: 'inputBatchSize', kind: 'int', min: 1, default: 8, aliases: ['--input-batch'], doc: 'input rows: windows per step' },
+  { key: 'inputSeqLen', kind: 'int', min: 2, default: 128, doc: 'input rows: most ids per window' },
+  { key: 'replay', kind: 'string', arg: '<file|self>', doc: 'mix this text into both phases so the new rows also learn where they do not belong (e.g. English for a PT adaptation); "self" samples it from --original at temperature 1 (cached in the work directory)' },
+  { key: 'replayRatio', kind: 'number', above: 0, default: 0.25, doc: 'replay bytes per corpus byte in each phase' },
+  { key: 'threads', kind: 'int', min: 1, doc: 'threads for inference and training', defaultText: 'one per core' },
+  { key: 'checkpointSeconds', kind: 'number', above: 0, default: 60, flag: '--checkpoint-every', arg: '<s>', doc: 'seconds between checkpoints' },
+  { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'data order seed' },
+];
+
+/** The library defaults of the options above (what a call without them gets). */
+export function tuneDefaults(specs: readonly ParamSpec[] = TS_TUNE_OPTIONS): Record<string, unknown> {
+  return Object.fromEntries(specs.filter((s) => s.default !== undefined).map((s) => [s.key, s.default]));
+}
