@@ -3,7 +3,7 @@
 // writes a model directory that our ONNX Runtime engine loads, with logits equal to transformers'.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -95,5 +95,51 @@ test('the repository root holds the engine and its pinned requirements', async (
   const req = await fsp.readFile(path.join(repoRoot(), 'python', 'requirements.txt'), 'utf8');
   for (const [k, v] of Object.entries({ torch: '2.13.0', transformers: '5.17.0', accelerate: '1.15.0', peft: '0.21.0', safetensors: '0.8.0' })) {
     assert.match(req, new RegExp(`^${k}==${v.replace(/\./g, '\\.')}$`, 'm'));
+  }
+});
+
+function cliChild(args: string[]): ReturnType<typeof spawn> {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function finished(c: ReturnType<typeof spawn>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  c.stdout!.on('data', (d) => { stdout += String(d); });
+  c.stderr!.on('data', (d) => { stderr += String(d); });
+  return new Promise((resolve) => c.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+test('CLI: flags of the other engine are refused by name; SIGINT checkpoints (exit 130) and --resume finishes the run', async () => {
+  const { root, model, corpus } = await fixture();
+  try {
+    const out = path.join(root, 'out');
+    const base = ['tune', '--engine', 'torch', '--recipe', 'full', '--model', model, '--corpus', corpus, '--out', out, '--threads', '1'];
+    let r = await finished(cliChild([...base, '--rows', 'input']));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--rows: applies to --engine ts only/);
+    r = await finished(cliChild(['tune', '--model', model, '--original', model, '--corpus', corpus, '--out', out, '--recipe', 'lora']));
+    assert.match(r.stderr, /--recipe: applies to --engine torch only/);
+    // a long run, interrupted once its first step is reported
+    const long = [...base, '--batch-size', '2', '--seq-len', '32', '--max-steps', '150', '--epochs', '100', '--schedule', 'constant', '--lr', '1e-3'];
+    const c = cliChild(long);
+    let seen = '';
+    c.stderr!.on('data', (d) => { seen += String(d); });
+    const done = finished(c);
+    const work = `${out}.work`;
+    // the first step event opens the progress bar: the engine is stepping
+    for (let i = 0; i < 1200 && !seen.includes('training (torch)'); i++) await new Promise((res) => setTimeout(res, 50));
+    c.kill('SIGINT');
+    r = await done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /interrupted at step \d+; the checkpoint is in .*--resume/);
+    assert.equal(existsSync(out), false);
+    assert.ok(existsSync(path.join(work, 'checkpoint.pt')));
+    r = await finished(cliChild([...long, '--resume']));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /resumed from .* at step \d+\/150/);
+    assert.equal(JSON.parse(await fsp.readFile(path.join(out, 'tune.json'), 'utf8')).steps, 150);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
   }
 });

@@ -82,6 +82,10 @@ def test_resume_equals_uninterrupted(tmp_path, pt_corpus):
     with pytest.raises(Interrupted):
         run(job(out=str(tmp_path / "b"), work_dir=str(tmp_path / "wb"), stop_after_steps=3, **common))
     assert not os.path.exists(tmp_path / "b")
+    from hack_tokenizer_train.job import JobError
+
+    with pytest.raises(JobError, match=r"different job \(differs in: lr\)"):
+        run(job(out=str(tmp_path / "b"), work_dir=str(tmp_path / "wb"), resume=True, **{**common, "lr": 1e-3}))
     s = run(job(out=str(tmp_path / "b"), work_dir=str(tmp_path / "wb"), resume=True, **common))
     assert s["resumed_at"] == 3
     ta, tb = tensors(str(tmp_path / "a")), tensors(str(tmp_path / "b"))

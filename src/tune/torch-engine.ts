@@ -161,9 +161,9 @@ const KEY_TO_OPTION: Record<string, string> = {
  * streaming its progress. Resolves with the engine's summary; rejects with HackError (code
  * INTERRUPTED after SIGINT: a checkpoint is in the work directory, rerun with resume).
  */
-export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts: { python?: PythonChoice } = {}): Promise<TorchSummary> {
+export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts: { python?: PythonChoice; checked?: PythonCheck } = {}): Promise<TorchSummary> {
   const root = repoRoot();
-  const py = checkPython(opts.python ?? findPython(process.env, root), root);
+  const py = opts.checked ?? checkPython(opts.python ?? findPython(process.env, root), root);
   const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus], force: job.force };
   await checkOutput({ ...req, kind: 'dir' });
   await fsp.mkdir(job.workDir, { recursive: true });
