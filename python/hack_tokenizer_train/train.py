@@ -251,6 +251,8 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     model.to(device)
     model, groups = setup_recipe(job, model, new_ids, emit)
     trainable = sum(p.numel() for g in groups for p in g["params"])
+    if job.recipe == "rows":  # the masked matrices hold only len(new_ids) trained rows each
+        trainable = sum(len(new_ids) * p.shape[1] for g in groups for p in g["params"])
     emit({"event": "info", "message": f"{trainable} trainable parameters" + (f", {len(new_ids)} new tokens" if new_ids else "")})
     opt = torch.optim.AdamW(groups, lr=job.lr, betas=(0.9, 0.95), eps=1e-8, foreach=False)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(job, total))

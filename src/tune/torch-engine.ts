@@ -8,7 +8,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HackError, opt } from '../io/errors.ts';
-import { checkOutput, writeOutputDir } from '../io/output.ts';
+import { checkNotInput, checkOutput, makeDirs, writeOutputDir } from '../io/output.ts';
 
 export const RECIPES = ['rows', 'embeddings', 'lora', 'full'] as const;
 export type Recipe = (typeof RECIPES)[number];
@@ -166,7 +166,8 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
   const py = opts.checked ?? checkPython(opts.python ?? findPython(process.env, root), root);
   const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus], force: job.force };
   await checkOutput({ ...req, kind: 'dir' });
-  await fsp.mkdir(job.workDir, { recursive: true });
+  checkNotInput(job.workDir, req.inputs, 'workDir');
+  await makeDirs(job.workDir, 'workDir');
   return writeOutputDir(req, async (tmp) => {
     const jobFile = path.join(path.resolve(job.workDir), 'job.json');
     await fsp.writeFile(jobFile, JSON.stringify(jobJson(job, tmp), null, 2) + '\n');
