@@ -2,8 +2,10 @@
 // input rows through the frozen network), with progress, checkpoints and --resume. The flags are the
 // library's option table (tune/options.ts) plus the run's inputs.
 import type { Command } from 'commander';
+import { HackError } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { TS_TUNE_OPTIONS } from '../tune/options.ts';
+import { ENGINE_OPTION, TORCH_TUNE_OPTIONS, TS_TUNE_OPTIONS } from '../tune/options.ts';
+import { runTorchFromCli } from './tune-torch.ts';
 import { runTune, tuneSettings, type TuneSettings } from '../tune/run-tune.ts';
 import { resolveModelForCli } from './download.ts';
 import { info, progressBar, type Progress } from './progress.ts';
@@ -11,11 +13,13 @@ import { ALLOW_INVALID_UTF8, CORPUS, FORCE, MODEL, ORIGINAL, OUT, command, type 
 
 export const TUNE_OPTIONS: OptionSpec[] = [
   MODEL('the extended model (output of `extend`): directory or Hugging Face repo id'),
-  ORIGINAL({ required: true, aliases: ['--base'], doc: 'the original model (tells which tokens are new and how they are spelled in original ids)' }),
+  ORIGINAL({ aliases: ['--base'], doc: 'the original model (tells which tokens are new and how they are spelled in original ids; required except for --engine torch --recipe embeddings|full)' }),
   CORPUS('training text files: plain or .gz, one paragraph per line'),
   OUT('<dir>', 'where to write the tuned model (new or empty; --force replaces an earlier tune output)'),
   FORCE,
+  ENGINE_OPTION,
   ...TS_TUNE_OPTIONS,
+  ...TORCH_TUNE_OPTIONS,
   { key: 'workDir', kind: 'string', arg: '<dir>', doc: 'hidden-state cache and checkpoints', defaultText: '<out>.work' },
   { key: 'resume', kind: 'bool', doc: 'continue from the checkpoints (and reuse the cache) in the work directory' },
   ALLOW_INVALID_UTF8,
@@ -26,8 +30,13 @@ interface TuneFlags extends Partial<TuneSettings> {
 }
 
 export function register(program: Command): void {
-  command(program, 'tune', 'Train the embedding rows of the new tokens (everything else stays bit-identical)', TUNE_OPTIONS, async (values) => {
+  command(program, 'tune', 'Train the new tokens\' rows (--engine ts), or rows, embeddings, LoRA or the whole model with PyTorch (--engine torch --recipe)', TUNE_OPTIONS, async (values, _args, cmd) => {
+    if (values.engine === 'torch') return runTorchFromCli(values, cmd);
+    for (const s of TORCH_TUNE_OPTIONS) {
+      if (cmd.getOptionValue(s.key) !== undefined) throw new HackError('BAD_OPTION', 'applies to {opt:engine} torch only', { option: s.key });
+    }
     const o = values as unknown as TuneFlags;
+    if (o.original === undefined) throw new HackError('MISSING_OPTION', 'missing (the original model: it tells which tokens are new)', { option: 'original' });
     // every setting is checked (and completed with its default) before any model is loaded or downloaded
     const settings = tuneSettings(o);
     const model = await loadModelDir(await resolveModelForCli(o.model));

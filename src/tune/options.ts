@@ -31,3 +31,39 @@ export const TS_TUNE_OPTIONS: readonly ParamSpec[] = [
 export function tuneDefaults(specs: readonly ParamSpec[] = TS_TUNE_OPTIONS): Record<string, unknown> {
   return Object.fromEntries(specs.filter((s) => s.default !== undefined).map((s) => [s.key, s.default]));
 }
+
+/** Which trainer runs `tune`: our TypeScript new-row engine, or PyTorch (python/, launched as a child). */
+export const ENGINE_OPTION: ParamSpec = {
+  key: 'engine', kind: 'choice', choices: ['ts', 'torch'], default: 'ts',
+  doc: 'ts: our new-row engine (no Python); torch: the PyTorch engine (needs `npm run setup:python`), with --recipe',
+};
+
+/**
+ * Options of the PyTorch engine only (`tune --engine torch`). It also reads, from the table above,
+ * lr, batchSize (windows per step), seqLen, epochs, maxTokens, corpusBytes, threads, seed and
+ * checkpointSeconds, with its own defaults where the meaning differs (TORCH_DEFAULTS).
+ */
+export const TORCH_TUNE_OPTIONS: readonly ParamSpec[] = [
+  { key: 'recipe', kind: 'choice', choices: ['rows', 'embeddings', 'lora', 'full'], default: 'rows', doc: '--engine torch: what is trained: rows (only the new tokens\' input/output rows; every old row stays bit-identical), embeddings (all input and output rows), lora (LoRA adapters on attention/MLP + the new rows; writes the merged model and adapter/), full (the whole model)' },
+  { key: 'device', kind: 'choice', choices: ['auto', 'cpu', 'cuda', 'mps'], default: 'auto', doc: '--engine torch: where to train (auto: cuda when torch sees one; bf16 autocast on GPU)' },
+  { key: 'maxSteps', kind: 'int', min: 1, doc: '--engine torch: stop after this many steps' },
+  { key: 'warmupSteps', kind: 'int', min: 0, default: 0, doc: '--engine torch: linear learning-rate warmup steps' },
+  { key: 'schedule', kind: 'choice', choices: ['cosine', 'linear', 'constant'], default: 'cosine', doc: '--engine torch: learning-rate schedule after warmup' },
+  { key: 'weightDecay', kind: 'number', min: 0, default: 0, doc: '--engine torch: AdamW weight decay (not allowed with --recipe rows: it would change the old rows)' },
+  { key: 'loraR', kind: 'int', min: 1, default: 8, doc: '--engine torch --recipe lora: adapter rank' },
+  { key: 'loraAlpha', kind: 'number', above: 0, default: 16, doc: '--engine torch --recipe lora: adapter alpha' },
+  { key: 'loraTargets', kind: 'list', default: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], doc: '--engine torch --recipe lora: module names that get adapters' },
+  { key: 'saveDtype', kind: 'choice', choices: ['keep', 'float32', 'bfloat16', 'float16'], default: 'keep', doc: '--engine torch: dtype of the written weights (keep: the input model\'s)' },
+];
+
+/** The PyTorch engine's defaults for shared options whose TypeScript defaults mean something else. */
+export const TORCH_DEFAULTS = {
+  lr: { rows: 1e-3, embeddings: 6.4e-4, lora: 2e-4, full: 5e-5 } as Record<string, number>,
+  batchSize: 4,
+  seqLen: 512,
+  epochs: 1,
+  checkpointSeconds: 300,
+};
+
+/** Options that only the TypeScript engine reads (refused with --engine torch rather than ignored). */
+export const TS_ONLY_OPTIONS = ['rows', 'optimizer', 'distill', 'inputCorpusBytes', 'inputMaxTokens', 'inputEpochs', 'inputLr', 'inputBatchSize', 'inputSeqLen', 'replay', 'replayRatio'];
