@@ -71,3 +71,19 @@ test('pivots: seeded, at most n, only pairs with a vector on both sides', () => 
   assert.notDeepEqual(choosePivots(gold, has, () => true, 10, 2), p1);
   assert.equal(choosePivots(gold, has, (s) => s < 110, 300, 0).length, 5);
 });
+
+test('dot similarity favours a long relative representation (hub); cosine does not', () => {
+  // pivots 10/0, 11/1, 12/2 are not orthogonal ([1,0,0], [0.8,0.6,0], [0,0,1]), so relative
+  // representations differ in length: the hub 21 (near the first two pivots) has a long one.
+  // Target token 3 is source 20's exact twin; dot products still prefer the hub (1.155 vs 0.869,
+  // computed by hand), cosines the twin (1 vs 0.924).
+  const source = vecs([10, 11, 12, 20, 21], [[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1], [0.4, 1, -0.1], [0.95, 0.3, 0]]);
+  const target = vecs([0, 1, 2, 3], [[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1], [0.4, 1, -0.1]]);
+  const gold = new Map([[0, 10], [1, 11], [2, 12]]);
+  const dot = alignTokens(4, gold, target, source, { similarity: 'dot' });
+  assert.equal(dot.sourceOf[3], 21);
+  assert.ok(Math.abs(dot.similarity[3] - 1.15516) < 1e-4, String(dot.similarity[3]));
+  const cos = alignTokens(4, gold, target, source, { similarity: 'cosine' });
+  assert.equal(cos.sourceOf[3], 20);
+  assert.ok(Math.abs(cos.similarity[3] - 1) < 1e-5);
+});

@@ -14,6 +14,7 @@ import { register as registerCompareInit } from './compare-init.ts';
 import { register as registerExperiment } from './experiment.ts';
 import { register as registerTune } from './tune.ts';
 import { register as registerDownload } from './download.ts';
+import { register as registerReplace } from './replace.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   for (const reg of [
     registerTokens, registerExtend, registerTune, registerGenerate, registerEval, registerCompareInit,
     registerExperiment, registerInspect, registerDemo, registerInspectModel, registerExportOnnx, registerDownload,
+    registerReplace,
   ]) reg(program);
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

@@ -72,7 +72,12 @@ export interface AlignOptions {
   seed?: number;
   /** Source ids never chosen by argmax (unk, specials). */
   skipSource?: ReadonlySet<number>;
-  /** Pairs fixed before anything else (special tokens: bos -> bos...), reported as `special`. */
+  /**
+   * How relative representations are compared: `dot` (TokAlign's code: their dot product, which
+   * favours source tokens with long relative representations) or `cosine` (both normalized first).
+   */
+  similarity?: 'dot' | 'cosine';
+  /** Pairs fixed for tokens without gold (special tokens: bos -> bos...), reported as `special`. */
   forced?: ReadonlyMap<number, number>;
 }
 
@@ -97,6 +102,16 @@ function normalized(v: TokenVectors): Float32Array {
     for (let k = 0; k < d; k++) out[r * d + k] = v.vectors[r * d + k] * inv;
   }
   return out;
+}
+
+/** Scale each row of a [rows, width] matrix to unit length in place. */
+function normalizeRows(m: Float32Array, width: number): void {
+  for (let a = 0; a < m.length; a += width) {
+    let n = 0;
+    for (let k = 0; k < width; k++) n += m[a + k] ** 2;
+    const inv = n > 0 ? 1 / Math.sqrt(n) : 0;
+    for (let k = 0; k < width; k++) m[a + k] *= inv;
+  }
 }
 
 /** [rows, P]: each row's cosines to the pivot rows. */
@@ -130,7 +145,8 @@ export function choosePivots(gold: ReadonlyMap<number, number>, hasTarget: (id: 
 }
 
 /**
- * Align every target id 0..targetSize-1 to a source id: forced pairs, then gold, then the argmax of
+ * Align every target id 0..targetSize-1 to a source id: gold (identical strings stay bit-identical),
+ * then forced pairs, then the argmax of
  * relative-representation similarity for target tokens with a vector, else fallback (-1).
  */
 export function alignTokens(targetSize: number, gold: ReadonlyMap<number, number>, target: TokenVectors, source: TokenVectors, o: AlignOptions = {}): Alignment {
@@ -149,8 +165,8 @@ export function alignTokens(targetSize: number, gold: ReadonlyMap<number, number
   for (let t = 0; t < targetSize; t++) {
     const f = o.forced?.get(t);
     const g = gold.get(t);
-    if (f !== undefined) { sourceOf[t] = f; kind[t] = 'special'; }
-    else if (g !== undefined) { sourceOf[t] = g; kind[t] = 'gold'; }
+    if (g !== undefined) { sourceOf[t] = g; kind[t] = 'gold'; }
+    else if (f !== undefined) { sourceOf[t] = f; kind[t] = 'special'; }
     else if (tRow.has(t) && pivots.length > 0) { toAlign.push(t); continue; }
     else kind[t] = 'fallback';
     counts[kind[t]]++;
@@ -160,6 +176,7 @@ export function alignTokens(targetSize: number, gold: ReadonlyMap<number, number
     const tUnit = normalized(target), sUnit = normalized(source);
     const tRel = relative(tUnit, target.tokenIds.length, d, pivots.map((t) => tRow.get(t)!));
     const sRel = relative(sUnit, source.tokenIds.length, d, pivots.map((t) => sRow.get(gold.get(t)!)!));
+    if (o.similarity === 'cosine') { normalizeRows(tRel, P); normalizeRows(sRel, P); }
     const skip = o.skipSource ?? new Set<number>();
     const candidates: number[] = [];
     source.tokenIds.forEach((id, r) => { if (!skip.has(id)) candidates.push(r); });
