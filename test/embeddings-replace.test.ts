@@ -53,6 +53,7 @@ test('replace --init tokalign: the demo model with the Llama-2 vocabulary, loade
     assert.equal(cfg.bos_token_id, 1); // <s>, mapped by role: the demo's <|endoftext|> is absent from Llama-2
     assert.equal(cfg.eos_token_id, 2);
     assert.deepEqual(await fsp.readFile(path.join(out, 'tokenizer.json')), await fsp.readFile(path.join(LLAMA2, 'tokenizer.json')));
+    assert.deepEqual(await fsp.readFile(path.join(out, 'tokenizer_config.json')), await fsp.readFile(path.join(LLAMA2, 'tokenizer_config.json')));
     const al = JSON.parse(await fsp.readFile(path.join(out, 'alignment.json'), 'utf8')) as { map: MapEntry[]; counts: Record<string, number> };
     assert.equal(al.map.length, 32000);
     al.map.forEach((e, i) => assert.equal(e.target, i));

@@ -408,7 +408,7 @@ export async function gloveOnCorpus(tok: LoadedTokenizer, files: string[], o: Gl
   registerTemp(streamFile);
   try {
     const counts = new Float64Array(Math.max(tok.size, 1));
-    let corpusTokens = 0;
+    let corpusTokens = 0, sequences = 0;
     const fd = openSync(streamFile, 'w');
     try {
       let batch: string[] = [];
@@ -422,6 +422,7 @@ export async function gloveOnCorpus(tok: LoadedTokenizer, files: string[], o: Gl
           for (const id of e) { buf[k++] = id; if (id < counts.length) counts[id]++; }
           buf[k++] = -1;
           corpusTokens += e.length;
+          sequences++;
         }
         writeSync(fd, new Uint8Array(buf.buffer, 0, n * 4));
         batch = [];
@@ -460,7 +461,7 @@ export async function gloveOnCorpus(tok: LoadedTokenizer, files: string[], o: Gl
           if (d >= 0) seq.push(d); // out-of-vocabulary tokens are dropped, as GloVe's cooccur does
         }
         read += view.length;
-        o.onProgress?.('count', read, corpusTokens);
+        o.onProgress?.('count', read, corpusTokens + sequences); // the stream holds a separator per line
       }
       if (seq.length > 1) counter.addSequence(seq);
     } finally { closeSync(rfd); }

@@ -31,6 +31,8 @@ export interface TargetTokenizer {
   raw: Uint8Array;
   json: TokenizerJson;
   config: Record<string, unknown> | null;
+  /** tokenizer_config.json as stored (written unchanged). */
+  configRaw: Uint8Array | null;
 }
 
 /** Read a target tokenizer from a tokenizer.json or a directory holding one (its tokenizer_config.json beside it). */
@@ -52,10 +54,16 @@ export async function readTargetTokenizer(spec: string, option = 'tokenizer'): P
   }
   try { tokenizerFromJson(json, file); } catch (e) { throw new HackError('BAD_FILE', (e as Error).message, { file, option }); }
   let config: Record<string, unknown> | null = null;
-  try { config = JSON.parse(await fsp.readFile(path.join(path.dirname(file), 'tokenizer_config.json'), 'utf8')); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HackError('BAD_FILE', `could not read (${(e as Error).message})`, { file: path.join(path.dirname(file), 'tokenizer_config.json'), option });
+  let configRaw: Uint8Array | null = null;
+  const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
+  try {
+    configRaw = await fsp.readFile(configFile);
+    config = JSON.parse(Buffer.from(configRaw).toString('utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HackError('BAD_FILE', `could not read (${(e as Error).message})`, { file: configFile, option });
+    configRaw = null;
   }
-  return { file, raw, json, config };
+  return { file, raw, json, config, configRaw };
 }
 
 const ROLES = ['bos', 'eos', 'pad'] as const;
@@ -291,7 +299,7 @@ export async function writeReplacement(model: ModelDir, dir: string, plan: Repla
     'tokenizer.json': plan.target.raw,
     'alignment.json': JSON.stringify(alignmentReport(model, plan)) + '\n',
   };
-  if (plan.target.config) files['tokenizer_config.json'] = JSON.stringify(plan.target.config, null, 2) + '\n';
+  if (plan.target.configRaw) files['tokenizer_config.json'] = plan.target.configRaw;
   if (model.generationConfig) {
     const g: Record<string, unknown> = { ...model.generationConfig };
     for (const [k, v] of Object.entries(plan.special.ids)) if (k in g) g[k] = v;
