@@ -44,9 +44,29 @@ test('adapt on the demo model with a tiny budget: <out>/model is the tuned exten
     const again = await runCli(args);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /0 cell\(s\) run, 3 reused/);
-    const bad = await runCli([...args.slice(0, -2), '--engine', 'torch', '--out', path.join(out, 'x')]);
+    const bad = await runCli([...args.slice(0, -2), '--engine', 'jax', '--out', path.join(out, 'x')]);
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /--engine torch: expected one of ts/);
+    assert.match(bad.stderr, /--engine jax: expected one of ts, torch/);
+  } finally {
+    await fsp.rm(out, { recursive: true, force: true });
+  }
+});
+
+test('adapt --engine torch: the PyTorch engine trains the new rows (recipe rows) inside the same three-cell run', { timeout: 15 * 60_000 }, async () => {
+  const out = await fsp.mkdtemp(path.join(tmpdir(), 'adapt-torch-'));
+  try {
+    const r = await runCli(['adapt', '--engine', 'torch', '--model', DEMO, '--corpus', path.join(CORPORA, 'pt-pt-parliament-train.txt.gz'),
+      '--pt', path.join(CORPORA, 'pt-pt-parliament-heldout.txt'), '--num-tokens', '60', '--budget', '0.01', '--max-bytes', '3000',
+      '--boost-texts', '2', '--boost-runs', '1', '--threads', '1', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /tune \(PyTorch engine, recipe rows\): 4096 tokens/);
+    const base = await loadModelDir(DEMO);
+    const model = await loadModelDir(path.join(out, 'model'));
+    assert.equal(model.tokenizerSize, base.tokenizerSize + 60);
+    const tune = JSON.parse(await fsp.readFile(path.join(out, 'model', 'tune.json'), 'utf8'));
+    assert.equal(tune.job?.recipe ?? tune.recipe, 'rows');
+    const results = JSON.parse(await fsp.readFile(path.join(out, 'results.json'), 'utf8'));
+    assert.deepEqual(results.cells.map((c: { meta: { stage: string } }) => c.meta.stage), ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING']);
   } finally {
     await fsp.rm(out, { recursive: true, force: true });
   }

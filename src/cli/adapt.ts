@@ -13,6 +13,7 @@ import { formatSize } from '../io/size.ts';
 import { formatSummary, summarizeModel } from '../io/summary.ts';
 import { checkTextFiles } from '../io/text.ts';
 import { DEFAULT_TUNE, type GridConfig } from '../eval/grid.ts';
+import { checkPython } from '../tune/torch-engine.ts';
 import { resolveModelForCli } from './download.ts';
 import { runExperiment, runSummary } from './experiment.ts';
 import { info } from './progress.ts';
@@ -23,7 +24,7 @@ const OUTPUT_PHASE_BYTES_PER_S = 6_000;
 const INPUT_PHASE_BYTES_PER_S = 1_700;
 
 export interface AdaptRecipe {
-  engine: 'ts';
+  engine: 'ts' | 'torch';
   /** The `tune` options (tune/options.ts keys). */
   tune: Record<string, unknown>;
   /** What the recipe is, in one line (printed and in the report's notes). */
@@ -35,7 +36,8 @@ export interface AdaptRecipe {
  * the TypeScript engine), about 40% of the time on the output phase and 60% on the input phase, with
  * self-replay (the original model's own samples) once the budget affords sampling them.
  */
-export function adaptRecipe(tuneSeconds: number): AdaptRecipe {
+export function adaptRecipe(tuneSeconds: number, engine: 'ts' | 'torch' = 'ts'): AdaptRecipe {
+  if (engine === 'torch') return torchRecipe(tuneSeconds);
   const replay = tuneSeconds >= 600;
   const corpusBytes = Math.max(50_000, Math.round(0.4 * tuneSeconds * OUTPUT_PHASE_BYTES_PER_S));
   const inputCorpusBytes = Math.max(20_000, Math.round((0.6 * tuneSeconds * INPUT_PHASE_BYTES_PER_S) / (replay ? 1.25 : 1)));
@@ -48,13 +50,30 @@ export function adaptRecipe(tuneSeconds: number): AdaptRecipe {
   };
 }
 
+/** Measured on the 2-core machine (BENCHMARKS.md, "PyTorch engine"): tokens per second of the torch `rows` recipe. */
+const TORCH_ROWS_TOKENS_PER_S = 500;
+
+/**
+ * The PyTorch engine's recipe: the new tokens' input and output rows (`rows`: every old row stays
+ * bit-identical) trained as a language model through the extended tokenizer, as many tokens as the
+ * budget affords at the measured speed, on about 5 bytes of corpus per token.
+ */
+function torchRecipe(tuneSeconds: number): AdaptRecipe {
+  const maxTokens = Math.max(4_096, Math.round(tuneSeconds * TORCH_ROWS_TOKENS_PER_S));
+  const corpusBytes = Math.max(100_000, maxTokens * 5);
+  return {
+    engine: 'torch', tune: { engine: 'torch', recipe: 'rows', maxTokens, corpusBytes, seqLen: 256, batchSize: 8 },
+    label: `tune (PyTorch engine, recipe rows): ${maxTokens} tokens of 256-token windows, 8 per step, from ${formatSize(corpusBytes)} of the corpus`,
+  };
+}
+
 export const ADAPT_OPTIONS: OptionSpec[] = [
   MODEL('the model to adapt: directory or Hugging Face repo id'),
   CORPUS('target-language text (plain or .gz, one paragraph per line): tokens are learned and the new rows tuned on it'),
   { ...NUM_TOKENS('number of new tokens'), default: 1000 },
   { ...PT('Portuguese (target-language) held-out text for the before/after evaluation'), required: true },
   EN('English held-out text (what the model must keep doing); without it only the target language is measured'),
-  { key: 'engine', kind: 'choice', choices: ['ts'], default: 'ts', doc: 'training engine: ts (TypeScript, new rows only, no Python needed)' },
+  { key: 'engine', kind: 'choice', choices: ['ts', 'torch'], default: 'ts', doc: 'training engine: ts (TypeScript, no Python needed) or torch (PyTorch: npm run setup:python)' },
   { key: 'budget', kind: 'number', above: 0, default: 30, doc: 'minutes of tuning (sizes the recipe: how much text each phase trains on)' },
   { ...MAX_BYTES, default: 200_000, defaultText: '200k', doc: 'bytes of each held-out file evaluated (cut at a line end; a documented subset)' },
   { key: 'boostTexts', kind: 'int', min: 1, default: 50, doc: 'PT paragraphs for FertilityBoost' },
@@ -72,7 +91,9 @@ export async function runAdapt(o: OptionValues, opts: { title?: string; command?
   const corpus = (o.corpus as string[]).map((c) => path.resolve(c));
   await checkTextFiles(corpus, 'corpus');
   await checkTextFiles([o.pt as string, ...(o.en ? [o.en as string] : [])], 'pt');
-  const recipe = adaptRecipe((o.budget as number) * 60);
+  const recipe = adaptRecipe((o.budget as number) * 60, o.engine as 'ts' | 'torch');
+  // Python and its pinned packages before any work
+  if (recipe.engine === 'torch') checkPython();
   const model = await resolveModelForCli(o.model as string);
   const cfg: GridConfig = {
     models: [model], corpus, numTokens: [o.numTokens as number],

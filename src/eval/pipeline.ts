@@ -10,6 +10,8 @@ import { readTokensFile, writeTokensFile, type TokensMethod } from '../tokenizer
 import type { ExtendMode } from '../tokenizer/extend.ts';
 import { extendModel } from '../embeddings/extend-model.ts';
 import { runTune, type TuneSettings } from '../tune/run-tune.ts';
+import { TORCH_DEFAULTS } from '../tune/options.ts';
+import { runTorchTune, type Recipe } from '../tune/torch-engine.ts';
 import { baselineMetrics, evaluate, needsOriginalEngine, type EvalOptions } from './evaluate.ts';
 import { loadSetup } from './setup.ts';
 import type { GridConfig, GridSteps } from './grid.ts';
@@ -59,6 +61,22 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
       let s: { tick: ProgressFn; stop: () => void } | undefined;
       let total = 0;
       const { corpus: _c, ...settings } = o;
+      const torch = (o as { engine?: string }).engine === 'torch';
+      if (torch) {
+        // the PyTorch engine (adapt --engine torch): its own option names, resumable in <out>.work
+        const t = o as unknown as { recipe?: Recipe; lr?: number; batchSize?: number; seqLen?: number; maxTokens?: number; corpusBytes?: number; seed?: number };
+        const recipe = t.recipe ?? 'rows';
+        await runTorchTune({
+          model: extendedDir, original: await resolveModel(baseModel), corpus: [corpus], out: outDir, workDir: `${outDir}.work`,
+          recipe, lr: t.lr ?? TORCH_DEFAULTS.lr[recipe], batchSize: t.batchSize ?? TORCH_DEFAULTS.batchSize, seqLen: t.seqLen ?? TORCH_DEFAULTS.seqLen,
+          maxTokens: t.maxTokens, corpusBytes: t.corpusBytes, seed: t.seed ?? 0, threads: cfg.threads, device: 'auto', resume: true, force: true,
+        }, {
+          onPhase: (phase, n) => { s?.stop(); total = n; s = hooks.onStage?.(`tune (torch): ${phase}`); },
+          onTick: (done) => s?.tick(done, total),
+          onPhaseEnd: () => { s?.stop(); s = undefined; },
+        });
+        return;
+      }
       await runTune({
         threads: cfg.threads ?? 2,
         ...settings,
