@@ -68,6 +68,9 @@ function templates(f: Record<string, string>): Record<string, Array<[string, str
     'export-onnx': [['--model', DEMO], ['--out', path.join(f.out, 'onnx')]],
     info: [['--model', DEMO]],
     inspect: [['--model', DEMO]],
+    adapt: [['--model', DEMO], ['--corpus', f.corpus], ['--pt', f.corpus], ['--num-tokens', '5'], ['--out', path.join(f.out, 'adapt')]],
+    replace: [['--model', DEMO], ['--tokenizer', path.join(DEMO, 'tokenizer.json')], ['--corpus', f.corpus], ['--out', path.join(f.out, 'replaced')]],
+    'export-gguf': [['--model', DEMO], ['--out', path.join(f.out, 'm.gguf')]],
   };
 }
 

@@ -1,6 +1,7 @@
 // `hack-tokenizer replace`: give a model another tokenizer's whole vocabulary (TokAlign): GloVe on
 // the corpus under both tokenizers, token alignment, each new row copied from its aligned old row.
 // Every check (flags, the target tokenizer, special tokens, the output) runs before any work.
+import { checkTextFiles } from '../io/text.ts';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -51,6 +52,7 @@ export function register(program: Command): void {
     const inputs = [model.dir, target.file, ...(o.corpus ?? [])];
     const req = { path: o.out, command: 'replace', inputs, force: o.force };
     await checkOutput({ ...req, kind: 'dir' });
+    if (o.corpus?.length) await checkTextFiles(o.corpus, 'corpus'); // exists and is a regular file, before any work
     const bars = new Map<string, Progress>();
     const plan = await planReplacement(model, target, {
       corpus: o.corpus ?? [], init: o.init, pivots: o.pivots, similarity: o.similarity, seed: o.seed, allowInvalidUtf8: o.allowInvalidUtf8,
