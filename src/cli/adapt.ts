@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { HackError } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { OUTPUT_MARKER } from '../io/output.ts';
+import { OUTPUT_MARKER, writeOutputDir } from '../io/output.ts';
 import { formatSize } from '../io/size.ts';
 import { formatSummary, summarizeModel } from '../io/summary.ts';
 import { checkTextFiles } from '../io/text.ts';
@@ -114,15 +114,12 @@ export async function runAdapt(o: OptionValues, opts: { title?: string; command?
   const out = o.out as string;
   const r = await runExperiment(cfg, out, opts.title ?? `hack-tokenizer adapt: ${path.basename(model)}`, notes, opts.command ?? 'adapt');
   // the tuned cell's model becomes <out>/model (a plain Hugging Face directory)
-  const results = JSON.parse(await fsp.readFile(path.join(out, 'results.json'), 'utf8')) as { cells?: Array<{ meta: { stage: string }; results: { model: string } }> };
-  const tuned = (results.cells ?? []).find((c) => c.meta.stage === 'INITIALIZED_WITH_TRAINING')?.results.model;
-  if (!tuned) throw new HackError('NO_TUNED_MODEL', `the run wrote no tuned model (results.json has no INITIALIZED_WITH_TRAINING cell)`, { file: path.join(out, 'results.json') });
+  const tuned = r.records.find((c) => c.meta.stage === 'INITIALIZED_WITH_TRAINING')?.results.model;
+  if (!tuned) throw new HackError('NO_TUNED_MODEL', 'the run has no INITIALIZED_WITH_TRAINING cell', { file: path.join(out, 'results.json') });
   const dest = path.join(out, 'model');
-  const tmp = `${dest}.tmp-${process.pid}`;
-  await fsp.rm(tmp, { recursive: true, force: true });
-  await fsp.cp(tuned, tmp, { recursive: true, filter: (src) => path.basename(src) !== OUTPUT_MARKER });
-  await fsp.rm(dest, { recursive: true, force: true });
-  await fsp.rename(tmp, dest);
+  // through the output policy: temp + rename, replacing only adapt's own earlier model/
+  await writeOutputDir({ path: dest, command: 'adapt', inputs: [model, ...corpus], force: true }, (tmp) =>
+    fsp.cp(tuned, tmp, { recursive: true, filter: (src) => path.basename(src) !== OUTPUT_MARKER }));
   return { table: r.table, model: dest, summary: runSummary(r), seconds: (performance.now() - t0) / 1000 };
 }
 

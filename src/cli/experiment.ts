@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { openResumableDir } from '../io/output.ts';
-import { readGridConfig, runGrid, writeGridOutputs, type GridConfig } from '../eval/grid.ts';
+import { readGridConfig, runGrid, writeGridOutputs, type CellRecord, type GridConfig } from '../eval/grid.ts';
 import { pipelineSteps } from '../eval/pipeline.ts';
 import { defaultBenchFiles } from '../eval/evaluate.ts';
 import { formatTable } from '../eval/table.ts';
@@ -11,7 +11,7 @@ import { stageBars } from './eval.ts';
 import { ASSETS_DIR } from './assets-dir.ts';
 import { OUT, command } from './options.ts';
 
-export interface ExperimentRun { table: string; files: string[]; ran: number; skipped: number; invalidated: number; reasons: Record<string, number> }
+export interface ExperimentRun { table: string; files: string[]; records: CellRecord[]; ran: number; skipped: number; invalidated: number; reasons: Record<string, number> }
 
 /** Every input file of a grid: the output directory may not be, contain or lie inside any of them. */
 export function gridInputs(cfg: GridConfig): string[] {
@@ -30,7 +30,7 @@ export async function runExperiment(cfg: GridConfig, out: string, title: string,
     },
   }, benchFiles);
   const { rows, files } = await writeGridOutputs(dir, cfg, records, title, notes);
-  return { table: formatTable(rows), files, ran, skipped, invalidated, reasons };
+  return { table: formatTable(rows), files, records, ran, skipped, invalidated, reasons };
 }
 
 /** "3 cell(s) run (1 because maxBytes changed), 2 reused". */
