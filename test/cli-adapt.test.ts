@@ -20,18 +20,28 @@ test('adaptRecipe: the budget sizes both phases (40% / 60% of the time at the me
   const small = adaptRecipe(60);
   assert.equal(small.tune.replay, undefined);
   assert.deepEqual([small.tune.corpusBytes, small.tune.inputCorpusBytes], [144_000, 61_200]);
-  assert.deepEqual([adaptRecipe(1).tune.corpusBytes, adaptRecipe(1).tune.inputCorpusBytes], [50_000, 20_000]);
+  assert.deepEqual([adaptRecipe(3).tune.corpusBytes, adaptRecipe(3).tune.inputCorpusBytes], [50_000, 20_000]);
+  // below one step of either phase: refused, naming the smallest budget that trains
+  assert.throws(() => adaptRecipe(1), (e: Error & { code?: string }) => e.code === 'BUDGET_TOO_SMALL' && /use at least 0\.05/.test(e.message));
 });
 
 test('adapt on the demo model with a tiny budget: <out>/model is the tuned extended model, results and report for three cells; a rerun reuses them', { timeout: 15 * 60_000 }, async () => {
   const out = await fsp.mkdtemp(path.join(tmpdir(), 'adapt-'));
   try {
-    const args = ['adapt', '--model', DEMO, '--corpus', path.join(CORPORA, 'pt-pt-parliament-train.txt.gz'), '--pt', path.join(CORPORA, 'pt-pt-parliament-heldout.txt'),
-      '--en', path.join(CORPORA, 'en-books-heldout.txt'), '--num-tokens', '120', '--budget', '0.01', '--max-bytes', '4000', '--boost-texts', '2', '--boost-runs', '1', '--threads', '1', '--out', out];
+    // no --pt: the held-out text is cut from the corpus (the first 4000 bytes of whole lines)
+    const args = ['adapt', '--model', DEMO, '--corpus', path.join(CORPORA, 'pt-pt-parliament-train.txt.gz'),
+      '--en', path.join(CORPORA, 'en-books-heldout.txt'), '--num-tokens', '120', '--budget', '0.1', '--max-bytes', '4000', '--boost-texts', '2', '--boost-runs', '1', '--threads', '1', '--out', out];
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /BASELINE[^\n]*\n[^\n]*INITIALIZED_NO_TRAINING[^\n]*\n[^\n]*INITIALIZED_WITH_TRAINING/);
     assert.match(r.stderr, /output rows on 50 kB, then input \+ output rows on 20 kB/);
+    assert.match(r.stderr, /Held-out PT text: the first \d+ lines \(4\.\d kB\) of the corpus/);
+    const split = JSON.parse(await fsp.readFile(path.join(out, 'heldout', 'split.json'), 'utf8'));
+    assert.ok(split.heldoutBytes >= 4000 && split.heldoutBytes < 4000 + 5000, String(split.heldoutBytes));
+    const results0 = JSON.parse(await fsp.readFile(path.join(out, 'results.json'), 'utf8'));
+    // evaluated on the cut, trained on the rest
+    assert.equal(results0.config.pt, path.join(out, 'heldout', 'heldout.txt'));
+    assert.deepEqual(results0.config.corpus, [path.join(out, 'heldout', 'train.txt')]);
     const base = await loadModelDir(DEMO);
     const model = await loadModelDir(path.join(out, 'model'));
     assert.equal(model.tokenizerSize, base.tokenizerSize + 120);
@@ -44,6 +54,7 @@ test('adapt on the demo model with a tiny budget: <out>/model is the tuned exten
     const again = await runCli(args);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /0 cell\(s\) run, 3 reused/);
+    assert.match(again.stderr, /\(the earlier cut, reused\)/);
     const bad = await runCli([...args.slice(0, -2), '--engine', 'jax', '--out', path.join(out, 'x')]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--engine jax: expected one of ts, torch/);
@@ -56,7 +67,7 @@ test('adapt --engine torch: the PyTorch engine trains the new rows (recipe rows)
   const out = await fsp.mkdtemp(path.join(tmpdir(), 'adapt-torch-'));
   try {
     const r = await runCli(['adapt', '--engine', 'torch', '--model', DEMO, '--corpus', path.join(CORPORA, 'pt-pt-parliament-train.txt.gz'),
-      '--pt', path.join(CORPORA, 'pt-pt-parliament-heldout.txt'), '--num-tokens', '60', '--budget', '0.01', '--max-bytes', '3000',
+      '--pt', path.join(CORPORA, 'pt-pt-parliament-heldout.txt'), '--num-tokens', '60', '--budget', '0.1', '--max-bytes', '3000',
       '--boost-texts', '2', '--boost-runs', '1', '--threads', '1', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /tune \(PyTorch engine, recipe rows\): 4096 tokens/);
@@ -69,5 +80,33 @@ test('adapt --engine torch: the PyTorch engine trains the new rows (recipe rows)
     assert.deepEqual(results.cells.map((c: { meta: { stage: string } }) => c.meta.stage), ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING']);
   } finally {
     await fsp.rm(out, { recursive: true, force: true });
+  }
+});
+
+test('adapt refuses bad input before any work and writes nothing: a budget below one step, a corpus too small to cut held-out text, a model without tokenizer.json', async () => {
+  const tmp = await fsp.mkdtemp(path.join(tmpdir(), 'adapt-bad-'));
+  try {
+    const small = path.join(tmp, 'small.txt');
+    await fsp.writeFile(small, 'Uma frase em português.\n'.repeat(100));
+    const noTok = path.join(tmp, 'no-tokenizer');
+    await fsp.mkdir(noTok);
+    for (const f of await fsp.readdir(DEMO)) if (f !== 'tokenizer.json') await fsp.copyFile(path.join(DEMO, f), path.join(noTok, f));
+    const corpus = path.join(CORPORA, 'pt-pt-parliament-train.txt.gz');
+    const cases: Array<[string[], RegExp]> = [
+      [['--model', DEMO, '--corpus', corpus, '--budget', '0.01'], /--budget: 0\.01 min is too small for one tuning step of the ts engine .*use at least 0\.05/],
+      [['--model', DEMO, '--corpus', corpus, '--engine', 'torch', '--budget', '0.05'], /--budget: 0\.05 min is too small for one tuning step of the torch engine/],
+      [['--model', DEMO, '--corpus', small], /--corpus .*small\.txt: \d+ bytes of text: too small to cut 200000 bytes of held-out text .*--pt/],
+      [['--model', noTok, '--corpus', corpus], /no-tokenizer: missing tokenizer\.json/],
+    ];
+    for (const [i, [args, re]] of cases.entries()) {
+      const out = path.join(tmp, `out${i}`);
+      const r = await runCli(['adapt', ...args, '--out', out]);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, re);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      await assert.rejects(fsp.access(out), /ENOENT/, `${out} must not exist`);
+    }
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
   }
 });

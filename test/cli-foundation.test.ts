@@ -104,15 +104,19 @@ test('info on the v4 untied random-qwen2 fixture', async () => {
   assert.deepEqual([s.architecture, s.config_format, s.tied, s.dtype], ['Qwen2ForCausalLM', 'v4', false, 'float16']);
 });
 
-test('demo on a small budget: summary and report; a changed setting reruns the cells and says why (no stale numbers under new labels)', async () => {
+test('demo on a small budget: adapt on the shipped model (summary, before/after table, tuned model, report); a changed setting reruns the cells and says why (no stale numbers under new labels)', async () => {
   // written to a temporary directory (not the checkout's runs/demo, which `npm run demo` would reuse)
   const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'demo-out-'));
   try {
-    const small = ['demo', '--out', out, '--num-tokens', '150', '--inits', 'mean', '--max-bytes', '8000', '--boost-texts', '3', '--boost-runs', '1', '--threads', '1'];
+    const small = ['demo', '--out', out, '--num-tokens', '150', '--budget', '0.1', '--max-bytes', '8000', '--boost-texts', '3', '--boost-runs', '1', '--threads', '1'];
     const r = await inProcess(small);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /tiny-en-llama/);
     assert.match(r.stdout, /embeddings\s+tied/);
+    assert.match(r.stdout, /BASELINE[^\n]*\n[^\n]*INITIALIZED_NO_TRAINING[^\n]*\n[^\n]*INITIALIZED_WITH_TRAINING/);
+    assert.match(r.stdout, /Demo subsets: the first 8000 bytes of each held-out file/);
+    const tune = JSON.parse(await fsp.readFile(path.join(out, 'model', 'tune.json'), 'utf8'));
+    assert.ok(tune.output.steps > 0 && tune.input.steps > 0);
     await fsp.access(path.join(out, 'report.html'));
     const again = await inProcess(small);
     assert.equal(again.code, 0, again.stderr);

@@ -1,4 +1,4 @@
-// End to end on a small random-weight model: `demo` (learn, extend with two inits, evaluate, report)
+// End to end on a small random-weight model: an `experiment` grid (learn, extend with two inits, evaluate, report)
 // and `eval` on one of its extended models with every metric, checking the documented
 // results.json shape, then the demo's report.html in headless Chromium.
 import { test } from 'node:test';
@@ -16,7 +16,7 @@ const execFileP = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = (args: string[]) => execFileP(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: repoRoot, maxBuffer: 1 << 24 });
 
-test('demo + eval end to end on a small model: results shape, resumable grid, report renders in Chromium', async () => {
+test('experiment + eval end to end on a small model: results shape, resumable grid, report renders in Chromium', async () => {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'eval-e2e-'));
   const model = await writeTestModel(path.join(dir, 'model'), { arch: 'llama', hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, merges: 64, seed: 3 });
   const pt = (await fsp.readFile(path.join(repoRoot, 'assets/corpora/pt-pt-parliament-heldout.txt'), 'utf8')).slice(0, 30000);
@@ -24,12 +24,16 @@ test('demo + eval end to end on a small model: results shape, resumable grid, re
   await fsp.writeFile(path.join(dir, 'pt.txt'), pt);
   await fsp.writeFile(path.join(dir, 'en.txt'), en);
   const out = path.join(dir, 'demo');
-  const args = ['demo', '--model', model, '--corpus', path.join(dir, 'pt.txt'), '--pt', path.join(dir, 'pt.txt'), '--en', path.join(dir, 'en.txt'),
-    '--num-tokens', '20,40', '--inits', 'mean,zero', '--max-bytes', '3000', '--boost-texts', '4', '--boost-runs', '10', '--out', out];
+  const config = path.join(dir, 'grid.json');
+  await fsp.writeFile(config, JSON.stringify({
+    models: [model], corpus: [path.join(dir, 'pt.txt')], numTokens: [20, 40], methods: ['continue'], modes: ['merges'], inits: ['mean', 'zero'],
+    stages: ['BASELINE', 'INITIALIZED_NO_TRAINING'], inputs: ['extended'], metrics: ['fertility', 'compression', 'bpb', 'fertility-boost', 'efficiency'],
+    bench: ['calamept'], calameptRows: 'handwritten', pt: path.join(dir, 'pt.txt'), en: path.join(dir, 'en.txt'), maxBytes: 3000, boostTexts: 4, boostRuns: 10,
+  }));
+  const args = ['experiment', '--config', config, '--out', out];
   const r = await cli(args);
   assert.match(r.stdout, /BASELINE/);
   assert.match(r.stdout, /INITIALIZED_NO_TRAINING\s+40\s+zero/);
-  assert.match(r.stdout, /Demo subsets: the first 3000 bytes of each held-out file/);
   const json = JSON.parse(await fsp.readFile(path.join(out, 'results.json'), 'utf8'));
   assert.equal(json.rows.length, 5);
   for (const cell of json.cells) {

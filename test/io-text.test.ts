@@ -89,3 +89,33 @@ test('readTextFile keeps the text exactly (line breaks and final newline); missi
     await assert.rejects(readTextFile(path.join(d, 'empty.txt')), /the file is empty/);
   } finally { await fsp.rm(d, { recursive: true, force: true }); }
 });
+
+test('cutHeldOut: the first whole lines up to the size are held out, the rest is the training file (no overlap, nothing lost); reused while the corpus is unchanged', async () => {
+  const { cutHeldOut } = await import('../src/io/heldout.ts');
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'heldout-'));
+  try {
+    const lines = Array.from({ length: 50 }, (_, i) => `linha ${i} com água e ç`);
+    const corpus = path.join(dir, 'c.txt.gz');
+    await fsp.writeFile(corpus, gzipSync(Buffer.from(lines.join('\r\n') + '\n')));
+    const bytes = 200;
+    const split = await cutHeldOut([corpus], bytes, path.join(dir, 'split'));
+    const h = (await fsp.readFile(split.heldout, 'utf8')).split('\n').slice(0, -1);
+    const t = (await fsp.readFile(split.train, 'utf8')).split('\n').slice(0, -1);
+    assert.deepEqual([...h, ...t], lines);
+    // whole lines: the held-out part reaches the size with its last line, not one line earlier
+    const hBytes = Buffer.byteLength(h.join('\n') + '\n');
+    assert.ok(hBytes >= bytes && hBytes - Buffer.byteLength(h[h.length - 1] + '\n') < bytes);
+    assert.deepEqual([split.heldoutLines, split.trainLines, split.heldoutBytes, split.reused], [h.length, t.length, hBytes, false]);
+    const mtime = (await fsp.stat(split.train)).mtimeMs;
+    const again = await cutHeldOut([corpus], bytes, path.join(dir, 'split'));
+    assert.equal(again.reused, true);
+    assert.equal((await fsp.stat(split.train)).mtimeMs, mtime);
+    const other = await cutHeldOut([corpus], 100, path.join(dir, 'split'));
+    assert.equal(other.reused, false);
+    await assert.rejects(cutHeldOut([corpus], 800, path.join(dir, 'small')), (e: Error & { code?: string }) =>
+      e.code === 'CORPUS_TOO_SMALL' && /too small to cut 800 bytes of held-out text/.test(e.message));
+    assert.deepEqual(await fsp.readdir(path.join(dir, 'small')), []);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});

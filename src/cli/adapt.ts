@@ -3,12 +3,13 @@
 // engine, a recipe sized to --budget), evaluate before and after, write <out>/model (a Hugging Face
 // directory), results.json/csv and report.html. It is an experiment grid of three cells (the original
 // model, the extended model untuned, tuned), so it resumes like `experiment`.
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { HackError } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { OUTPUT_MARKER, writeOutputDir } from '../io/output.ts';
+import { cutHeldOut } from '../io/heldout.ts';
+import { OUTPUT_MARKER, openResumableDir, writeOutputDir } from '../io/output.ts';
 import { formatSize } from '../io/size.ts';
 import { formatSummary, summarizeModel } from '../io/summary.ts';
 import { checkTextFiles } from '../io/text.ts';
@@ -37,6 +38,7 @@ export interface AdaptRecipe {
  * self-replay (the original model's own samples) once the budget affords sampling them.
  */
 export function adaptRecipe(tuneSeconds: number, engine: 'ts' | 'torch' = 'ts'): AdaptRecipe {
+  checkBudget(tuneSeconds, engine);
   if (engine === 'torch') return torchRecipe(tuneSeconds);
   const replay = tuneSeconds >= 600;
   const corpusBytes = Math.max(50_000, Math.round(0.4 * tuneSeconds * OUTPUT_PHASE_BYTES_PER_S));
@@ -52,6 +54,26 @@ export function adaptRecipe(tuneSeconds: number, engine: 'ts' | 'torch' = 'ts'):
 
 /** Measured on the 2-core machine (BENCHMARKS.md, "PyTorch engine"): tokens per second of the torch `rows` recipe. */
 const TORCH_ROWS_TOKENS_PER_S = 500;
+/** PT bytes per original-tokenizer token (demo model: fertility 2.78 tokens per word of ~6.3 bytes), rounded up. */
+const BYTES_PER_TOKEN = 2.5;
+
+/**
+ * The seconds one tuning step of each phase takes at the measured speeds (ts: one output step of
+ * 2048 positions and one input step of 8 x 128 ids; torch: one step of 8 x 256 tokens); a budget
+ * below it cannot train anything and is refused (larger small budgets get the smallest recipe).
+ */
+export function minBudgetSeconds(engine: 'ts' | 'torch'): number {
+  if (engine === 'torch') return (8 * 256) / TORCH_ROWS_TOKENS_PER_S;
+  return Math.max((2048 * BYTES_PER_TOKEN) / (0.4 * OUTPUT_PHASE_BYTES_PER_S), (8 * 128 * BYTES_PER_TOKEN) / (0.6 * INPUT_PHASE_BYTES_PER_S));
+}
+
+function checkBudget(tuneSeconds: number, engine: 'ts' | 'torch'): void {
+  const min = minBudgetSeconds(engine);
+  if (tuneSeconds < min) {
+    throw new HackError('BUDGET_TOO_SMALL', `${+(tuneSeconds / 60).toPrecision(3)} min is too small for one tuning step of the ${engine} engine ` +
+      `(about ${min.toFixed(1)} s at the measured speeds): use at least ${Math.ceil((min / 60) * 100) / 100}`, { option: 'budget' });
+  }
+}
 
 /**
  * The PyTorch engine's recipe: the new tokens' input and output rows (`rows`: every old row stays
@@ -71,7 +93,7 @@ export const ADAPT_OPTIONS: OptionSpec[] = [
   MODEL('the model to adapt: directory or Hugging Face repo id'),
   CORPUS('target-language text (plain or .gz, one paragraph per line): tokens are learned and the new rows tuned on it'),
   { ...NUM_TOKENS('number of new tokens'), default: 1000 },
-  { ...PT('Portuguese (target-language) held-out text for the before/after evaluation'), required: true },
+  PT('Portuguese (target-language) held-out text for the before/after evaluation; without it the first --max-bytes of the corpus (whole lines) are cut off as held-out text and the rest is trained on (written to <out>/heldout/, never overlapping)'),
   EN('English held-out text (what the model must keep doing); without it only the target language is measured'),
   { key: 'engine', kind: 'choice', choices: ['ts', 'torch'], default: 'ts', doc: 'training engine: ts (TypeScript, no Python needed) or torch (PyTorch: npm run setup:python)' },
   { key: 'budget', kind: 'number', above: 0, default: 30, doc: 'minutes of tuning (sizes the recipe: how much text each phase trains on)' },
@@ -88,37 +110,56 @@ export interface AdaptRun { table: string; model: string; summary: string; secon
 /** The adapt job from checked option values (also the demo's). */
 export async function runAdapt(o: OptionValues, opts: { title?: string; command?: string; notes?: string[] } = {}): Promise<AdaptRun> {
   const t0 = performance.now();
-  const corpus = (o.corpus as string[]).map((c) => path.resolve(c));
+  let corpus = (o.corpus as string[]).map((c) => path.resolve(c));
   await checkTextFiles(corpus, 'corpus');
-  await checkTextFiles([o.pt as string, ...(o.en ? [o.en as string] : [])], 'pt');
+  if (o.pt) await checkTextFiles([o.pt as string], 'pt');
+  if (o.en) await checkTextFiles([o.en as string], 'en');
   const recipe = adaptRecipe((o.budget as number) * 60, o.engine as 'ts' | 'torch');
   // Python and its pinned packages before any work
   if (recipe.engine === 'torch') checkPython();
   const model = await resolveModelForCli(o.model as string);
+  const m = await loadModelDir(model);
+  const out = o.out as string;
+  let pt = o.pt ? path.resolve(o.pt as string) : undefined;
+  const heldoutNotes: string[] = [];
+  if (!pt) {
+    // the output directory first (refused when foreign or an input), then the held-out cut inside it
+    const existed = existsSync(out);
+    await openResumableDir({ path: out, command: opts.command ?? 'adapt', inputs: [model, ...corpus, ...(o.en ? [o.en as string] : [])] });
+    const split = await cutHeldOut(corpus, o.maxBytes as number, path.join(out, 'heldout')).catch(async (e) => {
+      // nothing half-written: a corpus too small leaves no output behind
+      await fsp.rm(existed ? path.join(out, 'heldout') : out, { recursive: true, force: true });
+      throw e;
+    });
+    corpus = [split.train];
+    pt = split.heldout;
+    heldoutNotes.push(`Held-out PT text: the first ${split.heldoutLines} lines (${formatSize(split.heldoutBytes)}) of the corpus, cut off into ${path.relative(process.cwd(), split.heldout) || split.heldout}; ` +
+      `tokens are learned and rows tuned on the other ${split.trainLines} lines (${formatSize(split.trainBytes)})${split.reused ? ' (the earlier cut, reused)' : ''}.`);
+  }
   const cfg: GridConfig = {
     models: [model], corpus, numTokens: [o.numTokens as number],
     methods: ['continue'], modes: ['merges'], inits: ['mean'],
     stages: ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING'], inputs: ['extended'],
     metrics: ['fertility', 'compression', 'bpb', 'fertility-boost', 'efficiency', 'decode-speed'], bench: o.calamept ? ['calamept'] : [],
-    pt: path.resolve(o.pt as string), en: o.en ? path.resolve(o.en as string) : undefined, maxBytes: o.maxBytes as number, calameptRows: 'handwritten',
+    pt, en: o.en ? path.resolve(o.en as string) : undefined, maxBytes: o.maxBytes as number, calameptRows: 'handwritten',
     boostTexts: o.boostTexts as number, boostRuns: o.boostRuns as number, threads: o.threads as number | undefined,
     tune: [{ name: DEFAULT_TUNE, options: recipe.tune }],
   };
-  const m = await loadModelDir(model);
   process.stdout.write(formatSummary(summarizeModel(m)) + '\n\n');
   const notes = [
     ...(opts.notes ?? []),
+    ...heldoutNotes,
     `adapt: ${o.numTokens} tokens by continued BPE (merges mode) on ${corpus.map((c) => path.basename(c)).join(', ')}, mean init; ${recipe.label}; budget ${o.budget} min.`,
   ];
   for (const n of notes) info(n);
-  const out = o.out as string;
-  const r = await runExperiment(cfg, out, opts.title ?? `hack-tokenizer adapt: ${path.basename(model)}`, notes, opts.command ?? 'adapt');
+  const inputs = [model, ...(o.corpus as string[]), o.pt as string | undefined, o.en as string | undefined].filter((x): x is string => !!x);
+  const r = await runExperiment(cfg, out, opts.title ?? `hack-tokenizer adapt: ${path.basename(model)}`, notes, opts.command ?? 'adapt', inputs);
   // the tuned cell's model becomes <out>/model (a plain Hugging Face directory)
   const tuned = r.records.find((c) => c.meta.stage === 'INITIALIZED_WITH_TRAINING')?.results.model;
   if (!tuned) throw new HackError('NO_TUNED_MODEL', 'the run has no INITIALIZED_WITH_TRAINING cell', { file: path.join(out, 'results.json') });
   const dest = path.join(out, 'model');
   // through the output policy: temp + rename, replacing only adapt's own earlier model/
-  await writeOutputDir({ path: dest, command: 'adapt', inputs: [model, ...corpus], force: true }, (tmp) =>
+  await writeOutputDir({ path: dest, command: 'adapt', inputs, force: true }, (tmp) =>
     fsp.cp(tuned, tmp, { recursive: true, filter: (src) => path.basename(src) !== OUTPUT_MARKER }));
   return { table: r.table, model: dest, summary: runSummary(r), seconds: (performance.now() - t0) / 1000 };
 }

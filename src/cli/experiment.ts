@@ -19,8 +19,9 @@ export function gridInputs(cfg: GridConfig): string[] {
   return [...cfg.models, ...cfg.corpus, cfg.pt, cfg.en, ...Object.values(cfg.benchFiles ?? {}), ...tune].filter((x): x is string => !!x);
 }
 
-export async function runExperiment(cfg: GridConfig, out: string, title: string, notes: string[] = [], command = 'experiment'): Promise<ExperimentRun> {
-  const { dir } = await openResumableDir({ path: out, command, inputs: gridInputs(cfg) });
+/** `inputs`: the files the output must not overlap (default: the grid's; adapt's held-out cut lives inside its output). */
+export async function runExperiment(cfg: GridConfig, out: string, title: string, notes: string[] = [], command = 'experiment', inputs = gridInputs(cfg)): Promise<ExperimentRun> {
+  const { dir } = await openResumableDir({ path: out, command, inputs });
   const benchFiles = { ...defaultBenchFiles(ASSETS_DIR), ...(cfg.benchFiles ?? {}) };
   const steps = pipelineSteps(cfg, { onStage: stageBars, benchFiles });
   const { records, ran, skipped, invalidated, reasons } = await runGrid(cfg, dir, steps, {
