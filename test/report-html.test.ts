@@ -121,3 +121,16 @@ test('key table: at most 11 metric columns (what fits 1400 px), by priority, whe
 test('a missing Chromium is a precondition failure that says what to install', () => {
   assert.throws(() => requireChromium('/nonexistent/chromium'), /headless Chromium not found at \/nonexistent\/chromium\. .*Debian's package `chromium`/);
 });
+
+test('rowOf/formatTable: FertilityBoost over one run has no spread (no "± 0.00%"); over several runs it shows the std', async () => {
+  const { rowOf } = await import('../src/eval/report.ts');
+  const { formatTable } = await import('../src/eval/table.ts');
+  const meta = { id: 'x', model: 'm', stage: 'INITIALIZED_NO_TRAINING', n: 10, method: 'continue', mode: 'merges', init: 'mean', input: 'extended' } as never;
+  const boost = (runs: number, std: number) => ({ metrics: { fertility_boost: { greedy: 0.1, mean: 0.2, std, runs, temperature: 0.8, per_run: [], n_texts: 1, n_positions: 1 } }, benchmarks: {}, seconds: {} } as never);
+  const one = rowOf(meta, boost(1, 0));
+  const five = rowOf(meta, boost(5, 0.01));
+  assert.equal(one.fertility_boost_std, undefined);
+  assert.equal(five.fertility_boost_std, 0.01);
+  assert.doesNotMatch(formatTable([one]), /±/);
+  assert.match(formatTable([five]), /20\.00% ± 1\.00%/);
+});

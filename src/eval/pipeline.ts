@@ -34,7 +34,8 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
   let texts: EvalOptions['texts'] | null = null;
   const subsets: Record<string, string> = {};
   if (cfg.maxBytes) subsets.texts = `first ${cfg.maxBytes} bytes of each held-out file`;
-  if (cfg.calameptRows && cfg.calameptRows !== 'all') subsets.calamept = `${cfg.calameptRows} CalamePT rows only`;
+  // only for what runs: a subset line for a benchmark the grid does not run would mislead
+  if (cfg.bench.includes('calamept') && cfg.calameptRows && cfg.calameptRows !== 'all') subsets.calamept = `${cfg.calameptRows} CalamePT rows only`;
   if (cfg.boostTexts && (cfg.metrics.includes('fertility-boost') || cfg.metrics.includes('efficiency'))) {
     subsets.fertility_boost = `first ${cfg.boostTexts} PT held-out lines of 40+ characters`;
   }

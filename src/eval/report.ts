@@ -74,7 +74,9 @@ export function rowOf(meta: CellMeta, r: EvalResults, tune?: TuneRecord): Result
     fertility_pt: m.fertility_input?.pt, fertility_en: m.fertility_input?.en,
     bytes_per_token_pt: m.compression?.pt, bytes_per_token_en: m.compression?.en,
     bpb_pt: m.bpb?.pt, bpb_en: m.bpb?.en, ppl_pt: m.bpb?.perplexity.pt, ppl_en: m.bpb?.perplexity.en,
-    fertility_boost_greedy: m.fertility_boost?.greedy, fertility_boost_mean: m.fertility_boost?.mean, fertility_boost_std: m.fertility_boost?.std,
+    fertility_boost_greedy: m.fertility_boost?.greedy, fertility_boost_mean: m.fertility_boost?.mean,
+    // a std over one run is 0 by construction, not a measured spread: left out
+    fertility_boost_std: (m.fertility_boost?.runs ?? 2) > 1 ? m.fertility_boost?.std : undefined,
     efficiency_gain: m.efficiency_gain?.value, fertility_output: m.fertility_output?.mean,
     chars_per_step: m.decode_speed?.extended.chars_per_step, chars_per_second: m.decode_speed?.extended.chars_per_second,
     repetition: m.repetition?.extended,

@@ -11,7 +11,7 @@ export function formatTable(rows: ResultRow[]): string {
   const body = rows.map((r) => [
     r.stage, r.stage === 'BASELINE' ? '-' : String(r.numTokens), r.init, ...(tuned ? [r.tune ?? '-', num(r.tune_seconds_with_cache, 1)] : []), r.input,
     num(r.fertility_pt), num(r.fertility_en), num(r.bpb_pt, 4), num(r.bpb_en, 4),
-    pct(r.fertility_boost_greedy), r.fertility_boost_mean === undefined ? '-' : `${pct(r.fertility_boost_mean)} ± ${pct(r.fertility_boost_std)}`,
+    pct(r.fertility_boost_greedy), r.fertility_boost_mean === undefined ? '-' : `${pct(r.fertility_boost_mean)}${r.fertility_boost_std === undefined ? '' : ` ± ${pct(r.fertility_boost_std)}`}`,
     ...(ranked ? [r.new_token_rank_ext === undefined ? '-' : `${num(r.new_token_rank_ext, 1)} / ${num(r.new_token_rank_orig, 1)}`] : []), pct(r.calamept),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
