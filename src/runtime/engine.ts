@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 import * as path from 'node:path';
 import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
 import { parameterCount, readWeightF32 } from '../io/weights.ts';
-import { buildGraph, checkSupported, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
+import { buildGraph, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
+import { checkSupported } from './model-spec.ts';
 import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
 
 export interface EngineOptions {

@@ -6,7 +6,6 @@
 // constant-folds once at session creation, so the compute is float32 throughout.
 import type { ModelDir } from '../io/model-dir.ts';
 import { EMBED_TENSOR, LM_HEAD_TENSOR } from '../io/model-dir.ts';
-import type { ModelConfig } from '../io/config.ts';
 import { weightFile, weightInfo, hasTensor } from '../io/weights.ts';
 import type { DType } from '../io/dtype.ts';
 import {
@@ -14,17 +13,7 @@ import {
 } from './onnx-proto.ts';
 import * as path from 'node:path';
 import { quantizeColumns } from './quantize.ts';
-
-export const SUPPORTED_ARCHITECTURES = [
-  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'SmolLM3ForCausalLM',
-] as const;
-
-export class UnsupportedModelError extends Error {
-  constructor(readonly dir: string, message: string) {
-    super(`${dir}: ${message}`);
-    this.name = 'UnsupportedModelError';
-  }
-}
+import { checkSupported, ropeInvFreq, ropeLayers, UnsupportedModelError } from './model-spec.ts';
 
 export interface GraphVariant {
   /**
@@ -77,84 +66,6 @@ function onnxType(dtype: DType, dir: string, name: string): DataTypeCode {
     case 'F16': return DataType.FLOAT16;
     default: throw new UnsupportedModelError(dir, `weight "${name}" has dtype ${dtype}; supported: F32, BF16, F16`);
   }
-}
-
-/** Check the architecture and the weights the builder needs; throws a clear error otherwise. */
-export function checkSupported(model: ModelDir): void {
-  const c = model.config;
-  const arch = c.architecture || c.modelType;
-  const ok = (SUPPORTED_ARCHITECTURES as readonly string[]).includes(c.architecture) ||
-    (!c.architecture && ['llama', 'mistral', 'qwen2', 'smollm3'].includes(c.modelType));
-  if (!ok) {
-    throw new UnsupportedModelError(model.dir, `unsupported architecture "${arch}"; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
-  }
-  const sw = c.raw.sliding_window;
-  const useSw = c.raw.use_sliding_window;
-  if (c.modelType === 'mistral' && typeof sw === 'number' && sw < c.maxPositionEmbeddings) {
-    throw new UnsupportedModelError(model.dir, `sliding-window attention (sliding_window=${sw}) is not supported`);
-  }
-  const layerTypes = c.raw.layer_types;
-  if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) {
-    throw new UnsupportedModelError(model.dir, `layer_types other than "full_attention" (sliding-window attention) are not supported`);
-  }
-  if (['qwen2', 'smollm3'].includes(c.modelType) && useSw === true) {
-    throw new UnsupportedModelError(model.dir, 'sliding-window attention (use_sliding_window=true) is not supported');
-  }
-  if (!['silu', 'swish'].includes(c.hiddenAct)) {
-    throw new UnsupportedModelError(model.dir, `hidden_act "${c.hiddenAct}" is not supported (expected silu)`);
-  }
-  if (c.mlpBias) throw new UnsupportedModelError(model.dir, 'mlp_bias=true is not supported');
-  const rt = c.ropeScaling.type;
-  if (!['default', 'linear', 'llama3'].includes(rt)) {
-    throw new UnsupportedModelError(model.dir, `RoPE scaling "${rt}" is not supported; supported: default, linear, llama3`);
-  }
-}
-
-/**
- * Which layers apply RoPE: all, except SmolLM3's NoPE layers (`no_rope_layers[i]` = 0; by default
- * every `no_rope_layer_interval`-th layer, i.e. use_rope = (i + 1) % interval != 0, as transformers does).
- */
-export function ropeLayers(c: ModelConfig): boolean[] {
-  const list = c.raw.no_rope_layers;
-  if (Array.isArray(list)) return Array.from({ length: c.numLayers }, (_, i) => list[i] !== 0 && list[i] !== false);
-  if (c.modelType === 'smollm3') {
-    const interval = typeof c.raw.no_rope_layer_interval === 'number' ? c.raw.no_rope_layer_interval : 4;
-    return Array.from({ length: c.numLayers }, (_, i) => (i + 1) % interval !== 0);
-  }
-  return new Array(c.numLayers).fill(true);
-}
-
-/** RoPE inverse frequencies as transformers computes them (default, linear, llama3). */
-export function ropeInvFreq(c: ModelConfig): Float32Array {
-  const half = c.headDim / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    // transformers: 1 / base ** (arange(0, dim, 2).float() / dim), computed in float32
-    const expo = Math.fround(Math.fround(2 * i) / c.headDim);
-    inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, expo)));
-  }
-  const s = c.ropeScaling;
-  if (s.type === 'linear') {
-    const f = s.factor ?? 1;
-    for (let i = 0; i < half; i++) inv[i] = Math.fround(inv[i] / f);
-  } else if (s.type === 'llama3') {
-    const factor = s.factor ?? 8;
-    const low = s.lowFreqFactor ?? 1;
-    const high = s.highFreqFactor ?? 4;
-    const oldCtx = s.originalMaxPositionEmbeddings ?? 8192;
-    const lowWl = oldCtx / low;
-    const highWl = oldCtx / high;
-    for (let i = 0; i < half; i++) {
-      const wl = (2 * Math.PI) / inv[i];
-      let v = wl > lowWl ? inv[i] / factor : inv[i];
-      const smooth = (oldCtx / wl - low) / (high - low);
-      const scaled = (1 - smooth) * (v / factor) + smooth * v;
-      const medium = !(wl < highWl) && !(wl > lowWl);
-      if (medium) v = scaled;
-      inv[i] = Math.fround(v);
-    }
-  }
-  return inv;
 }
 
 class GraphBuilder {
