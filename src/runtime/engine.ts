@@ -150,7 +150,8 @@ class OrtEngine implements Engine {
 
   session(base: GraphVariant = UNIFIED): Promise<ort.InferenceSession> {
     const int8 = this.opts.precision === 'int8';
-    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', matmul: int8 ? 'int8' : this.matmul };
+    // int8 graphs read their float32 lm_head in the stored layout (no transposed copy of the largest matrix)
+    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', ...(int8 ? { matmul: 'stored', precision: 'int8' } : { matmul: this.matmul }) };
     const key = variantKey(variant);
     let s = this.sessions.get(key);
     if (!s) {
