@@ -23,7 +23,7 @@ export { extendModel, type ExtendModelOptions, type ExtendModelResult } from './
 
 // runtime: ONNX engine, generation, extended-vocabulary decoding
 export { loadEngine, type Engine, type EngineOptions, type GenerateOptions } from './runtime/engine.ts';
-export { generateExtended } from './runtime/extended-decoding.ts';
+export { generateExtended, extendedDecoding, newTokenMap } from './runtime/extended-decoding.ts';
 
 // tune and eval
 export { runTune, type TuneOptions, type TuneSummary } from './tune/run-tune.ts';

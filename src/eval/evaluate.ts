@@ -104,6 +104,10 @@ export function checkNeeds(metrics: readonly MetricName[], has: { texts: Lang[];
 }
 
 export interface EvalSetup {
+  /**
+   * The model under evaluation. Its generation is the decoding every generating metric uses: with
+   * the input through the original tokenizer (encode-with), extended-vocabulary decoding.
+   */
   engine: EvalEngine;
   model: string;
   /** Encodes the input text: the model's own (extended) tokenizer, or the original with --encode-with. */
@@ -122,8 +126,6 @@ export interface EvalSetup {
   originalGenerate?: (prompt: string, maxNewTokens: number) => Promise<{ ids: number[]; text: string }>;
   /** The original model's last-position logits (new-token-rank's reference). */
   originalLastLogits?: (batch: number[][]) => Promise<Float32Array[]>;
-  /** Generation with the model under evaluation (defaults to engine.generate on inputCodec ids). */
-  generate?: (prompt: string, maxNewTokens: number) => Promise<{ ids: number[]; text: string }>;
   eosIds?: number[];
 }
 
@@ -193,14 +195,24 @@ const boostOf = (r: MetricRun) => r.once('fertility-boost', () => r.timed('ferti
   } finally { s.stop(); }
 }));
 
+/**
+ * Text <-> ids for generation: prompts encoded as the model reads them (the input tokenizer), the
+ * generated ids decoded by the model's own tokenizer (they may be new tokens the input tokenizer lacks).
+ */
+export function generationCodec(s: EvalSetup): TextCodec {
+  if (s.inputCodec === s.modelCodec) return s.modelCodec;
+  return { encode: (t) => s.inputCodec.encode(t), encodeBatch: (t) => s.inputCodec.encodeBatch(t), decode: (ids) => s.modelCodec.decode(ids) };
+}
+
 const generationsOf = (r: MetricRun) => r.once('decode', () => r.timed('decode_speed', async () => {
   const { setup, opts } = r;
   const prompts = promptsFromText(r.text('pt'), opts.genPrompts ?? 16);
   const maxNew = opts.genTokens ?? 48;
-  const gen = setup.generate ?? (async (p: string, n: number) => {
-    const ids = await setup.engine.generate(await setup.inputCodec.encode(p), { maxNewTokens: n, temperature: 0, eosIds: setup.eosIds });
-    return { ids, text: await setup.modelCodec.decode(ids) };
-  });
+  const codec = generationCodec(setup);
+  const gen = async (p: string, n: number) => {
+    const ids = await setup.engine.generate(await codec.encode(p), { maxNewTokens: n, temperature: 0, eosIds: setup.eosIds });
+    return { ids, text: await codec.decode(ids) };
+  };
   const s1 = r.stage('decode (model under evaluation)');
   const ext = await measureDecode(prompts, (p) => gen(p, maxNew), s1.tick);
   s1.stop();
@@ -253,7 +265,7 @@ const RUNNERS: Record<MetricName, (r: MetricRun) => Promise<void>> = {
   }),
   'fertility-output': (r) => r.timed('fertility_output', async () => {
     const s = r.stage('fertility-output');
-    r.res.metrics.fertility_output = await fertilityOutput(r.setup.engine, r.setup.inputCodec, linesOf(r.text('pt'), r.opts.outputTexts ?? 20).map((l) => l.slice(0, 300)), { onProgress: s.tick });
+    r.res.metrics.fertility_output = await fertilityOutput(r.setup.engine, generationCodec(r.setup), linesOf(r.text('pt'), r.opts.outputTexts ?? 20).map((l) => l.slice(0, 300)), { onProgress: s.tick });
     s.stop();
   }),
   'decode-speed': async (r) => {
@@ -271,7 +283,7 @@ const BENCH_RUNNERS: Record<BenchName, (setup: EvalSetup, opts: EvalOptions, fil
   calamept: async (setup, opts, file, tick) => {
     let rows = await readCalame(file);
     if (opts.calameFilter) rows = rows.filter(opts.calameFilter);
-    return runCalame(setup.engine, setup.inputCodec, rows, { eosIds: setup.eosIds, logLikelihood: opts.calameLogLikelihood ?? false, onProgress: tick });
+    return runCalame(setup.engine, generationCodec(setup), rows, { eosIds: setup.eosIds, logLikelihood: opts.calameLogLikelihood ?? false, onProgress: tick });
   },
   mmlu: async (setup, opts, file, tick) => runMmlu(setup.engine, setup.inputCodec, await readMmlu(file, 'test', opts.mmluSubjects), { onProgress: tick }),
   'boolq-en': async (setup, _o, file, tick) => runChoices(setup.engine, setup.inputCodec, await readQueryChoices(file, 'boolq-en'), { onProgress: tick }),

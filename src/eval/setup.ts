@@ -1,11 +1,13 @@
 // Builds an EvalSetup from model directories: the engine, the tokenizers on the input and output
-// sides, the added ids, and the original model's generation for decode-speed comparisons.
+// sides, the added ids, and the original model's generation for decode-speed comparisons. Under
+// encodeWith the setup's engine decodes extended-vocabulary (extendedDecoding), so every metric and
+// benchmark that generates uses it.
 import * as path from 'node:path';
 import { loadModelDir } from '../io/model-dir.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
 import { loadEngine, type Engine } from '../runtime/engine.ts';
 import { addedIds, codecOf } from './codec.ts';
-import { generateExtended, newTokenMap } from '../runtime/extended-decoding.ts';
+import { extendedDecoding, newTokenMap } from '../runtime/extended-decoding.ts';
 import type { EvalSetup } from './evaluate.ts';
 import { checkDerived } from '../tokenizer/provenance.ts';
 
@@ -50,12 +52,9 @@ export async function loadSetup(modelDir: string, opts: SetupOptions = {}): Prom
       setup.inputCodec = ocodec;
       setup.inputTokenizer = path.resolve(orig.tokenizerPath);
       setup.input = 'original';
-      // the research's setup, decoding fixed: new tokens the model emits are fed back as their original ids
-      const originalIds = await setup.newTokenOriginalIds();
-      setup.generate = async (prompt, n) => {
-        const { ids } = await generateExtended(engine, originalIds, await ocodec.encode(prompt), { maxNewTokens: n, temperature: 0 });
-        return { ids, text: await modelCodec.decode(ids) };
-      };
+      // the research's setup, decoding fixed: new tokens the model emits are fed back as their original
+      // ids, in every generation (decode-speed, repetition, fertility-output, CalamePT)
+      setup.engine = extendedDecoding(engine, await setup.newTokenOriginalIds());
     }
     if (opts.originalEngine) {
       const oeng = await loadEngine(orig, { threads: opts.threads, precision: opts.precision });

@@ -12,7 +12,7 @@ import { type ModelDir, type TokenizerJson, EMBED_TENSOR, LM_HEAD_TENSOR } from 
 import { hasTensor, readWeightF32, weightInfo } from '../io/weights.ts';
 import { checkOutput } from '../io/output.ts';
 import { writeGguf, type GgmlType, type GgufTensorSource, type GgufValue, QK8_0 } from '../io/gguf.ts';
-import { ropeInvFreq, ropeLayers } from '../runtime/graph.ts';
+import { ropeInvFreq, ropeLayers } from '../runtime/model-spec.ts';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 

@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 import * as path from 'node:path';
 import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
 import { parameterCount, readWeightF32 } from '../io/weights.ts';
-import { buildGraph, checkSupported, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
+import { buildGraph, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
+import { checkSupported } from './model-spec.ts';
 import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
 
 export interface EngineOptions {
@@ -52,6 +53,12 @@ export interface GenerateOptions {
    * sequence (a batched run drops it from the batch, so the rest decode cheaper).
    */
   stopWhen?: (generated: readonly number[]) => boolean | Promise<boolean>;
+  /**
+   * What the model reads for an emitted id, when not the id itself: extended-vocabulary decoding
+   * feeds a new token back as its original sub-token ids (runtime/extended-decoding.ts builds the map
+   * and checks it). The generated ids are the emitted ones.
+   */
+  readAs?: ReadonlyMap<number, readonly number[]>;
 }
 
 /** Incremental decoding on a KV cache for a batch of sequences. */
@@ -149,7 +156,8 @@ class OrtEngine implements Engine {
 
   session(base: GraphVariant = UNIFIED): Promise<ort.InferenceSession> {
     const int8 = this.opts.precision === 'int8';
-    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', matmul: int8 ? 'int8' : this.matmul };
+    // int8 graphs read their float32 lm_head in the stored layout (no transposed copy of the largest matrix)
+    const variant: GraphVariant = { ...base, ops: this.opts.ops ?? 'fused', ...(int8 ? { matmul: 'stored', precision: 'int8' } : { matmul: this.matmul }) };
     const key = variantKey(variant);
     let s = this.sessions.get(key);
     if (!s) {
@@ -394,6 +402,7 @@ class OrtEngine implements Engine {
     return (await this.generateBatch([prompt], opts))[0];
   }
 
+  /** The one generation loop (every decoding, plain or extended, goes through it). */
   async generateBatch(prompts: number[][], opts: GenerateOptions): Promise<number[][]> {
     for (const p of prompts) if (p.length === 0) throw new Error('generate: the prompt is empty (no token ids)');
     const eos = new Set(opts.eosIds ?? this.eosIds);
@@ -415,7 +424,8 @@ class OrtEngine implements Engine {
         if (!stop && opts.stopWhen) stop = (await opts.stopWhen(out[b])) === true;
         if (stop || eos.has(id) || out[b].length >= opts.maxNewTokens) continue;
         keep.push(r);
-        next.push([id]);
+        const read = opts.readAs?.get(id);
+        next.push(read ? [...read] : [id]);
       }
       if (keep.length === 0) return out;
       if (keep.length < alive.length) {

@@ -1,39 +1,57 @@
 // Extended-vocabulary decoding ("inference adaptation"): the model reads its input through the
 // ORIGINAL tokenizer but may emit any row of its (extended) vocabulary. An emitted new token is
 // fed back as its original sub-token ids, as a short prefill on the KV cache, so each step costs
-// one (or a few) positions instead of re-encoding the whole text.
+// one (or a few) positions instead of re-encoding the whole text. The loop is the engine's one
+// generation loop (GenerateOptions.readAs); this module builds and checks the new-token map and
+// adapts an engine to it.
+import { HackError } from '../io/errors.ts';
 import type { Engine, GenerateOptions } from './engine.ts';
-import { sampleNext, seededRandom } from './sampling.ts';
 import { decode, encode, type LoadedTokenizer } from '../tokenizer/load.ts';
 import { toByteLevel } from '../tokenizer/byte-level.ts';
 import { bpeModelOf, segmentWord, type BpeModel } from '../tokenizer/bpe-model.ts';
 
+/** Check a new-token map: every new id has original sub-ids, none of them a new id itself. */
+export function checkTokenMap(newTokenOriginalIds: ReadonlyMap<number, readonly number[]>): void {
+  for (const [id, sub] of newTokenOriginalIds) {
+    if (sub.length === 0) throw new HackError('BAD_TOKEN_MAP', `extended decoding: new token ${id} has no original sub-token ids`);
+    for (const s of sub) {
+      if (newTokenOriginalIds.has(s)) throw new HackError('BAD_TOKEN_MAP', `extended decoding: sub-token ${s} of new token ${id} is itself a new token`);
+    }
+  }
+}
+
+/**
+ * The engine with extended-vocabulary decoding: its generation (generate, generateBatch: the
+ * engine's one loop, stopping criteria included) reads each emitted new token as its original
+ * sub-ids; scoring, logits and hidden states are the engine's own.
+ */
+export function extendedDecoding(engine: Engine, newTokenOriginalIds: ReadonlyMap<number, readonly number[]>): Engine {
+  checkTokenMap(newTokenOriginalIds);
+  const withMap = (opts: GenerateOptions): GenerateOptions => ({ ...opts, readAs: newTokenOriginalIds });
+  return {
+    get model() { return engine.model; },
+    get vocabRows() { return engine.vocabRows; },
+    get eosIds() { return engine.eosIds; },
+    tokenLogprobs: (batch) => engine.tokenLogprobs(batch),
+    scoreContinuations: (items) => engine.scoreContinuations(items),
+    lastLogits: (batch) => engine.lastLogits(batch),
+    logits: (ids) => engine.logits(ids),
+    hiddenStates: (batch) => engine.hiddenStates(batch),
+    generate: (prompt, opts) => engine.generate(prompt, withMap(opts)),
+    generateBatch: (prompts, opts) => engine.generateBatch(prompts, withMap(opts)),
+    decoder: (batchSize) => engine.decoder(batchSize),
+    dispose: () => engine.dispose(),
+  };
+}
+
+/** One extended-vocabulary generation (see extendedDecoding). */
 export async function generateExtended(
   engine: Engine,
-  newTokenOriginalIds: Map<number, number[]>,
+  newTokenOriginalIds: ReadonlyMap<number, readonly number[]>,
   prompt: number[],
   opts: GenerateOptions,
 ): Promise<{ ids: number[] }> {
-  if (prompt.length === 0) throw new Error('generateExtended: the prompt is empty (no token ids)');
-  for (const [id, sub] of newTokenOriginalIds) {
-    if (sub.length === 0) throw new Error(`generateExtended: new token ${id} has no original sub-token ids`);
-    for (const s of sub) {
-      if (newTokenOriginalIds.has(s)) throw new Error(`generateExtended: sub-token ${s} of new token ${id} is itself a new token`);
-    }
-  }
-  const eos = new Set(opts.eosIds ?? engine.eosIds);
-  const rand = seededRandom(opts.seed ?? 0);
-  const ids: number[] = [];
-  if (opts.maxNewTokens <= 0) return { ids };
-  const dec = engine.decoder(1);
-  let [logits] = await dec.feed([prompt]);
-  for (;;) {
-    const id = sampleNext(logits, opts, rand);
-    ids.push(id);
-    const stop = (await opts.onToken?.(id)) === true;
-    if (stop || eos.has(id) || ids.length >= opts.maxNewTokens) return { ids };
-    [logits] = await dec.feed([newTokenOriginalIds.get(id) ?? [id]]);
-  }
+  return { ids: await extendedDecoding(engine, newTokenOriginalIds).generate(prompt, opts) };
 }
 
 /** What the model reads for a sequence of emitted ids: new tokens expanded into their original sub-ids. */

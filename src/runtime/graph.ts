@@ -5,26 +5,15 @@
 // (offset + length, nothing copied); bf16/f16 weights are Cast to float32, which ORT
 // constant-folds once at session creation, so the compute is float32 throughout.
 import type { ModelDir } from '../io/model-dir.ts';
-import { EMBED_TENSOR, LM_HEAD_TENSOR } from '../io/model-dir.ts';
-import type { ModelConfig } from '../io/config.ts';
-import { weightFile, weightInfo, hasTensor } from '../io/weights.ts';
+import { EMBED_TENSOR } from '../io/model-dir.ts';
+import { weightFile, weightInfo } from '../io/weights.ts';
 import type { DType } from '../io/dtype.ts';
 import {
   DataType, encodeModel, type AttrValue, type DataTypeCode, type NodeDef, type TensorDef, type ValueInfo, type ModelDef,
 } from './onnx-proto.ts';
 import * as path from 'node:path';
 import { quantizeColumns } from './quantize.ts';
-
-export const SUPPORTED_ARCHITECTURES = [
-  'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'SmolLM3ForCausalLM',
-] as const;
-
-export class UnsupportedModelError extends Error {
-  constructor(readonly dir: string, message: string) {
-    super(`${dir}: ${message}`);
-    this.name = 'UnsupportedModelError';
-  }
-}
+import { modelSpec, qkvNames, UnsupportedModelError, type LayerSpec, type ModelSpec } from './model-spec.ts';
 
 export interface GraphVariant {
   /**
@@ -45,14 +34,19 @@ export interface GraphVariant {
    */
   ops?: 'fused' | 'plain' | 'hybrid';
   /**
-   * 'stored' (default) and 'transposed' matter for fused graphs only. 'stored': FusedMatMul reads the
-   * weights in their stored [out, in] layout, no extra copy. 'transposed': MatMul on [in, out] copies
-   * made at load, which ORT prepacks: prefill about 6% faster (bench/runtime-graphs.ts), one more
-   * float32 copy in memory. 'int8' (any ops): the decoder layers' linear weights quantized per output column, products through
-   * DynamicQuantizeMatMul (activations quantized per call): ~2.9x faster matrix products on AVX2, an
-   * approximation (the embeddings, norms, attention and lm_head stay float32).
+   * Weight layout of the float32 matrix products; matters for fused graphs only. 'stored' (default):
+   * FusedMatMul reads the weights in their stored [out, in] layout, no extra copy. 'transposed': MatMul
+   * on [in, out] copies made at load, which ORT prepacks: prefill about 6% faster
+   * (bench/runtime-graphs.ts), one more float32 copy in memory.
    */
-  matmul?: 'stored' | 'transposed' | 'int8';
+  matmul?: 'stored' | 'transposed';
+  /**
+   * 'float32' (default) or 'int8' (any ops): the decoder layers' linear weights quantized per output
+   * column, products through DynamicQuantizeMatMul (activations quantized per call): ~2.9x faster
+   * matrix products on AVX2, an approximation (the embeddings, norms, attention and lm_head stay
+   * float32, the lm_head in the `matmul` layout).
+   */
+  precision?: 'float32' | 'int8';
 }
 
 /**
@@ -64,7 +58,7 @@ export type WeightValues = (tensor: string) => Float32Array;
 export const FULL_VARIANT: GraphVariant = { logits: 'all', hidden: false, cache: true, targets: false };
 
 export function variantKey(v: GraphVariant): string {
-  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops && v.ops !== 'fused' ? '-' + v.ops : ''}${v.matmul === 'transposed' ? '-wt' : v.matmul === 'int8' ? '-int8' : ''}`;
+  return `${v.logits}${v.hidden ? '-h' : ''}${v.cache ? '-kv' : ''}${v.targets ? '-t' : ''}${v.ops && v.ops !== 'fused' ? '-' + v.ops : ''}${v.matmul === 'transposed' ? '-wt' : ''}${v.precision === 'int8' ? '-int8' : ''}`;
 }
 
 /** Where a weight's bytes live: resolves a tensor name to an external-data reference. */
@@ -77,84 +71,6 @@ function onnxType(dtype: DType, dir: string, name: string): DataTypeCode {
     case 'F16': return DataType.FLOAT16;
     default: throw new UnsupportedModelError(dir, `weight "${name}" has dtype ${dtype}; supported: F32, BF16, F16`);
   }
-}
-
-/** Check the architecture and the weights the builder needs; throws a clear error otherwise. */
-export function checkSupported(model: ModelDir): void {
-  const c = model.config;
-  const arch = c.architecture || c.modelType;
-  const ok = (SUPPORTED_ARCHITECTURES as readonly string[]).includes(c.architecture) ||
-    (!c.architecture && ['llama', 'mistral', 'qwen2', 'smollm3'].includes(c.modelType));
-  if (!ok) {
-    throw new UnsupportedModelError(model.dir, `unsupported architecture "${arch}"; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
-  }
-  const sw = c.raw.sliding_window;
-  const useSw = c.raw.use_sliding_window;
-  if (c.modelType === 'mistral' && typeof sw === 'number' && sw < c.maxPositionEmbeddings) {
-    throw new UnsupportedModelError(model.dir, `sliding-window attention (sliding_window=${sw}) is not supported`);
-  }
-  const layerTypes = c.raw.layer_types;
-  if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) {
-    throw new UnsupportedModelError(model.dir, `layer_types other than "full_attention" (sliding-window attention) are not supported`);
-  }
-  if (['qwen2', 'smollm3'].includes(c.modelType) && useSw === true) {
-    throw new UnsupportedModelError(model.dir, 'sliding-window attention (use_sliding_window=true) is not supported');
-  }
-  if (!['silu', 'swish'].includes(c.hiddenAct)) {
-    throw new UnsupportedModelError(model.dir, `hidden_act "${c.hiddenAct}" is not supported (expected silu)`);
-  }
-  if (c.mlpBias) throw new UnsupportedModelError(model.dir, 'mlp_bias=true is not supported');
-  const rt = c.ropeScaling.type;
-  if (!['default', 'linear', 'llama3'].includes(rt)) {
-    throw new UnsupportedModelError(model.dir, `RoPE scaling "${rt}" is not supported; supported: default, linear, llama3`);
-  }
-}
-
-/**
- * Which layers apply RoPE: all, except SmolLM3's NoPE layers (`no_rope_layers[i]` = 0; by default
- * every `no_rope_layer_interval`-th layer, i.e. use_rope = (i + 1) % interval != 0, as transformers does).
- */
-export function ropeLayers(c: ModelConfig): boolean[] {
-  const list = c.raw.no_rope_layers;
-  if (Array.isArray(list)) return Array.from({ length: c.numLayers }, (_, i) => list[i] !== 0 && list[i] !== false);
-  if (c.modelType === 'smollm3') {
-    const interval = typeof c.raw.no_rope_layer_interval === 'number' ? c.raw.no_rope_layer_interval : 4;
-    return Array.from({ length: c.numLayers }, (_, i) => (i + 1) % interval !== 0);
-  }
-  return new Array(c.numLayers).fill(true);
-}
-
-/** RoPE inverse frequencies as transformers computes them (default, linear, llama3). */
-export function ropeInvFreq(c: ModelConfig): Float32Array {
-  const half = c.headDim / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    // transformers: 1 / base ** (arange(0, dim, 2).float() / dim), computed in float32
-    const expo = Math.fround(Math.fround(2 * i) / c.headDim);
-    inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, expo)));
-  }
-  const s = c.ropeScaling;
-  if (s.type === 'linear') {
-    const f = s.factor ?? 1;
-    for (let i = 0; i < half; i++) inv[i] = Math.fround(inv[i] / f);
-  } else if (s.type === 'llama3') {
-    const factor = s.factor ?? 8;
-    const low = s.lowFreqFactor ?? 1;
-    const high = s.highFreqFactor ?? 4;
-    const oldCtx = s.originalMaxPositionEmbeddings ?? 8192;
-    const lowWl = oldCtx / low;
-    const highWl = oldCtx / high;
-    for (let i = 0; i < half; i++) {
-      const wl = (2 * Math.PI) / inv[i];
-      let v = wl > lowWl ? inv[i] / factor : inv[i];
-      const smooth = (oldCtx / wl - low) / (high - low);
-      const scaled = (1 - smooth) * (v / factor) + smooth * v;
-      const medium = !(wl < highWl) && !(wl > lowWl);
-      if (medium) v = scaled;
-      inv[i] = Math.fround(v);
-    }
-  }
-  return inv;
 }
 
 class GraphBuilder {
@@ -281,38 +197,54 @@ class GraphBuilder {
 
 export interface BuiltGraph { bytes: Uint8Array; inputs: string[]; outputs: string[] }
 
-/** Build the ONNX model bytes for one variant. */
-export function buildGraph(model: ModelDir, variant: GraphVariant, locate: WeightLocator, values?: WeightValues): BuiltGraph {
-  checkSupported(model);
-  if (variant.matmul === 'int8' && !values) throw new Error('buildGraph: an int8 graph needs the weight values (quantized at build time)');
-  const c = model.config;
-  const fused = variant.ops !== 'plain';
-  const useRope = ropeLayers(c);
-  const opset = fused ? 23 : 17;
-  const g = new GraphBuilder(model, locate, opset, fused && variant.matmul !== 'transposed', variant.matmul === 'int8' ? values : undefined);
-  const H = c.hiddenSize;
-  const nH = c.numHeads;
-  const nKV = c.numKvHeads;
-  const hd = c.headDim;
-  const group = nH / nKV;
-  if (!Number.isInteger(group)) throw new UnsupportedModelError(model.dir, `num_attention_heads ${nH} is not a multiple of num_key_value_heads ${nKV}`);
-  const V = model.embeddingRows;
+// The graph is put together from small make-functions, each one block of the decoder. The operator
+// family (`ops`) picks the implementation of three of them: the q/k/v projections (one concatenated
+// product, or three), RoPE (the opset-23 RotaryEmbedding op, or elementary ops) and attention (the
+// opset-23 Attention op, or MatMul/Softmax). Precision (int8) and weight layout live in the builder's
+// matmulW, under every block alike. Node and constant order is part of the output bytes: a block
+// creates its nodes in the order the graph had before it was split into blocks.
+
+/** What every block of one graph shares. */
+interface Ctx {
+  g: GraphBuilder;
+  spec: ModelSpec;
+  variant: GraphVariant;
+  /** Outputs in the order they are declared (present.* are added by the attention blocks). */
+  outputs: ValueInfo[];
+  /** Additive attention mask [B, S, T] (0 or -max): causal and padding. */
+  mask: string;
+  /**
+   * Start of the kept positions (negative, along the sequence axis) when only the last K positions'
+   * logits leave the graph; null when every position is needed.
+   */
+  keepStart: string | null;
+}
+
+/** The sequence's last kept positions of `x` along `axis`. */
+function tail(ctx: Ctx, x: string, axis: number): string {
+  const g = ctx.g;
+  return g.op1('Slice', [x, ctx.keepStart!, g.i64([Number.MAX_SAFE_INTEGER]), g.i64([axis])]);
+}
+
+function makeInputs(spec: ModelSpec, variant: GraphVariant): { inputs: ValueInfo[]; logitsLen: number | string } {
   const inputs: ValueInfo[] = [
     { name: 'input_ids', elemType: DataType.INT64, shape: ['batch_size', 'sequence_length'] },
     { name: 'attention_mask', elemType: DataType.INT64, shape: ['batch_size', 'total_sequence_length'] },
     { name: 'position_ids', elemType: DataType.INT64, shape: ['batch_size', 'sequence_length'] },
   ];
-  const outputs: ValueInfo[] = [];
   if (variant.cache) {
-    for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
-      inputs.push({ name: `past_key_values.${l}.${kv}`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'past_sequence_length', hd] });
+    for (let l = 0; l < spec.layers.length; l++) for (const kv of ['key', 'value']) {
+      inputs.push({ name: `past_key_values.${l}.${kv}`, elemType: DataType.FLOAT, shape: ['batch_size', spec.kvHeads, 'past_sequence_length', spec.headDim] });
     }
   }
   const logitsLen = variant.logits === 'keep' ? 'logits_length' : variant.logits === 'last' ? 1 : 'sequence_length';
   if (variant.logits === 'keep') inputs.push({ name: 'num_logits_to_keep', elemType: DataType.INT64, shape: [] });
   if (variant.targets) inputs.push({ name: 'target_ids', elemType: DataType.INT64, shape: ['batch_size', logitsLen] });
+  return { inputs, logitsLen };
+}
 
-  // ---- masks and rotary tables, shared by all layers
+/** The causal + padding mask, shared by all layers. */
+function makeMask(g: GraphBuilder): string {
   const shapeIds = g.op1('Shape', ['input_ids']);
   const S = g.op1('Gather', [shapeIds, g.i64([1], true)], { axis: { kind: 'int', v: 0 } });
   const shapeMask = g.op1('Shape', ['attention_mask']);
@@ -327,173 +259,251 @@ export function buildGraph(model: ModelDir, variant: GraphVariant, locate: Weigh
   ]); // [S, T]
   const pad = g.op1('Unsqueeze', [g.op1('Cast', ['attention_mask'], { to: { kind: 'int', v: DataType.BOOL } }), g.i64([1])]); // [B,1,T]
   const allowed = g.op1('And', [causal, pad]); // [B,S,T]
-  const bias = g.op1('Where', [allowed, g.f32([0]), g.f32([-3.4028234663852886e38])]); // [B,S,T]
+  return g.op1('Where', [allowed, g.f32([0]), g.f32([-3.4028234663852886e38])]); // [B,S,T]
+}
 
-  // When only the last K positions' logits leave the graph (and no hidden states), the last layer
-  // needs every position's keys and values (attention, KV cache) but queries, o_proj, MLP and the
-  // final norm only for those K positions: about 1/numLayers of the prefill work is skipped.
-  const maxEnd = () => g.i64([Number.MAX_SAFE_INTEGER]);
-  const keepStart = variant.hidden || c.numLayers < 1 ? null
-    : variant.logits === 'last' ? g.i64([-1])
-    : variant.logits === 'keep' ? g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])])
-    : null;
-  const tail = (x: string, axis: number): string => g.op1('Slice', [x, keepStart!, maxEnd(), g.i64([axis])]);
+/**
+ * When only the last K positions' logits leave the graph (and no hidden states), the last layer
+ * needs every position's keys and values (attention, KV cache) but queries, o_proj, MLP and the
+ * final norm only for those K positions: about 1/numLayers of the prefill work is skipped.
+ */
+function makeKeepStart(g: GraphBuilder, spec: ModelSpec, variant: GraphVariant): string | null {
+  if (variant.hidden || spec.layers.length < 1) return null;
+  if (variant.logits === 'last') return g.i64([-1]);
+  if (variant.logits === 'keep') return g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]);
+  return null;
+}
 
-  const invFreq = g.f32(ropeInvFreq(c), [1, 1, hd / 2]);
+/** Rotation angles position * inverse frequency, [B, S, hd/2]. */
+function makeRopeAngles(g: GraphBuilder, spec: ModelSpec): string {
+  const invFreq = g.f32(spec.invFreq, [1, 1, spec.headDim / 2]);
   const pos = g.op1('Unsqueeze', [g.op1('Cast', ['position_ids'], { to: { kind: 'int', v: DataType.FLOAT } }), g.i64([2])]); // [B,S,1]
-  const freqs = g.op1('Mul', [pos, invFreq]); // [B,S,hd/2]
-  const attnProjections = (p: string): { names: string[]; biased: boolean } => {
-    const names = ['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.self_attn.${n}`);
-    const biased = c.attentionBias && names.every((n) => hasTensor(model.weights, `${n}.bias`));
-    return { names, biased };
-  };
-  const presentInfo = (l: number): void => {
-    outputs.push({ name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
-    outputs.push({ name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ['batch_size', nKV, 'total_sequence_length', hd] });
-  };
-  const mlp = (x2: string, p: string): string => {
-    if (fused) {
-      const I = c.intermediateSize;
-      const gu = g.matmulW(x2, [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`]);
-      const [gate, up] = g.op('Split', [gu, g.i64([I, I])], { axis: { kind: 'int', v: -1 } }, 2);
-      const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
-      return g.linear(act, `${p}.mlp.down_proj`, false);
-    }
-    const gate = g.linear(x2, `${p}.mlp.gate_proj`, false);
-    const up = g.linear(x2, `${p}.mlp.up_proj`, false);
-    const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
-    return g.linear(act, `${p}.mlp.down_proj`, false);
-  };
+  return g.op1('Mul', [pos, invFreq]);
+}
 
-  // Attention from elementary operators on [B, heads, S, hd] tensors; GQA without copying K/V:
-  // the queries of one KV group are stacked along the sequence axis, [B, nKV, group*S, hd].
-  const biasG = new Map<string, string>();
-  const heads = (x: string, n: number): string =>
-    g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, hd])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
-  const matmulAttention = (q: string, k: string, v: string, l: number, mask = bias): string => {
-    let bg = biasG.get(mask);
-    if (!bg) biasG.set(mask, bg = g.op1('Tile', [g.op1('Unsqueeze', [mask, g.i64([1])]), g.i64([1, 1, group, 1])])); // [B,1,group*S,T]
+function makeEmbedding(g: GraphBuilder, model: ModelDir): string {
+  const h = g.op1('Gather', [g.rawWeight(EMBED_TENSOR), 'input_ids'], { axis: { kind: 'int', v: 0 } });
+  if (weightInfo(model.weights, EMBED_TENSOR).dtype !== 'F32') return g.op1('Cast', [h], { to: { kind: 'int', v: DataType.FLOAT } });
+  return h;
+}
+
+/** Rotates a query or key tensor of `heads` heads (in the layout of the ops family's projections). */
+type Rope = (x: string, heads: number) => string;
+
+/** RotaryEmbedding (opset 23) on [B, S, heads*hd]; it takes cos/sin of shape [B, S, hd/2] when no position_ids are given. */
+function makeFusedRope(g: GraphBuilder, angles: string): Rope {
+  const cosT = g.op1('Cos', [angles]);
+  const sinT = g.op1('Sin', [angles]);
+  return (x, n) => g.op1('RotaryEmbedding', [x, cosT, sinT], { num_heads: { kind: 'int', v: n }, interleaved: { kind: 'int', v: 0 } });
+}
+
+/** RoPE from elementary ops on [B, heads, S, hd]. */
+function makePlainRope(g: GraphBuilder, angles: string, hd: number): Rope {
+  const emb = g.op1('Concat', [angles, angles], { axis: { kind: 'int', v: -1 } });
+  const cos = g.op1('Unsqueeze', [g.op1('Cos', [emb]), g.i64([1])]); // [B,1,S,hd]
+  const sinHalf = g.op1('Sin', [angles]);
+  // rotate_half(x) * sin == concat(x2, x1) * concat(-sin, sin)
+  const sinSigned = g.op1('Unsqueeze', [g.op1('Concat', [g.op1('Neg', [sinHalf]), sinHalf], { axis: { kind: 'int', v: -1 } }), g.i64([1])]);
+  const halfSplit = g.i64([hd / 2, hd / 2]);
+  return (x) => {
+    const [x1, x2] = g.op('Split', [x, halfSplit], { axis: { kind: 'int', v: -1 } }, 2);
+    const swapped = g.op1('Concat', [x2, x1], { axis: { kind: 'int', v: -1 } });
+    return g.op1('Add', [g.op1('Mul', [x, cos]), g.op1('Mul', [swapped, sinSigned])]);
+  };
+}
+
+/** [B, S, n*hd] -> [B, n, S, hd]. */
+function heads(ctx: Ctx, x: string, n: number): string {
+  const g = ctx.g;
+  return g.op1('Transpose', [g.op1('Reshape', [x, g.i64([0, 0, n, ctx.spec.headDim])])], { perm: { kind: 'ints', v: [0, 2, 1, 3] } });
+}
+
+/** q, k (rotated unless a NoPE layer) and v of one layer, and the axis of q's sequence. */
+interface Qkv { q: string; k: string; v: string; seqAxis: number }
+type MakeQkv = (ctx: Ctx, x: string, layer: LayerSpec, rope: Rope) => Qkv;
+
+/** One product with the concatenated q/k/v weights, split: [B, S, n*hd] each. */
+const concatQkv: MakeQkv = (ctx, x, layer, rope) => {
+  const { g, spec } = ctx;
+  const names = qkvNames(layer);
+  let qkv = g.matmulW(x, names.map((n) => `${n}.weight`));
+  if (layer.qkvBias) qkv = g.op1('Add', [qkv, g.biases(names.map((n) => `${n}.bias`))]);
+  const [q, k, v] = g.op('Split', [qkv, g.i64([spec.heads * spec.headDim, spec.kvHeads * spec.headDim, spec.kvHeads * spec.headDim])], { axis: { kind: 'int', v: -1 } }, 3);
+  const qr = layer.rope ? rope(q, spec.heads) : q;
+  const kr = layer.rope ? rope(k, spec.kvHeads) : k;
+  return { q: qr, k: kr, v, seqAxis: 1 };
+};
+
+/** Three products, each in the heads layout [B, n, S, hd]. */
+const separateQkv: MakeQkv = (ctx, x, layer, rope) => {
+  const { g, spec } = ctx;
+  const names = qkvNames(layer);
+  const ropeIf = (t: string, n: number) => (layer.rope ? rope(t, n) : t);
+  const q = ropeIf(heads(ctx, g.linear(x, names[0], layer.qkvBias), spec.heads), spec.heads);
+  const k = ropeIf(heads(ctx, g.linear(x, names[1], layer.qkvBias), spec.kvHeads), spec.kvHeads);
+  const v = heads(ctx, g.linear(x, names[2], layer.qkvBias), spec.kvHeads);
+  return { q, k, v, seqAxis: 2 };
+};
+
+/** Attention of layer `l` given its q, k, v; `pruned`: q holds only the kept positions. Returns [B, S, nH*hd]. */
+type MakeAttention = (ctx: Ctx, qkv: Qkv, l: number, pruned: boolean) => string;
+
+function presentInfo(ctx: Ctx, l: number): void {
+  const shape = ['batch_size', ctx.spec.kvHeads, 'total_sequence_length', ctx.spec.headDim];
+  ctx.outputs.push({ name: `present.${l}.key`, elemType: DataType.FLOAT, shape });
+  ctx.outputs.push({ name: `present.${l}.value`, elemType: DataType.FLOAT, shape: [...shape] });
+}
+
+/** The ONNX opset-23 Attention op on [B, S, n*hd] (GQA and the KV cache inside the op). */
+function makeOpAttention(): MakeAttention {
+  let mask4: string | null = null; // [B,1,S,T], made once for all layers
+  return (ctx, { q, k, v }, l, pruned) => {
+    const { g, spec, variant } = ctx;
+    mask4 ??= g.op1('Unsqueeze', [ctx.mask, g.i64([1])]);
+    const attnIn = [q, k, v, pruned ? tail(ctx, mask4, 2) : mask4];
+    const attnOut = [`attn_${l}`];
+    if (variant.cache) {
+      attnIn.push(`past_key_values.${l}.key`, `past_key_values.${l}.value`);
+      attnOut.push(`present.${l}.key`, `present.${l}.value`);
+      presentInfo(ctx, l);
+    }
+    g.nodes.push({
+      op: 'Attention', inputs: attnIn, outputs: attnOut, name: `Attention_${l}`,
+      attrs: { q_num_heads: { kind: 'int', v: spec.heads }, kv_num_heads: { kind: 'int', v: spec.kvHeads }, scale: { kind: 'float', v: 1 / Math.sqrt(spec.headDim) } },
+    });
+    return attnOut[0];
+  };
+}
+
+/**
+ * Attention from elementary operators on [B, heads, S, hd] tensors; GQA without copying K/V: the
+ * queries of one KV group are stacked along the sequence axis, [B, nKV, group*S, hd]. `toHeads`:
+ * q/k/v come as [B, S, n*hd] (concatenated projections) and are reshaped first.
+ */
+function makeMatmulAttention(toHeads: boolean): MakeAttention {
+  const tiled = new Map<string, string>(); // mask -> its [B,1,group*S,T] tiling, made once per mask
+  return (ctx, qkv, l, pruned) => {
+    const { g, spec, variant } = ctx;
+    const { heads: nH, kvHeads: nKV, headDim: hd } = spec;
+    let { q, k, v } = qkv;
+    if (toHeads) {
+      q = heads(ctx, q, nH);
+      k = heads(ctx, k, nKV);
+      v = heads(ctx, v, nKV);
+    }
+    const mask = pruned ? tail(ctx, ctx.mask, 1) : ctx.mask;
+    let bg = tiled.get(mask);
+    if (!bg) tiled.set(mask, bg = g.op1('Tile', [g.op1('Unsqueeze', [mask, g.i64([1])]), g.i64([1, 1, spec.group, 1])]));
     if (variant.cache) {
       k = g.named(`present.${l}.key`, 'Concat', [`past_key_values.${l}.key`, k], { axis: { kind: 'int', v: 2 } });
       v = g.named(`present.${l}.value`, 'Concat', [`past_key_values.${l}.value`, v], { axis: { kind: 'int', v: 2 } });
-      presentInfo(l);
+      presentInfo(ctx, l);
     }
     const qg = g.op1('Reshape', [g.op1('Mul', [q, g.f32([1 / Math.sqrt(hd)])]), g.i64([0, nKV, -1, hd])]);
     const kT = g.op1('Transpose', [k], { perm: { kind: 'ints', v: [0, 1, 3, 2] } });
     const scores = g.op1('Add', [g.op1('MatMul', [qg, kT]), bg]);
     const probs = g.op1('Softmax', [scores], { axis: { kind: 'int', v: -1 } });
-    const ctx = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
-    return g.op1('Reshape', [g.op1('Transpose', [ctx], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
+    const out = g.op1('Reshape', [g.op1('MatMul', [probs, v]), g.i64([0, nH, -1, hd])]); // [B,nH,S,hd]
+    return g.op1('Reshape', [g.op1('Transpose', [out], { perm: { kind: 'ints', v: [0, 2, 1, 3] } }), g.i64([0, 0, nH * hd])]);
   };
+}
 
-  let h = g.op1('Gather', [g.rawWeight(EMBED_TENSOR), 'input_ids'], { axis: { kind: 'int', v: 0 } });
-  if (weightInfo(model.weights, EMBED_TENSOR).dtype !== 'F32') h = g.op1('Cast', [h], { to: { kind: 'int', v: DataType.FLOAT } });
-
-  if (fused) {
-    // RotaryEmbedding (opset 23) takes cos/sin of shape [B, S, hd/2] when no position_ids are given.
-    const cosT = g.op1('Cos', [freqs]);
-    const sinT = g.op1('Sin', [freqs]);
-    let bias4Name: string | null = null;
-    const bias4 = () => (bias4Name ??= g.op1('Unsqueeze', [bias, g.i64([1])])); // [B,1,S,T]
-    const ropeAttrs = (n: number): Record<string, AttrValue> => ({ num_heads: { kind: 'int', v: n }, interleaved: { kind: 'int', v: 0 } });
-    for (let l = 0; l < c.numLayers; l++) {
-      const p = `model.layers.${l}`;
-      const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
-      const { names, biased } = attnProjections(p);
-      let qkv = g.matmulW(x, names.map((n) => `${n}.weight`));
-      if (biased) qkv = g.op1('Add', [qkv, g.biases(names.map((n) => `${n}.bias`))]);
-      const [q, k, v] = g.op('Split', [qkv, g.i64([nH * hd, nKV * hd, nKV * hd])], { axis: { kind: 'int', v: -1 } }, 3);
-      let qr = useRope[l] ? g.op1('RotaryEmbedding', [q, cosT, sinT], ropeAttrs(nH)) : q;
-      const kr = useRope[l] ? g.op1('RotaryEmbedding', [k, cosT, sinT], ropeAttrs(nKV)) : k;
-      const prune = keepStart !== null && l === c.numLayers - 1;
-      if (prune) {
-        qr = tail(qr, 1);
-        h = tail(h, 1);
-      }
-      let attn: string;
-      if (variant.ops === 'hybrid') {
-        attn = matmulAttention(heads(qr, nH), heads(kr, nKV), heads(v, nKV), l, prune ? tail(bias, 1) : bias);
-      } else {
-        const attnIn = [qr, kr, v, prune ? tail(bias4(), 2) : bias4()];
-        const attnOut = [`attn_${l}`];
-        if (variant.cache) {
-          attnIn.push(`past_key_values.${l}.key`, `past_key_values.${l}.value`);
-          attnOut.push(`present.${l}.key`, `present.${l}.value`);
-          presentInfo(l);
-        }
-        g.nodes.push({
-          op: 'Attention', inputs: attnIn, outputs: attnOut, name: `Attention_${l}`,
-          attrs: { q_num_heads: { kind: 'int', v: nH }, kv_num_heads: { kind: 'int', v: nKV }, scale: { kind: 'float', v: 1 / Math.sqrt(hd) } },
-        });
-        attn = attnOut[0];
-      }
-      h = g.op1('Add', [h, g.linear(attn, `${p}.self_attn.o_proj`, false)]);
-      h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
-    }
+/** SwiGLU: down(silu(gate(x)) * up(x)); `concat`: gate and up as one product, split. */
+function makeMlp(ctx: Ctx, x: string, prefix: string, concat: boolean): string {
+  const g = ctx.g;
+  let gate: string, up: string;
+  if (concat) {
+    const I = ctx.spec.intermediate;
+    const gu = g.matmulW(x, [`${prefix}.mlp.gate_proj.weight`, `${prefix}.mlp.up_proj.weight`]);
+    [gate, up] = g.op('Split', [gu, g.i64([I, I])], { axis: { kind: 'int', v: -1 } }, 2);
   } else {
-    const emb = g.op1('Concat', [freqs, freqs], { axis: { kind: 'int', v: -1 } });
-    const cos = g.op1('Unsqueeze', [g.op1('Cos', [emb]), g.i64([1])]); // [B,1,S,hd]
-    const sinHalf = g.op1('Sin', [freqs]);
-    // rotate_half(x) * sin == concat(x2, x1) * concat(-sin, sin)
-    const sinSigned = g.op1('Unsqueeze', [g.op1('Concat', [g.op1('Neg', [sinHalf]), sinHalf], { axis: { kind: 'int', v: -1 } }), g.i64([1])]);
-    const halfSplit = g.i64([hd / 2, hd / 2]);
-    const rope = (x: string): string => {
-      const [x1, x2] = g.op('Split', [x, halfSplit], { axis: { kind: 'int', v: -1 } }, 2);
-      const swapped = g.op1('Concat', [x2, x1], { axis: { kind: 'int', v: -1 } });
-      return g.op1('Add', [g.op1('Mul', [x, cos]), g.op1('Mul', [swapped, sinSigned])]);
-    };
-    for (let l = 0; l < c.numLayers; l++) {
-      const p = `model.layers.${l}`;
-      const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, c.rmsNormEps);
-      const { names, biased } = attnProjections(p);
-      const ropeIf = (t: string) => (useRope[l] ? rope(t) : t);
-      let q = ropeIf(heads(g.linear(x, names[0], biased), nH));
-      const k = ropeIf(heads(g.linear(x, names[1], biased), nKV));
-      const v = heads(g.linear(x, names[2], biased), nKV);
-      const prune = keepStart !== null && l === c.numLayers - 1;
-      if (prune) {
-        q = tail(q, 2); // [B, nH, K, hd]
-        h = tail(h, 1);
-      }
-      const merged = matmulAttention(q, k, v, l, prune ? tail(bias, 1) : bias);
-      h = g.op1('Add', [h, g.linear(merged, `${p}.self_attn.o_proj`, false)]);
-      h = g.op1('Add', [h, mlp(g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, c.rmsNormEps), p)]);
-    }
+    gate = g.linear(x, `${prefix}.mlp.gate_proj`, false);
+    up = g.linear(x, `${prefix}.mlp.up_proj`, false);
   }
-  const final = g.rmsNorm(h, 'model.norm.weight', c.rmsNormEps);
+  const act = g.op1('Mul', [g.op1('Mul', [gate, g.op1('Sigmoid', [gate])]), up]);
+  return g.linear(act, `${prefix}.mlp.down_proj`, false);
+}
+
+/** The operator family's blocks. */
+interface OpsFamily { opset: number; irVersion: number; qkv: MakeQkv; attention: MakeAttention; concatMlp: boolean; rope: (g: GraphBuilder, angles: string, hd: number) => Rope }
+
+function opsFamily(ops: GraphVariant['ops']): OpsFamily {
+  if (ops === 'plain') return { opset: 17, irVersion: 8, qkv: separateQkv, attention: makeMatmulAttention(false), concatMlp: false, rope: makePlainRope };
+  return {
+    opset: 23, irVersion: 10, qkv: concatQkv, attention: ops === 'hybrid' ? makeMatmulAttention(true) : makeOpAttention(), concatMlp: true,
+    rope: (g, angles) => makeFusedRope(g, angles),
+  };
+}
+
+/** One decoder layer: pre-norm attention and MLP with residuals. */
+function makeLayer(ctx: Ctx, fam: OpsFamily, rope: Rope, h: string, l: number): string {
+  const { g, spec } = ctx;
+  const layer = spec.layers[l];
+  const p = layer.prefix;
+  const x = g.rmsNorm(h, `${p}.input_layernorm.weight`, spec.eps);
+  const qkv = fam.qkv(ctx, x, layer, rope);
+  const pruned = ctx.keepStart !== null && l === spec.layers.length - 1;
+  if (pruned) {
+    qkv.q = tail(ctx, qkv.q, qkv.seqAxis);
+    h = tail(ctx, h, 1);
+  }
+  const attn = fam.attention(ctx, qkv, l, pruned);
+  h = g.op1('Add', [h, g.linear(attn, `${p}.self_attn.o_proj`, false)]);
+  return g.op1('Add', [h, makeMlp(ctx, g.rmsNorm(h, `${p}.post_attention_layernorm.weight`, spec.eps), p, fam.concatMlp)]);
+}
+
+/** Final norm, then the requested outputs: hidden_states, logits, target_logprobs. */
+function makeHead(ctx: Ctx, h: string, logitsLen: number | string): void {
+  const { g, spec, variant, outputs } = ctx;
+  const final = g.rmsNorm(h, 'model.norm.weight', spec.eps);
   if (variant.hidden) {
     g.named('hidden_states', 'Identity', [final]);
-    outputs.unshift({ name: 'hidden_states', elemType: DataType.FLOAT, shape: ['batch_size', 'sequence_length', H] });
+    outputs.unshift({ name: 'hidden_states', elemType: DataType.FLOAT, shape: ['batch_size', 'sequence_length', spec.hidden] });
   }
-  if (variant.logits !== 'none' || variant.targets) {
-    const head = model.tied ? EMBED_TENSOR : LM_HEAD_TENSOR;
-    // `final` already holds only the kept positions when the last layer was pruned
-    const headIn = keepStart === null && (variant.logits === 'last' || variant.logits === 'keep')
-      ? g.op1('Slice', [final, variant.logits === 'last' ? g.i64([-1]) : g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]), maxEnd(), g.i64([1])])
-      : final;
-    const logits = g.matmulW(headIn, [head], true); // the head stays float32 (int8 graphs too)
-    if (variant.logits !== 'none') {
-      g.named('logits', 'Identity', [logits]);
-      outputs.unshift({ name: 'logits', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen, V] });
-    }
-    if (variant.targets) {
-      const lp = g.op1('LogSoftmax', [logits], { axis: { kind: 'int', v: -1 } });
-      const picked = g.op1('GatherElements', [lp, g.op1('Unsqueeze', ['target_ids', g.i64([2])])], { axis: { kind: 'int', v: 2 } });
-      g.named('target_logprobs', 'Squeeze', [picked, g.i64([2])]);
-      outputs.push({ name: 'target_logprobs', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen] });
-    }
+  if (variant.logits === 'none' && !variant.targets) return;
+  // `final` already holds only the kept positions when the last layer was pruned
+  const headIn = ctx.keepStart === null && (variant.logits === 'last' || variant.logits === 'keep')
+    ? g.op1('Slice', [final, variant.logits === 'last' ? g.i64([-1]) : g.op1('Neg', [g.op1('Unsqueeze', ['num_logits_to_keep', g.i64([0])])]), g.i64([Number.MAX_SAFE_INTEGER]), g.i64([1])])
+    : final;
+  const logits = g.matmulW(headIn, [spec.headTensor], true); // the head stays float32 (int8 graphs too)
+  if (variant.logits !== 'none') {
+    g.named('logits', 'Identity', [logits]);
+    outputs.unshift({ name: 'logits', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen, spec.rows] });
   }
+  if (variant.targets) {
+    const lp = g.op1('LogSoftmax', [logits], { axis: { kind: 'int', v: -1 } });
+    const picked = g.op1('GatherElements', [lp, g.op1('Unsqueeze', ['target_ids', g.i64([2])])], { axis: { kind: 'int', v: 2 } });
+    g.named('target_logprobs', 'Squeeze', [picked, g.i64([2])]);
+    outputs.push({ name: 'target_logprobs', elemType: DataType.FLOAT, shape: ['batch_size', logitsLen] });
+  }
+}
+
+/** Build the ONNX model bytes for one variant. */
+export function buildGraph(model: ModelDir, variant: GraphVariant, locate: WeightLocator, values?: WeightValues): BuiltGraph {
+  const spec = modelSpec(model);
+  const int8 = variant.precision === 'int8';
+  if (int8 && !values) throw new Error('buildGraph: an int8 graph needs the weight values (quantized at build time)');
+  const fam = opsFamily(variant.ops);
+  const g = new GraphBuilder(model, locate, fam.opset, variant.ops !== 'plain' && variant.matmul !== 'transposed', int8 ? values : undefined);
+  const { inputs, logitsLen } = makeInputs(spec, variant);
+  const ctx: Ctx = { g, spec, variant, outputs: [], mask: makeMask(g), keepStart: null };
+  ctx.keepStart = makeKeepStart(g, spec, variant);
+  const angles = makeRopeAngles(g, spec);
+  let h = makeEmbedding(g, model);
+  const rope = fam.rope(g, angles, spec.headDim);
+  for (let l = 0; l < spec.layers.length; l++) h = makeLayer(ctx, fam, rope, h, l);
+  makeHead(ctx, h, logitsLen);
   const def: ModelDef = {
-    graphName: `${c.modelType || 'decoder'}-${variantKey(variant)}`,
+    graphName: `${spec.modelType || 'decoder'}-${variantKey(variant)}`,
     nodes: g.nodes,
     initializers: g.inits,
     inputs,
-    outputs,
-    opsets: [{ domain: '', version: opset }, { domain: 'com.microsoft', version: 1 }],
-    irVersion: fused ? 10 : 8,
+    outputs: ctx.outputs,
+    opsets: [{ domain: '', version: fam.opset }, { domain: 'com.microsoft', version: 1 }],
+    irVersion: fam.irVersion,
     metadata: { 'hack-tokenizer.variant': variantKey(variant) },
   };
-  return { bytes: encodeModel(def), inputs: inputs.map((i) => i.name), outputs: outputs.map((o) => o.name) };
+  return { bytes: encodeModel(def), inputs: inputs.map((i) => i.name), outputs: ctx.outputs.map((o) => o.name) };
 }
 
 /** External data pointing into the model's own safetensors files, relative to `graphDir`. */

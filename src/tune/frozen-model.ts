@@ -1,11 +1,12 @@
-// A Llama / Qwen2 decoder in TypeScript with hand-written reverse mode, for exact gradients of the
+// The decoder of model-spec.ts (Llama, Mistral, Qwen2, SmolLM3) in TypeScript with hand-written reverse mode, for exact gradients of the
 // language-model loss with respect to the new tokens' embedding rows (input and output) through the
 // FROZEN network. Only activations' gradients are propagated (no weight gradients). The big
 // matrix products go through DenseKernels (ORT in training, JS float64 in gradient checks);
 // attention, RMSNorm, RoPE and SwiGLU are written out here.
 import type { ModelDir } from '../io/model-dir.ts';
-import { EMBED_TENSOR, LM_HEAD_TENSOR } from '../io/model-dir.ts';
+import { EMBED_TENSOR } from '../io/model-dir.ts';
 import { readWeightF32 } from '../io/weights.ts';
+import { modelSpec, qkvNames } from '../runtime/model-spec.ts';
 import type { DenseKernels, Mat } from './ort-kernels.ts';
 
 type Arr = Float32Array | Float64Array;
@@ -18,6 +19,8 @@ interface Layer {
   q: Arr; k: Arr; v: Arr; o: Arr;
   qb: Arr | null; kb: Arr | null; vb: Arr | null;
   gate: Arr; up: Arr; down: Arr;
+  /** False on a NoPE layer (SmolLM3): q and k are not rotated. */
+  rope: boolean;
 }
 
 export interface FrozenModel {
@@ -28,7 +31,8 @@ export interface FrozenModel {
   headDim: number;
   inter: number;
   eps: number;
-  invFreq: Float64Array;
+  /** The spec's float32 RoPE inverse frequencies (the same values the ONNX graph uses). */
+  invFreq: Float32Array;
   rows: number;
   tied: boolean;
   layers: Layer[];
@@ -43,46 +47,19 @@ function alloc(p: Precision, n: number): Arr {
   return p === 'f64' ? new Float64Array(n) : new Float32Array(n);
 }
 
-function ropeInvFreq(model: ModelDir): Float64Array {
-  const c = model.config;
-  const hd = c.headDim;
-  const inv = new Float64Array(hd / 2);
-  for (let i = 0; i < hd / 2; i++) inv[i] = 1 / c.ropeTheta ** ((2 * i) / hd);
-  const s = c.ropeScaling;
-  if (!s || s.type === 'default') return inv;
-  if (s.type === 'linear') return inv.map((x) => x / (s.factor ?? 1));
-  if (s.type === 'llama3') {
-    const factor = s.factor ?? 8, low = s.lowFreqFactor ?? 1, high = s.highFreqFactor ?? 4;
-    const orig = s.originalMaxPositionEmbeddings ?? 8192;
-    const lowWl = orig / low, highWl = orig / high;
-    return inv.map((f) => {
-      const wl = (2 * Math.PI) / f;
-      if (wl < highWl) return f;
-      if (wl > lowWl) return f / factor;
-      const smooth = (orig / wl - low) / (high - low);
-      return (1 - smooth) * (f / factor) + smooth * f;
-    });
-  }
-  throw new Error(`${model.dir}: rope scaling "${s.type}" is not supported by the tuner (default, linear, llama3)`);
-}
-
 /** Load the frozen weights into memory (float32, or float64 for exact reference computations). */
 export async function loadFrozenModel(model: ModelDir, precision: Precision = 'f32'): Promise<FrozenModel> {
-  const c = model.config;
-  if (!['llama', 'qwen2'].includes(c.modelType)) {
-    throw new Error(`${model.dir}: the tuner supports model_type llama and qwen2, not "${c.modelType}"`);
-  }
-  if (c.mlpBias) throw new Error(`${model.dir}: mlp_bias is not supported by the tuner`);
-  if (c.hiddenAct !== 'silu') throw new Error(`${model.dir}: hidden_act "${c.hiddenAct}" is not supported (silu)`);
+  const spec = modelSpec(model);
   const w = model.weights;
   const get = async (name: string): Promise<Arr> => {
     const f = await readWeightF32(w, name);
     return precision === 'f64' ? Float64Array.from(f) : f;
   };
-  const has = (name: string) => w.location.has(name);
   const layers: Layer[] = [];
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}.`;
+  for (const ls of spec.layers) {
+    const p = `${ls.prefix}.`;
+    const [qn, kn, vn] = qkvNames(ls);
+    const bias = async (n: string) => (ls.qkvBias ? get(`${n}.bias`) : null);
     layers.push({
       inNorm: await get(p + 'input_layernorm.weight'),
       postNorm: await get(p + 'post_attention_layernorm.weight'),
@@ -90,27 +67,26 @@ export async function loadFrozenModel(model: ModelDir, precision: Precision = 'f
       k: await get(p + 'self_attn.k_proj.weight'),
       v: await get(p + 'self_attn.v_proj.weight'),
       o: await get(p + 'self_attn.o_proj.weight'),
-      qb: has(p + 'self_attn.q_proj.bias') ? await get(p + 'self_attn.q_proj.bias') : null,
-      kb: has(p + 'self_attn.k_proj.bias') ? await get(p + 'self_attn.k_proj.bias') : null,
-      vb: has(p + 'self_attn.v_proj.bias') ? await get(p + 'self_attn.v_proj.bias') : null,
+      qb: await bias(qn), kb: await bias(kn), vb: await bias(vn),
       gate: await get(p + 'mlp.gate_proj.weight'),
       up: await get(p + 'mlp.up_proj.weight'),
       down: await get(p + 'mlp.down_proj.weight'),
+      rope: ls.rope,
     });
   }
   const embed = await get(EMBED_TENSOR);
-  const head = model.tied ? embed : await get(LM_HEAD_TENSOR);
+  const head = spec.tied ? embed : await get(spec.headTensor);
   return {
     precision,
-    d: c.hiddenSize,
-    heads: c.numHeads,
-    kvHeads: c.numKvHeads,
-    headDim: c.headDim,
-    inter: c.intermediateSize,
-    eps: c.rmsNormEps,
-    invFreq: ropeInvFreq(model),
-    rows: model.embeddingRows,
-    tied: model.tied,
+    d: spec.hidden,
+    heads: spec.heads,
+    kvHeads: spec.kvHeads,
+    headDim: spec.headDim,
+    inter: spec.intermediate,
+    eps: spec.eps,
+    invFreq: spec.invFreq,
+    rows: spec.rows,
+    tied: spec.tied,
     layers,
     norm: await get('model.norm.weight'),
     embed,
@@ -161,12 +137,13 @@ function rmsNormBack(dx: Arr, dy: Arr, x: Arr, r: Float64Array, rows: number, d:
 }
 
 /** Rotate (or, with sign -1, un-rotate: the transpose) heads in place; positions restart per sequence. */
-function rope(x: Arr, rows: number, nHeads: number, hd: number, pos: Int32Array, invFreq: Float64Array, sign: 1 | -1): void {
+function rope(x: Arr, rows: number, nHeads: number, hd: number, pos: Int32Array, invFreq: Float32Array, sign: 1 | -1): void {
   const half = hd / 2;
   const width = nHeads * hd;
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < half; i++) {
-      const a = pos[r] * invFreq[i];
+      // the angle in float32, as transformers and the ONNX graph compute it (it grows with the position)
+      const a = Math.fround(pos[r] * invFreq[i]);
       const cos = Math.cos(a), sin = sign * Math.sin(a);
       for (let h = 0; h < nHeads; h++) {
         const o = r * width + h * hd;
@@ -251,8 +228,10 @@ export async function forward(m: FrozenModel, k: DenseKernels, seqs: number[][],
     const q = await linear(k, xn1, R, L.q, H * hd, d, L.qb);
     const kk = await linear(k, xn1, R, L.k, KV * hd, d, L.kb);
     const v = await linear(k, xn1, R, L.v, KV * hd, d, L.vb);
-    rope(q, R, H, hd, pos, m.invFreq, 1);
-    rope(kk, R, KV, hd, pos, m.invFreq, 1);
+    if (L.rope) {
+      rope(q, R, H, hd, pos, m.invFreq, 1);
+      rope(kk, R, KV, hd, pos, m.invFreq, 1);
+    }
     const attn = alloc(P, R * H * hd);
     const groups: AttnGroup[] = [];
     for (const [T, idxs] of byLength(spans)) {
@@ -369,8 +348,10 @@ export async function backward(m: FrozenModel, k: DenseKernels, f: ForwardResult
         }
       });
     }
-    rope(dq, R, H, hd, pos, m.invFreq, -1);
-    rope(dk, R, KV, hd, pos, m.invFreq, -1);
+    if (L.rope) {
+      rope(dq, R, H, hd, pos, m.invFreq, -1);
+      rope(dk, R, KV, hd, pos, m.invFreq, -1);
+    }
     const dxn1 = await linearBack(k, dq, R, L.q, H * hd, d);
     const dxk = await linearBack(k, dk, R, L.k, KV * hd, d);
     const dxv = await linearBack(k, dv, R, L.v, KV * hd, d);

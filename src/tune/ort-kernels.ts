@@ -1,89 +1,103 @@
 // Dense float32 kernels for training, executed by onnxruntime (MLAS): a JavaScript matrix
-// product runs at ~1-2 GFLOP/s, ORT's at tens. Each kernel is a one-node (or two-node) ONNX graph
-// with dynamic shapes, encoded here with a minimal protobuf writer (no weights, no external data).
+// product runs at ~1-2 GFLOP/s, ORT's at tens. The kernels are a table of named graphs (KERNEL_GRAPHS:
+// a few nodes each, dynamic shapes, no weights), encoded with the runtime's one ONNX encoder
+// (runtime/onnx-proto.ts); createJsKernels implements the same names in plain JavaScript, the
+// reference every ORT kernel is tested against (test/tune-kernels.test.ts).
 import * as ort from 'onnxruntime-node';
+import { DataType, encodeModel, type AttrValue, type NodeDef, type ValueInfo } from '../runtime/onnx-proto.ts';
 
-// ---------------------------------------------------------------- protobuf (just what ONNX needs)
-
-class Pb {
-  private parts: number[] = [];
-  varint(v: number): this {
-    let x = BigInt.asUintN(64, BigInt(v));
-    while (x >= 0x80n) {
-      this.parts.push(Number((x & 0x7fn) | 0x80n));
-      x >>= 7n;
-    }
-    this.parts.push(Number(x));
-    return this;
-  }
-  tag(field: number, wire: number): this {
-    return this.varint((field << 3) | wire);
-  }
-  int(field: number, v: number): this {
-    return this.tag(field, 0).varint(v);
-  }
-  bytes(field: number, b: Uint8Array): this {
-    this.tag(field, 2).varint(b.length);
-    for (const x of b) this.parts.push(x);
-    return this;
-  }
-  str(field: number, s: string): this {
-    return this.bytes(field, Buffer.from(s, 'utf8'));
-  }
-  msg(field: number, m: Pb): this {
-    return this.bytes(field, m.finish());
-  }
-  finish(): Uint8Array {
-    return Uint8Array.from(this.parts);
-  }
-}
-
-const FLOAT = 1;
-
-export interface NodeSpec {
+/** A kernel's node: integer or integer-list attributes are all the kernels need. */
+interface KernelNode {
   op: string;
   inputs: string[];
   outputs: string[];
-  /** Integer or integer-list attributes. */
   attrs?: Record<string, number | number[]>;
 }
 
-function valueInfo(name: string, rank: number): Pb {
-  const shape = new Pb();
-  for (let i = 0; i < rank; i++) shape.msg(1, new Pb().str(2, `${name}_d${i}`));
-  const tensor = new Pb().int(1, FLOAT).msg(2, shape);
-  return new Pb().str(1, name).msg(2, new Pb().msg(1, tensor));
+/** A kernel graph over float tensors: inputs and outputs as [name, rank]. */
+export interface KernelGraph {
+  nodes: KernelNode[];
+  inputs: Array<[string, number]>;
+  outputs: Array<[string, number]>;
 }
 
-/** An ONNX model (opset 13) over float tensors of the given ranks. */
-export function encodeGraph(nodes: NodeSpec[], inputs: Array<[string, number]>, outputs: Array<[string, number]>): Uint8Array {
-  const graph = new Pb();
-  nodes.forEach((n, k) => {
-    const node = new Pb();
-    for (const i of n.inputs) node.str(1, i);
-    for (const o of n.outputs) node.str(2, o);
-    node.str(3, `n${k}`).str(4, n.op);
-    for (const [name, v] of Object.entries(n.attrs ?? {})) {
-      const a = new Pb().str(1, name);
-      if (Array.isArray(v)) {
-        for (const x of v) a.int(8, x);
-        a.int(20, 7); // INTS
-      } else {
-        a.int(3, v).int(20, 2); // INT
-      }
-      node.msg(5, a);
-    }
-    graph.msg(1, node);
-  });
-  graph.str(2, 'kernel');
-  for (const [name, rank] of inputs) graph.msg(11, valueInfo(name, rank));
-  for (const [name, rank] of outputs) graph.msg(12, valueInfo(name, rank));
-  return new Pb()
-    .int(1, 7) // ir_version
-    .str(2, 'hack-tokenizer')
-    .msg(7, graph)
-    .msg(8, new Pb().str(1, '').int(2, 13))
-    .finish();
+const t2 = (name: string): [string, number] => [name, 2];
+const t3 = (name: string): [string, number] => [name, 3];
+
+export type KernelName = 'matmulNT' | 'matmulTN' | 'matmulNN' | 'lseMaxNT' | 'softmaxNT' | 'attention' | 'attentionBack';
+
+/** The ORT kernels by name (the names of DenseKernels' methods). */
+export const KERNEL_GRAPHS: Record<KernelName, KernelGraph> = {
+  matmulNT: { nodes: [{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transB: 1 } }], inputs: [t2('A'), t2('B')], outputs: [t2('Y')] },
+  matmulTN: { nodes: [{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transA: 1 } }], inputs: [t2('A'), t2('B')], outputs: [t2('Y')] },
+  matmulNN: { nodes: [{ op: 'MatMul', inputs: ['A', 'B'], outputs: ['Y'] }], inputs: [t2('A'), t2('B')], outputs: [t2('Y')] },
+  lseMaxNT: {
+    nodes: [
+      { op: 'Gemm', inputs: ['A', 'B'], outputs: ['Z'], attrs: { transB: 1 } },
+      { op: 'ReduceLogSumExp', inputs: ['Z'], outputs: ['L'], attrs: { axes: [1], keepdims: 0 } },
+      { op: 'ReduceMax', inputs: ['Z'], outputs: ['M'], attrs: { axes: [1], keepdims: 0 } },
+    ],
+    inputs: [t2('A'), t2('B')], outputs: [['L', 1], ['M', 1]],
+  },
+  softmaxNT: {
+    // lse = logaddexp(E, logsumexp(Z)) computed as M + log(exp(Lz - M) + exp(E - M)), M = max(Lz, E)
+    nodes: [
+      { op: 'Gemm', inputs: ['A', 'B'], outputs: ['Z'], attrs: { transB: 1 } },
+      { op: 'ReduceLogSumExp', inputs: ['Z'], outputs: ['Lz'], attrs: { axes: [1], keepdims: 1 } },
+      { op: 'Max', inputs: ['Lz', 'E'], outputs: ['M'] },
+      { op: 'Sub', inputs: ['Lz', 'M'], outputs: ['a'] },
+      { op: 'Sub', inputs: ['E', 'M'], outputs: ['b'] },
+      { op: 'Exp', inputs: ['a'], outputs: ['ea'] },
+      { op: 'Exp', inputs: ['b'], outputs: ['eb'] },
+      { op: 'Add', inputs: ['ea', 'eb'], outputs: ['s'] },
+      { op: 'Log', inputs: ['s'], outputs: ['ls'] },
+      { op: 'Add', inputs: ['M', 'ls'], outputs: ['L'] },
+      { op: 'Sub', inputs: ['Z', 'L'], outputs: ['zl'] },
+      { op: 'Exp', inputs: ['zl'], outputs: ['P'] },
+    ],
+    inputs: [t2('A'), t2('B'), t2('E')], outputs: [t2('P'), t2('L')],
+  },
+  attention: {
+    nodes: [
+      { op: 'Transpose', inputs: ['K'], outputs: ['Kt'], attrs: { perm: [0, 2, 1] } },
+      { op: 'MatMul', inputs: ['Q', 'Kt'], outputs: ['S'] },
+      { op: 'Add', inputs: ['S', 'Mask'], outputs: ['Sm'] },
+      { op: 'Softmax', inputs: ['Sm'], outputs: ['P'], attrs: { axis: -1 } },
+      { op: 'MatMul', inputs: ['P', 'V'], outputs: ['O'] },
+    ],
+    inputs: [t3('Q'), t3('K'), t3('V'), t2('Mask')], outputs: [t3('O'), t3('P')],
+  },
+  attentionBack: {
+    // sum_j P_ij dP_ij = dO_i . O_i, computed as (dO * O) @ ones
+    nodes: [
+      { op: 'Transpose', inputs: ['P'], outputs: ['Pt'], attrs: { perm: [0, 2, 1] } },
+      { op: 'MatMul', inputs: ['Pt', 'dO'], outputs: ['dV'] },
+      { op: 'Transpose', inputs: ['V'], outputs: ['Vt'], attrs: { perm: [0, 2, 1] } },
+      { op: 'MatMul', inputs: ['dO', 'Vt'], outputs: ['dP'] },
+      { op: 'MatMul', inputs: ['P', 'V'], outputs: ['O'] },
+      { op: 'Mul', inputs: ['dO', 'O'], outputs: ['dOO'] },
+      { op: 'MatMul', inputs: ['dOO', 'Ones'], outputs: ['D'] },
+      { op: 'Sub', inputs: ['dP', 'D'], outputs: ['dPc'] },
+      { op: 'Mul', inputs: ['P', 'dPc'], outputs: ['dS'] },
+      { op: 'MatMul', inputs: ['dS', 'K'], outputs: ['dQ'] },
+      { op: 'Transpose', inputs: ['dS'], outputs: ['dSt'], attrs: { perm: [0, 2, 1] } },
+      { op: 'MatMul', inputs: ['dSt', 'Q'], outputs: ['dK'] },
+    ],
+    inputs: [t3('P'), t3('dO'), t3('Q'), t3('K'), t3('V'), t2('Ones')], outputs: [t3('dQ'), t3('dK'), t3('dV')],
+  },
+};
+
+export const KERNEL_NAMES = Object.keys(KERNEL_GRAPHS) as KernelName[];
+
+/** The ONNX model (opset 13) of one kernel graph; every dimension is dynamic. */
+export function kernelModel(name: string, k: KernelGraph): Uint8Array {
+  const attr = (v: number | number[]): AttrValue => (Array.isArray(v) ? { kind: 'ints', v } : { kind: 'int', v });
+  const nodes: NodeDef[] = k.nodes.map((n, i) => ({
+    op: n.op, inputs: n.inputs, outputs: n.outputs, name: `${name}_${i}`,
+    attrs: n.attrs && Object.fromEntries(Object.entries(n.attrs).map(([a, v]) => [a, attr(v)])),
+  }));
+  const info = ([n, rank]: [string, number]): ValueInfo => ({ name: n, elemType: DataType.FLOAT, shape: Array.from({ length: rank }, (_, i) => `${n}_d${i}`) });
+  return encodeModel({ graphName: name, nodes, initializers: [], inputs: k.inputs.map(info), outputs: k.outputs.map(info), opsets: [{ domain: '', version: 13 }], irVersion: 7 });
 }
 
 // ---------------------------------------------------------------- kernels
@@ -95,7 +109,8 @@ export interface Mat {
   cols: number;
 }
 
-export interface DenseKernels {
+/** The kernels; each method but dispose is a KERNEL_GRAPHS entry of the same name. */
+export interface DenseKernels extends Record<KernelName, unknown> {
   /** A [m x k] times B^T, B [n x k] -> [m x n]. */
   matmulNT(a: Mat, b: Mat): Promise<Mat>;
   /** A^T [k x m]^T times B [k x n] -> [m x n]. */
@@ -140,45 +155,9 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
     graphOptimizationLevel: 'all',
     ...(threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
   };
-  const make = (nodes: NodeSpec[], outs: Array<[string, number]>) =>
-    ort.InferenceSession.create(encodeGraph(nodes, [['A', 2], ['B', 2]], outs), opts);
-  const makeSm = () => ort.InferenceSession.create(encodeGraph([
-    { op: 'Gemm', inputs: ['A', 'B'], outputs: ['Z'], attrs: { transB: 1 } },
-    { op: 'ReduceLogSumExp', inputs: ['Z'], outputs: ['Lz'], attrs: { axes: [1], keepdims: 1 } },
-    { op: 'Max', inputs: ['Lz', 'E'], outputs: ['M'] },
-    { op: 'Sub', inputs: ['Lz', 'M'], outputs: ['a'] },
-    { op: 'Sub', inputs: ['E', 'M'], outputs: ['b'] },
-    { op: 'Exp', inputs: ['a'], outputs: ['ea'] },
-    { op: 'Exp', inputs: ['b'], outputs: ['eb'] },
-    { op: 'Add', inputs: ['ea', 'eb'], outputs: ['s'] },
-    { op: 'Log', inputs: ['s'], outputs: ['ls'] },
-    { op: 'Add', inputs: ['M', 'ls'], outputs: ['L'] },
-    { op: 'Sub', inputs: ['Z', 'L'], outputs: ['zl'] },
-    { op: 'Exp', inputs: ['zl'], outputs: ['P'] },
-  ], [['A', 2], ['B', 2], ['E', 2]], [['P', 2], ['L', 2]]), opts);
-  const t3 = (name: string): [string, number] => [name, 3];
-  const makeAttn = () => ort.InferenceSession.create(encodeGraph([
-    { op: 'Transpose', inputs: ['K'], outputs: ['Kt'], attrs: { perm: [0, 2, 1] } },
-    { op: 'MatMul', inputs: ['Q', 'Kt'], outputs: ['S'] },
-    { op: 'Add', inputs: ['S', 'Mask'], outputs: ['Sm'] },
-    { op: 'Softmax', inputs: ['Sm'], outputs: ['P'], attrs: { axis: -1 } },
-    { op: 'MatMul', inputs: ['P', 'V'], outputs: ['O'] },
-  ], [t3('Q'), t3('K'), t3('V'), ['Mask', 2]], [t3('O'), t3('P')]), opts);
-  // sum_j P_ij dP_ij = dO_i . O_i, computed as (dO * O) @ ones
-  const makeAttnBack = () => ort.InferenceSession.create(encodeGraph([
-    { op: 'Transpose', inputs: ['P'], outputs: ['Pt'], attrs: { perm: [0, 2, 1] } },
-    { op: 'MatMul', inputs: ['Pt', 'dO'], outputs: ['dV'] },
-    { op: 'Transpose', inputs: ['V'], outputs: ['Vt'], attrs: { perm: [0, 2, 1] } },
-    { op: 'MatMul', inputs: ['dO', 'Vt'], outputs: ['dP'] },
-    { op: 'MatMul', inputs: ['P', 'V'], outputs: ['O'] },
-    { op: 'Mul', inputs: ['dO', 'O'], outputs: ['dOO'] },
-    { op: 'MatMul', inputs: ['dOO', 'Ones'], outputs: ['D'] },
-    { op: 'Sub', inputs: ['dP', 'D'], outputs: ['dPc'] },
-    { op: 'Mul', inputs: ['P', 'dPc'], outputs: ['dS'] },
-    { op: 'MatMul', inputs: ['dS', 'K'], outputs: ['dQ'] },
-    { op: 'Transpose', inputs: ['dS'], outputs: ['dSt'], attrs: { perm: [0, 2, 1] } },
-    { op: 'MatMul', inputs: ['dSt', 'Q'], outputs: ['dK'] },
-  ], [t3('P'), t3('dO'), t3('Q'), t3('K'), t3('V'), ['Ones', 2]], [t3('dQ'), t3('dK'), t3('dV')]), opts);
+  const sessions = Object.fromEntries(await Promise.all(KERNEL_NAMES.map(async (name) =>
+    [name, await ort.InferenceSession.create(kernelModel(name, KERNEL_GRAPHS[name]), opts)] as const))) as Record<KernelName, ort.InferenceSession>;
+  const { matmulNT: nt, matmulTN: tn, matmulNN: nn, lseMaxNT: lse, softmaxNT: sm, attention: at, attentionBack: atb } = sessions;
   const masks = new Map<number, Float32Array>();
   const maskOf = (T: number) => {
     let m = masks.get(T);
@@ -186,22 +165,6 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
     return m;
   };
   const f32 = (a: Arr) => (a instanceof Float32Array ? a : Float32Array.from(a));
-  const [nt, tn, nn, lse, sm, at, atb] = await Promise.all([
-    make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transB: 1 } }], [['Y', 2]]),
-    make([{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['Y'], attrs: { transA: 1 } }], [['Y', 2]]),
-    make([{ op: 'MatMul', inputs: ['A', 'B'], outputs: ['Y'] }], [['Y', 2]]),
-    make(
-      [
-        { op: 'Gemm', inputs: ['A', 'B'], outputs: ['Z'], attrs: { transB: 1 } },
-        { op: 'ReduceLogSumExp', inputs: ['Z'], outputs: ['L'], attrs: { axes: [1], keepdims: 0 } },
-        { op: 'ReduceMax', inputs: ['Z'], outputs: ['M'], attrs: { axes: [1], keepdims: 0 } },
-      ],
-      [['L', 1], ['M', 1]],
-    ),
-    makeSm(),
-    makeAttn(),
-    makeAttnBack(),
-  ]);
   const run2 = async (s: ort.InferenceSession, a: Mat, b: Mat, rows: number, cols: number): Promise<Mat> => {
     const out = await s.run({ A: tensor(a), B: tensor(b) });
     return { data: out.Y.data as Float32Array, rows, cols };
@@ -247,7 +210,7 @@ export async function createOrtKernels(threads = 0): Promise<DenseKernels> {
       return { dq: out.dQ.data as Float32Array, dk: out.dK.data as Float32Array, dv: out.dV.data as Float32Array };
     },
     dispose: async () => {
-      for (const s of [nt, tn, nn, lse, sm, at, atb]) await s.release();
+      for (const s of Object.values(sessions)) await s.release();
     },
   };
 }
