@@ -133,3 +133,20 @@ def test_replay_mix(tmp_path, pt_corpus):
     # 4 steps x 2 windows, half of them replay
     assert [d["replay_windows"] for d in s["stages"]] == [0, 4]
     assert s["replay"]["tokens"] > 0 and s["replay"]["file"] == str(replay)
+
+
+def test_lora_stage_is_merged_before_the_next(tmp_path, pt_corpus, extended):
+    from transformers import AutoModelForCausalLM
+
+    out = str(tmp_path / "o")
+    s = run(job(model=extended, original=TINY, out=out, corpus=[pt_corpus], work_dir=str(tmp_path / "w"), save_dtype="float32",
+                stages=[{"recipe": "lora", "lr": 5e-3, "max_steps": 2, "lora_r": 4}, {"recipe": "embeddings", "lr": 1e-3, "max_steps": 1}]))
+    assert [d["recipe"] for d in s["stages"]] == ["lora", "embeddings"]
+    # the adapter's base would be no model on disk: only the merged weights are written
+    assert not os.path.exists(os.path.join(out, "adapter"))
+    m = AutoModelForCausalLM.from_pretrained(out)
+    assert not any("lora" in n for n, _ in m.named_parameters())
+    before, after = tensors(extended), tensors(out)
+    assert sorted(before) == sorted(after)
+    k = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(before[k].float(), after[k])  # the merged adapter changed the projection
