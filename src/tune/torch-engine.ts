@@ -301,6 +301,8 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
             stage = s.stage!;
           }
           cb.onTick?.(s.step, s);
+          // a stage's last step closes its bar before the next stage's messages
+          if (s.step >= s.total) endPhase();
           break;
         }
         case 'checkpoint': break;
