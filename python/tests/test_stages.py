@@ -72,9 +72,18 @@ def test_rows_then_full_across_a_resume(tmp_path, pt_corpus, extended):
     assert torch.equal(ck["params"][k], before[k])
     s2 = run(job(out=str(tmp_path / "b"), work_dir=str(wb), resume=True, **common))
     assert [d["resumed_at"] for d in s2["stages"]] == [None, None] and len(s2["stages"]) == 2
+    # and interrupted in the middle of stage 2 (its optimizer state and schedule restored too)
+    wc = tmp_path / "wc"
+    with pytest.raises(Interrupted):
+        run(job(out=str(tmp_path / "c"), work_dir=str(wc), stop_after_steps=3, **common))
+    s3 = run(job(out=str(tmp_path / "c"), work_dir=str(wc), resume=True, **common))
+    assert [d["resumed_at"] for d in s3["stages"]] == [None, 1]
+    assert [d["first_loss"] for d in s3["stages"]] == [d["first_loss"] for d in s["stages"]]
+    tc = tensors(str(tmp_path / "c"))
     ta, tb = tensors(str(tmp_path / "a")), tensors(str(tmp_path / "b"))
     for key in ta:
         assert torch.equal(ta[key], tb[key]), key
+        assert torch.equal(ta[key], tc[key]), key
     # stage 2 (full) moved the old rows and the rest of the network
     assert not torch.equal(ta["model.embed_tokens.weight"][:OLD], before["model.embed_tokens.weight"][:OLD])
     assert not torch.equal(ta[k], before[k])
@@ -82,7 +91,7 @@ def test_rows_then_full_across_a_resume(tmp_path, pt_corpus, extended):
     from hack_tokenizer_train.job import JobError
 
     with pytest.raises(JobError, match=r"differs in: stages\[1\]\.lr"):
-        run(job(out=str(tmp_path / "c"), work_dir=str(wb), resume=True, **{**common, "stages": [stages[0], {**stages[1], "lr": 2e-3}]}))
+        run(job(out=str(tmp_path / "d"), work_dir=str(wb), resume=True, **{**common, "stages": [stages[0], {**stages[1], "lr": 2e-3}]}))
 
 
 def test_grad_accum_equals_a_bigger_batch(tmp_path, pt_corpus):
