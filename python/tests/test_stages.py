@@ -159,3 +159,12 @@ def test_lora_stage_is_merged_before_the_next(tmp_path, pt_corpus, extended):
     assert sorted(before) == sorted(after)
     k = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(before[k].float(), after[k])  # the merged adapter changed the projection
+
+
+def test_one_stage_job_with_replay(tmp_path, pt_corpus):
+    replay = tmp_path / "en.txt"
+    replay.write_text("The quick brown fox jumps over the lazy dog, and the dog sleeps on.\n" * 60, encoding="utf-8")
+    s = run(job(model=TINY, out=str(tmp_path / "o"), corpus=[pt_corpus], work_dir=str(tmp_path / "w"), recipe="full", lr=1e-4,
+                max_steps=3, batch_size=3, replay=str(replay), replay_ratio=0.5))
+    # 9 windows, one in three replay
+    assert [(d["replay_ratio"], d["replay_windows"]) for d in s["stages"]] == [(0.5, 3)]
