@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from typing import Optional
 
@@ -11,7 +12,7 @@ from tokenizers import Tokenizer
 from .job import JobError
 
 
-def read_lines(files: list[str], max_bytes: Optional[int]) -> tuple[list[str], int]:
+def read_lines(files: list[str], max_bytes: Optional[int], key: str = "corpus") -> tuple[list[str], int]:
     """Paragraphs (one per line) from plain or gzip files (detected by content), strict UTF-8, up to max_bytes in all."""
     lines: list[str] = []
     total = 0
@@ -24,7 +25,7 @@ def read_lines(files: list[str], max_bytes: Optional[int]) -> tuple[list[str], i
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise JobError("corpus", f"{f}: invalid UTF-8 on line {n} ({e.reason})")
+                    raise JobError(key, f"{f}: invalid UTF-8 on line {n} ({e.reason})")
                 if max_bytes is not None and total + len(raw) > max_bytes:
                     return lines, total
                 total += len(raw)
@@ -34,23 +35,52 @@ def read_lines(files: list[str], max_bytes: Optional[int]) -> tuple[list[str], i
     return lines, total
 
 
-def token_windows(model_dir: str, files: list[str], seq_len: int, max_bytes: Optional[int]) -> tuple[torch.Tensor, dict]:
-    """Tokenize every paragraph with its newline (no special tokens), concatenate, cut non-overlapping windows.
+def token_ids(model_dir: str, files: list[str], max_bytes: Optional[int], key: str = "corpus") -> tuple[torch.Tensor, dict]:
+    """Tokenize every paragraph with its newline (no special tokens) and concatenate.
 
     The newline stays, as in the held-out files that bits/byte is measured on (and as the TypeScript engine's
     chunks). Joining paragraphs with EOS instead (the first version) teaches EOS where held-out text has a
     newline: the likely cause of a short full run measuring worse PT bits/byte than the base model.
     """
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
-    lines, nbytes = read_lines(files, max_bytes)
+    lines, nbytes = read_lines(files, max_bytes, key)
     ids: list[int] = []
     for enc in tok.encode_batch([line + "\n" for line in lines], add_special_tokens=False):
         ids.extend(enc.ids)
-    n = len(ids) // seq_len
+    return torch.tensor(ids, dtype=torch.long), {"bytes": nbytes, "paragraphs": len(lines), "tokens": len(ids)}
+
+
+def cut_windows(ids: torch.Tensor, seq_len: int, what: str = "corpus") -> torch.Tensor:
+    """Non-overlapping windows of seq_len tokens (each stage cuts its own: stages may differ in seq_len)."""
+    n = ids.numel() // seq_len
     if n == 0:
-        raise JobError("corpus", f"the corpus gives {len(ids)} tokens, fewer than one window of seq_len {seq_len}")
-    windows = torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
-    return windows, {"bytes": nbytes, "paragraphs": len(lines), "tokens": len(ids), "windows": n}
+        raise JobError(what, f"the {what} gives {ids.numel()} tokens, fewer than one window of seq_len {seq_len}")
+    return ids[: n * seq_len].view(n, seq_len)
+
+
+def token_windows(model_dir: str, files: list[str], seq_len: int, max_bytes: Optional[int]) -> tuple[torch.Tensor, dict]:
+    ids, info = token_ids(model_dir, files, max_bytes)
+    windows = cut_windows(ids, seq_len)
+    return windows, {**info, "windows": windows.shape[0]}
+
+
+def replay_fraction(ratio: float) -> float:
+    """Replay windows per corpus window -> the fraction of all visited windows that are replay."""
+    return ratio / (1.0 + ratio)
+
+
+def visit(k: int, frac: float) -> tuple[bool, int]:
+    """The k-th visited window of a stage: (is it replay, its index in its own stream).
+
+    Replay windows are spread evenly: window k is replay when floor((k + 1) f) passes an integer. A pure
+    function of k, so a resumed run sees the same mix.
+    """
+    if frac <= 0.0:
+        return False, k
+    before = math.floor(k * frac)
+    if math.floor((k + 1) * frac) > before:
+        return True, before
+    return False, k - before
 
 
 def sample_index(seed: int, n: int, k: int, cache: dict) -> int:

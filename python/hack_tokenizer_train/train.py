@@ -1,4 +1,10 @@
-"""The training loop: recipe -> trainable parameters, AdamW + schedule, checkpoints, resume, the output directory."""
+"""The training loop: stages (recipe -> trainable parameters, AdamW + schedule each), checkpoints, resume, the output directory.
+
+Stages run one after the other on the same in-memory model; each sets up its recipe, optimizer and schedule afresh
+(an optimizer's moments belong to the parameters and learning rate they were made for). A checkpoint records the
+stage it was taken in; from the second stage on it holds every parameter, since earlier stages changed weights that
+the current one does not train.
+"""
 from __future__ import annotations
 
 import json
@@ -13,8 +19,10 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from .data import sample_index, token_windows
-from .job import Job, JobError
+from dataclasses import asdict
+
+from .data import cut_windows, replay_fraction, sample_index, token_ids, visit
+from .job import Job, JobError, Stage
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -52,14 +60,12 @@ def pick_device(want: str) -> torch.device:
 
 def job_key(job: Job) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed (the rest, e.g. threads or logging, may change)."""
-    keep = ("model", "original", "corpus", "recipe", "new_ids", "lr", "weight_decay", "batch_size", "seq_len", "epochs",
-            "max_tokens", "max_steps", "corpus_bytes", "warmup_steps", "schedule", "seed", "lora_r", "lora_alpha",
-            "lora_dropout", "lora_targets")
-    d = {k: getattr(job, k) for k in keep}
-    d["model"] = os.path.abspath(job.model)
-    d["original"] = os.path.abspath(job.original) if job.original else None
-    d["corpus"] = [os.path.abspath(c) for c in job.corpus]
-    return d
+    return {
+        "model": os.path.abspath(job.model), "original": os.path.abspath(job.original) if job.original else None,
+        "corpus": [os.path.abspath(c) for c in job.corpus], "new_ids": job.new_ids, "corpus_bytes": job.corpus_bytes,
+        "seed": job.seed, "replay": os.path.abspath(job.replay) if job.replay else None,
+        "stages": [asdict(st) for st in job.plan],
+    }
 
 
 def embedding_params(model) -> list[tuple[str, torch.nn.Parameter]]:
@@ -76,19 +82,20 @@ def embedding_params(model) -> list[tuple[str, torch.nn.Parameter]]:
     return out
 
 
-def setup_recipe(job: Job, model, new_ids: list[int], emit: Emit):
-    """Freeze/unfreeze by recipe; returns (model to train, parameter groups)."""
+def setup_recipe(job: Stage, model, new_ids: list[int], emit: Emit):
+    """Freeze/unfreeze by the stage's recipe; returns (model to train, parameter groups, gradient hooks to remove
+    when the stage ends: a later stage must not inherit the rows recipe's mask)."""
     for p in model.parameters():
         p.requires_grad_(False)
     if job.recipe == "full":
         for p in model.parameters():
             p.requires_grad_(True)
-        return model, [{"params": [p for p in model.parameters()], "weight_decay": job.weight_decay}]
+        return model, [{"params": [p for p in model.parameters()], "weight_decay": job.weight_decay}], []
     if job.recipe == "embeddings":
         ps = [p for _, p in embedding_params(model)]
         for p in ps:
             p.requires_grad_(True)
-        return model, [{"params": ps, "weight_decay": job.weight_decay}]
+        return model, [{"params": ps, "weight_decay": job.weight_decay}], []
     vocab = model.get_input_embeddings().weight.shape[0]
     bad = [i for i in new_ids if i < 0 or i >= vocab]
     if bad:
@@ -98,14 +105,14 @@ def setup_recipe(job: Job, model, new_ids: list[int], emit: Emit):
     if job.recipe == "rows":
         mask = torch.zeros(vocab, 1)
         mask[new_ids] = 1.0
-        ps = []
+        ps, hooks = [], []
         for _, p in embedding_params(model):
             p.requires_grad_(True)
             m = mask.to(p.device, p.dtype)
             # old rows get an exactly-zero gradient; with no weight decay AdamW's update of them is exactly zero
-            p.register_hook(lambda g, m=m: g * m)
+            hooks.append(p.register_hook(lambda g, m=m: g * m))
             ps.append(p)
-        return model, [{"params": ps, "weight_decay": 0.0}]
+        return model, [{"params": ps, "weight_decay": 0.0}], hooks
     # lora: adapters on attention/MLP projections, plus the new tokens' rows (peft's trainable tokens)
     from peft import LoraConfig, get_peft_model
 
@@ -120,10 +127,10 @@ def setup_recipe(job: Job, model, new_ids: list[int], emit: Emit):
                      trainable_token_indices=token_targets, task_type="CAUSAL_LM")
     pm = get_peft_model(model, cfg)
     ps = [p for p in pm.parameters() if p.requires_grad]
-    return pm, [{"params": ps, "weight_decay": job.weight_decay}]
+    return pm, [{"params": ps, "weight_decay": job.weight_decay}], []
 
 
-def lr_lambda(job: Job, total: int) -> Callable[[int], float]:
+def lr_lambda(job: Stage, total: int) -> Callable[[int], float]:
     def f(step: int) -> float:
         if job.warmup_steps > 0 and step < job.warmup_steps:
             return (step + 1) / job.warmup_steps
@@ -147,15 +154,16 @@ def checkpoint_path(job: Job) -> str:
     return os.path.join(job.work_dir, "checkpoint.pt")
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+def trainable_state(model, everything: bool) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if everything or p.requires_grad}
 
 
-def write_checkpoint(job: Job, model, opt, sched, step: int, losses: list[float], seconds: float) -> None:
+def write_checkpoint(job: Job, model, opt, sched, stage: int, step: int, losses: list[float], seconds: float, done: list[dict]) -> None:
     os.makedirs(job.work_dir, exist_ok=True)
     _atomic_torch_save({
-        "key": job_key(job), "step": step, "losses": losses, "seconds": seconds,
-        "params": trainable_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "key": job_key(job), "stage": stage, "step": step, "losses": losses, "seconds": seconds, "done": done,
+        # from the second stage on, earlier stages changed weights this one does not train: keep them all
+        "params": trainable_state(model, everything=stage > 0), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
     }, checkpoint_path(job))
@@ -166,8 +174,13 @@ def read_checkpoint(job: Job) -> Optional[dict[str, Any]]:
     if not os.path.isfile(p):
         return None
     ck = torch.load(p, map_location="cpu", weights_only=False)
-    if ck.get("key") != job_key(job):
-        diff = sorted(k for k in job_key(job) if ck.get("key", {}).get(k) != job_key(job)[k])
+    key = job_key(job)
+    if ck.get("key") != key:
+        old = ck.get("key", {})
+        diff = sorted(k for k in key if old.get(k) != key[k])
+        if diff == ["stages"] and len(old.get("stages", [])) == len(key["stages"]):
+            at = (lambda i: f"stages[{i}].") if job.stages is not None else (lambda i: "")
+            diff = sorted({f"{at(i)}{k}" for i, (a, b) in enumerate(zip(old["stages"], key["stages"])) for k in b if a.get(k) != b[k]})
         raise JobError("resume", f"the checkpoint in {job.work_dir} was made by a different job (differs in: {', '.join(diff)}); use another work directory or the same settings", "RESUME_MISMATCH")
     return ck
 
@@ -193,7 +206,7 @@ def carry_side_files(src: str, dst: str) -> list[str]:
     return carried
 
 
-def write_output(job: Job, model, summary: dict[str, Any], emit: Emit) -> None:
+def write_output(job: Job, model, summary: dict[str, Any], emit: Emit, lora: bool = False) -> None:
     """The model directory, written beside --out and renamed into place (an existing --out must be empty)."""
     out = os.path.abspath(job.out)
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
@@ -203,8 +216,9 @@ def write_output(job: Job, model, summary: dict[str, Any], emit: Emit) -> None:
     os.makedirs(tmp)
     try:
         dtype = save_dtype(job, job.model)
-        if job.recipe == "lora":
-            if job.keep_adapter:
+        if lora:
+            # the adapter applies to the model the lora stage started from: that is --model only for a one-stage job
+            if job.keep_adapter and len(job.plan) == 1:
                 model.save_pretrained(os.path.join(tmp, "adapter"))
             model = model.merge_and_unload()
         model = model.to("cpu", dtype)
@@ -221,6 +235,37 @@ def write_output(job: Job, model, summary: dict[str, Any], emit: Emit) -> None:
         raise
 
 
+def accumulate(model, micro_batches: list[torch.Tensor], autocast=None) -> float:
+    """Backward over the micro-batches of one optimizer step; returns their mean loss.
+
+    Each loss is divided by their number, so the accumulated gradient is that of their mean: with equal-length
+    windows, the gradient of one batch holding all of them.
+    """
+    total = 0.0
+    for batch in micro_batches:
+        if autocast is not None:
+            with autocast:
+                loss = model(input_ids=batch, labels=batch).loss
+        else:
+            loss = model(input_ids=batch, labels=batch).loss
+        (loss / len(micro_batches)).backward()
+        total += float(loss.detach()) / len(micro_batches)
+    return total
+
+
+def stage_steps(st: Stage, n: int) -> int:
+    """Optimizer steps of a stage: `epochs` passes over the corpus windows (replay windows come on top), capped
+    by max_tokens (every trained token counts, replay included) and max_steps."""
+    per_step = st.batch_size * st.grad_accum
+    frac = replay_fraction(st.replay_ratio or 0.0)
+    total = math.ceil(n * st.epochs / (1.0 - frac) / per_step)
+    if st.max_tokens is not None:
+        total = min(total, st.max_tokens // (per_step * st.seq_len))
+    if st.max_steps is not None:
+        total = min(total, st.max_steps)
+    return total
+
+
 def train(job: Job, emit: Emit) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM
 
@@ -234,45 +279,31 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     np.random.seed(job.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     new_ids = job.new_ids if job.new_ids is not None else (new_token_ids(job.model, job.original) if job.original else [])
-    windows, corpus_info = token_windows(job.model, job.corpus, job.seq_len, job.corpus_bytes)
-    n = windows.shape[0]
-    total = math.ceil(n * job.epochs / job.batch_size)
-    if job.max_tokens is not None:
-        total = min(total, job.max_tokens // (job.batch_size * job.seq_len))
-    if job.max_steps is not None:
-        total = min(total, job.max_steps)
-    if total < 1:
-        raise JobError("max_tokens", f"the budget is smaller than one batch ({job.batch_size} x {job.seq_len} tokens)", "BUDGET")
-    emit({"event": "info", "message": f"{corpus_info['windows']} windows of {job.seq_len} tokens from {corpus_info['bytes']} bytes; "
-          f"{total} steps of {job.batch_size} windows; recipe {job.recipe}; device {device}; {torch.get_num_threads()} threads"})
+    ids, corpus_info = token_ids(job.model, job.corpus, job.corpus_bytes)
+    replay_ids, replay_info = (token_ids(job.model, [job.replay], None, "replay") if job.replay else (None, None))
+    # every stage's windows and step count before the model is loaded: a stage whose budget is below one batch
+    # stops the job before any training
+    plans = []
+    for i, st in enumerate(job.plan):
+        where = f"stages[{i}]." if job.stages is not None else ""
+        windows = cut_windows(ids, st.seq_len)
+        rwindows = cut_windows(replay_ids, st.seq_len, "replay") if replay_ids is not None and st.replay_ratio > 0 else None
+        total = stage_steps(st, windows.shape[0])
+        if total < 1:
+            raise JobError(f"{where}max_tokens", f"the budget is smaller than one batch ({st.batch_size} x {st.grad_accum} x {st.seq_len} tokens)", "BUDGET")
+        plans.append((windows, rwindows, total))
+    corpus_info["windows"] = plans[0][0].shape[0]
+    emit({"event": "info", "message": f"{corpus_info['tokens']} tokens from {corpus_info['bytes']} bytes"
+          + (f" + replay {replay_info['tokens']} tokens" if replay_info else "") + f"; {len(job.plan)} stage(s): "
+          + "; ".join(f"{st.recipe} {total} steps of {st.batch_size}x{st.grad_accum} windows of {st.seq_len}" for st, (_, _, total) in zip(job.plan, plans))
+          + f"; device {device}; {torch.get_num_threads()} threads"})
 
     model = AutoModelForCausalLM.from_pretrained(job.model, dtype=torch.float32, attn_implementation="eager" if device.type == "cpu" else None)
     model.config.use_cache = False
     model.to(device)
-    model, groups = setup_recipe(job, model, new_ids, emit)
-    trainable = sum(p.numel() for g in groups for p in g["params"])
-    if job.recipe == "rows":  # the masked matrices hold only len(new_ids) trained rows each
-        trainable = sum(len(new_ids) * p.shape[1] for g in groups for p in g["params"])
-    emit({"event": "info", "message": f"{trainable} trainable parameters" + (f", {len(new_ids)} new tokens" if new_ids else "")})
-    opt = torch.optim.AdamW(groups, lr=job.lr, betas=(0.9, 0.95), eps=1e-8, foreach=False)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(job, total))
-    start, losses, prior_seconds = 0, [], 0.0
-    if job.resume:
-        ck = read_checkpoint(job)
-        if ck is not None:
-            named = dict(model.named_parameters())
-            with torch.no_grad():
-                for k, v in ck["params"].items():
-                    named[k].copy_(v.to(device))
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"]["torch"])
-            random.setstate(ck["rng"]["python"])
-            np.random.set_state(ck["rng"]["numpy"])
-            if ck["rng"].get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
-            start, losses, prior_seconds = ck["step"], list(ck["losses"]), ck["seconds"]
-            emit({"event": "info", "message": f"resumed from {checkpoint_path(job)} at step {start}/{total}"})
+    ck = read_checkpoint(job) if job.resume else None
+    done: list[dict[str, Any]] = list(ck["done"]) if ck is not None else []
+    first_stage = ck["stage"] if ck is not None else 0
     stop = {"now": False}
 
     def on_sigint(signum, frame):
@@ -280,64 +311,120 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
 
     old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    model.train()
-    perm_cache: dict = {}
-    last_ck = time.time()
-    t_train = time.time()
-    tokens_since, t_since = 0, time.time()
-    step = start
+    steps_here = 0  # steps taken by this process (stop_after_steps counts these)
+    trainable_total = 0
     try:
-        while step < total:
-            if stop["now"] or (job.stop_after_steps is not None and step - start >= job.stop_after_steps):
-                write_checkpoint(job, model, opt, sched, step, losses, prior_seconds + time.time() - t_train)
-                emit({"event": "checkpoint", "step": step, "path": checkpoint_path(job)})
-                raise Interrupted(step)
-            idx = [sample_index(job.seed, n, step * job.batch_size + j, perm_cache) for j in range(job.batch_size)]
-            batch = windows[idx].to(device)
-            if autocast is not None:
-                with autocast:
-                    loss = model(input_ids=batch, labels=batch).loss
-            else:
-                loss = model(input_ids=batch, labels=batch).loss
-            loss.backward()
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise JobError("lr", f"the loss became {lv} at step {step}; lower the learning rate", "DIVERGED")
-            losses.append(lv)
-            tokens_since += batch.numel()
-            if step % job.log_every == 0 or step == total:
-                dt = max(1e-9, time.time() - t_since)
-                emit({"event": "step", "step": step, "total": total, "loss": lv, "lr": sched.get_last_lr()[0],
-                      "tokens_per_s": tokens_since / dt})
-                tokens_since, t_since = 0, time.time()
-            due = (job.checkpoint_steps is not None and step % job.checkpoint_steps == 0) or time.time() - last_ck >= job.checkpoint_seconds
-            if due and step < total:
-                write_checkpoint(job, model, opt, sched, step, losses, prior_seconds + time.time() - t_train)
-                emit({"event": "checkpoint", "step": step, "path": checkpoint_path(job)})
-                last_ck = time.time()
+        for si in range(first_stage, len(job.plan)):
+            st = job.plan[si]
+            windows, rwindows, total = plans[si]
+            n, nr = windows.shape[0], (rwindows.shape[0] if rwindows is not None else 0)
+            frac = replay_fraction(st.replay_ratio) if rwindows is not None else 0.0
+            # stage 0 keeps the one-stage job's data order; later stages get their own
+            seed = job.seed + 7_777_777 * si
+            model, groups, hooks = setup_recipe(st, model, new_ids, emit)
+            trainable = sum(p.numel() for g in groups for p in g["params"])
+            if st.recipe == "rows":  # the masked matrices hold only len(new_ids) trained rows each
+                trainable = sum(len(new_ids) * p.shape[1] for g in groups for p in g["params"])
+            trainable_total = max(trainable_total, trainable)
+            label = f"stage {si + 1}/{len(job.plan)}: " if len(job.plan) > 1 else ""
+            emit({"event": "info", "message": f"{label}{st.recipe}, lr {st.lr}: {trainable} trainable parameters" + (f", {len(new_ids)} new tokens" if new_ids else "")})
+            opt = torch.optim.AdamW(groups, lr=st.lr, betas=(0.9, 0.95), eps=1e-8, foreach=False)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(st, total))
+            start, losses, prior_seconds = 0, [], 0.0
+            if ck is not None and si == first_stage:
+                named = dict(model.named_parameters())
+                with torch.no_grad():
+                    for k, v in ck["params"].items():
+                        named[k].copy_(v.to(device))
+                opt.load_state_dict(ck["optimizer"])
+                sched.load_state_dict(ck["scheduler"])
+                torch.set_rng_state(ck["rng"]["torch"])
+                random.setstate(ck["rng"]["python"])
+                np.random.set_state(ck["rng"]["numpy"])
+                if ck["rng"].get("cuda") is not None and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+                start, losses, prior_seconds = ck["step"], list(ck["losses"]), ck["seconds"]
+                emit({"event": "info", "message": f"resumed from {checkpoint_path(job)} at {label}step {start}/{total}"})
+            model.train()
+            perm_cache: dict = {}
+            rperm_cache: dict = {}
+            last_ck = time.time()
+            t_train = time.time()
+            tokens_since, t_since = 0, time.time()
+            step = start
+            per_step = st.batch_size * st.grad_accum
+            while step < total:
+                if stop["now"] or (job.stop_after_steps is not None and steps_here >= job.stop_after_steps):
+                    write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done)
+                    emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
+                    raise Interrupted(step)
+                micro_batches = []
+                for micro in range(st.grad_accum):
+                    rows = []
+                    for j in range(st.batch_size):
+                        is_replay, idx = visit(step * per_step + micro * st.batch_size + j, frac)
+                        if is_replay:
+                            rows.append(rwindows[sample_index(seed + 1, nr, idx, rperm_cache)])
+                        else:
+                            rows.append(windows[sample_index(seed, n, idx, perm_cache)])
+                    micro_batches.append(torch.stack(rows).to(device))
+                lv = accumulate(model, micro_batches, autocast)
+                tokens_since += per_step * st.seq_len
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                steps_here += 1
+                if not math.isfinite(lv):
+                    raise JobError("lr", f"the loss became {lv} at {label}step {step}; lower the learning rate", "DIVERGED")
+                losses.append(lv)
+                if step % job.log_every == 0 or step == total:
+                    dt = max(1e-9, time.time() - t_since)
+                    emit({"event": "step", "step": step, "total": total, "loss": lv, "lr": sched.get_last_lr()[0],
+                          "tokens_per_s": tokens_since / dt, "stage": si, "stages": len(job.plan)})
+                    tokens_since, t_since = 0, time.time()
+                due = (job.checkpoint_steps is not None and step % job.checkpoint_steps == 0) or time.time() - last_ck >= job.checkpoint_seconds
+                if due and step < total:
+                    write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done)
+                    emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
+                    last_ck = time.time()
+            for h in hooks:
+                h.remove()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            seconds_here = time.time() - t_train
+            tokens = total * per_step * st.seq_len
+            done.append({
+                **asdict(st), "index": si, "steps": total, "tokens": tokens,
+                "replay_windows": math.floor(total * per_step * frac),  # the windows k with visit(k)[0]
+                "trainable_parameters": trainable, "resumed_at": start or None,
+                "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+                "seconds": prior_seconds + seconds_here,
+                "tokens_per_s": (total - start) * per_step * st.seq_len / max(1e-9, seconds_here),
+            })
+            if st.recipe == "lora" and si < len(job.plan) - 1:
+                model = model.merge_and_unload()  # the next stage trains the merged weights
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
-    train_seconds = prior_seconds + time.time() - t_train
-    trained_tokens = (total - start) * job.batch_size * job.seq_len
+    last = job.plan[-1]
+    train_seconds = sum(d["seconds"] for d in done)
     summary = {
         "engine": "torch", "written_by": "hack-tokenizer tune", "job": job_key(job), "device": str(device),
-        "threads": torch.get_num_threads(), "new_tokens": len(new_ids), "trainable_parameters": trainable,
-        "corpus": corpus_info, "steps": total, "resumed_at": start or None, "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None, "train_seconds": train_seconds,
-        "tokens": total * job.batch_size * job.seq_len,
-        "tokens_per_s": trained_tokens / max(1e-9, time.time() - t_train),
+        "threads": torch.get_num_threads(), "new_tokens": len(new_ids), "trainable_parameters": trainable_total,
+        "corpus": corpus_info, "replay": ({**replay_info, "file": os.path.abspath(job.replay)} if replay_info else None),
+        "steps": sum(d["steps"] for d in done), "resumed_at": (ck["step"] if ck is not None else None) or None,
+        "first_loss": done[0]["first_loss"], "last_loss": done[-1]["last_loss"], "train_seconds": train_seconds,
+        "tokens": sum(d["tokens"] for d in done),
+        "tokens_per_s": sum(d["tokens"] for d in done) / max(1e-9, train_seconds),
+        "stages": done,
         "versions": {"torch": torch.__version__},
     }
     model.eval()
     emit({"event": "phase", "phase": "writing", "out": job.out})
-    write_output(job, model, summary, emit)
+    write_output(job, model, summary, emit, lora=last.recipe == "lora")
     summary["seconds"] = time.time() - t0
-    emit({"event": "done", "out": job.out, "steps": total, "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
+    emit({"event": "done", "out": job.out, "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
           "tokens_per_s": summary["tokens_per_s"], "seconds": summary["seconds"]})
     return summary
 

@@ -60,8 +60,13 @@ def pt_corpus(tmp_path_factory) -> str:
 def job(**kw):
     from hack_tokenizer_train.job import parse_job
 
-    base = {"threads": 1, "seq_len": 32, "batch_size": 2, "schedule": "constant", "checkpoint_seconds": 3600}
-    return parse_job({**base, **kw})
+    small = {"seq_len": 32, "batch_size": 2, "schedule": "constant"}
+    base = {"threads": 1, "checkpoint_seconds": 3600}
+    if "stages" in kw and isinstance(kw["stages"], list):
+        # the small-test defaults go into each stage (stage keys are not allowed beside `stages`)
+        kw = {**kw, "stages": [{**small, **st} if isinstance(st, dict) else st for st in kw["stages"]]}
+        return parse_job({**base, **kw})
+    return parse_job({**base, **small, **kw})
 
 
 def run(j, events=None):

@@ -6,6 +6,7 @@ import { HackError } from '../io/errors.ts';
 import { camelOf } from '../io/params.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { TORCH_DEFAULTS, TS_ONLY_OPTIONS } from '../tune/options.ts';
+import { readStageRecipe, type StageRecipe } from '../tune/stages.ts';
 import { checkPython, runTorchTune, type Recipe, type TorchJob } from '../tune/torch-engine.ts';
 import { resolveModelForCli } from './download.ts';
 import { flagOf, formatError, specsOf } from './options.ts';
@@ -18,14 +19,43 @@ function givenOn(cmd: Command, key: string): boolean {
   return [flagOf(spec), ...(spec.aliases ?? [])].some((f) => cmd.getOptionValue(camelOf(f)) !== undefined);
 }
 
+/** The flags a stage sets: with --stages they live in the recipe file, one value per stage. */
+const STAGE_FLAGS = ['recipe', 'lr', 'batchSize', 'seqLen', 'epochs', 'maxTokens', 'maxSteps', 'warmupSteps', 'schedule', 'weightDecay',
+  'gradAccum', 'loraR', 'loraAlpha', 'loraTargets'];
+
 export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command): Promise<void> {
   const given = (k: string) => givenOn(cmd, k);
   for (const k of TS_ONLY_OPTIONS) {
     if (given(k)) throw new HackError('BAD_OPTION', 'applies to {opt:engine} ts only (the PyTorch engine uses {opt:recipe})', { option: k });
   }
-  const recipe = v.recipe as Recipe;
-  if ((recipe === 'rows' || recipe === 'lora') && v.original === undefined) {
-    throw new HackError('MISSING_OPTION', `missing (recipe ${recipe} trains the new tokens' rows: the original model tells which they are)`, { option: 'original' });
+  // the whole recipe is checked before Python, models or text are touched
+  let staged: StageRecipe | null = null;
+  if (v.stages !== undefined) {
+    for (const k of STAGE_FLAGS) {
+      if (given(k)) throw new HackError('BAD_OPTION', `set per stage in ${String(v.stages)} when {opt:stages} is given`, { option: k });
+    }
+    staged = await readStageRecipe(v.stages as string);
+    if (staged.replay !== undefined && given('replay')) throw new HackError('BAD_OPTION', `given twice (${staged.file} sets replay too)`, { option: 'replay' });
+    if (staged.replayRatio !== undefined && given('replayRatio')) throw new HackError('BAD_OPTION', `given twice (${staged.file} sets replayRatio too)`, { option: 'replayRatio' });
+  }
+  const recipes: Recipe[] = staged ? staged.stages.map((s) => s.recipe) : [v.recipe as Recipe];
+  const needsOriginal = recipes.find((r) => r === 'rows' || r === 'lora');
+  if (needsOriginal && v.original === undefined) {
+    throw new HackError('MISSING_OPTION', `missing (recipe ${needsOriginal} trains the new tokens' rows: the original model tells which they are)`, { option: 'original' });
+  }
+  const replay = staged?.replay ?? (v.replay as string | undefined);
+  const replayRatio = staged?.replayRatio ?? (given('replayRatio') || replay !== undefined ? (v.replayRatio as number) : undefined);
+  if (staged && replay === undefined && staged.stages.some((s) => (s.replayRatio ?? 0) > 0)) {
+    throw new HackError('BAD_RECIPE', 'a stage sets replayRatio, but there is no replay text (add `replay: <file>|self` to the file, or --replay)', { option: 'stages', file: staged.file });
+  }
+  const recipe = recipes[0];
+  if (!staged) {
+    const bs = given('batchSize') ? (v.batchSize as number) : TORCH_DEFAULTS.batchSize;
+    const sl = given('seqLen') ? (v.seqLen as number) : TORCH_DEFAULTS.seqLen;
+    const ga = v.gradAccum as number;
+    if (v.maxTokens !== undefined && (v.maxTokens as number) < bs * ga * sl) {
+      throw new HackError('BUDGET', `the budget of ${String(v.maxTokens)} tokens is smaller than one batch ({opt:batchSize} ${bs} x {opt:gradAccum} ${ga} x {opt:seqLen} ${sl} = ${bs * ga * sl} tokens)`, { option: 'maxTokens' });
+    }
   }
   // Python and its pinned packages before anything is loaded or downloaded
   const checked = checkPython();
@@ -33,15 +63,19 @@ export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command):
   const model = (await loadModelDir(await resolveModelForCli(v.model as string))).dir;
   const original = v.original !== undefined ? (await loadModelDir(await resolveModelForCli(v.original as string))).dir : undefined;
   const out = v.out as string;
-  const job: TorchJob = {
+  const common = {
     model, original, corpus: v.corpus as string[], out, workDir: (v.workDir as string | undefined) ?? `${out.replace(/\/+$/, '')}.work`,
-    recipe, lr: pick('lr', TORCH_DEFAULTS.lr[recipe]), batchSize: pick('batchSize', TORCH_DEFAULTS.batchSize), seqLen: pick('seqLen', TORCH_DEFAULTS.seqLen),
-    epochs: pick('epochs', TORCH_DEFAULTS.epochs), maxTokens: v.maxTokens as number | undefined, maxSteps: v.maxSteps as number | undefined,
-    corpusBytes: given('corpusBytes') ? (v.corpusBytes as number) : undefined, warmupSteps: v.warmupSteps as number, schedule: v.schedule as TorchJob['schedule'],
-    weightDecay: v.weightDecay as number, seed: v.seed as number, threads: v.threads as number | undefined, device: v.device as TorchJob['device'],
+    corpusBytes: given('corpusBytes') ? (v.corpusBytes as number) : undefined, replay, replayRatio,
+    seed: v.seed as number, threads: v.threads as number | undefined, device: v.device as TorchJob['device'],
     resume: v.resume === true, checkpointSeconds: pick('checkpointSeconds', TORCH_DEFAULTS.checkpointSeconds),
-    loraR: v.loraR as number, loraAlpha: v.loraAlpha as number, loraTargets: v.loraTargets as string[], saveDtype: v.saveDtype as TorchJob['saveDtype'],
-    force: v.force === true,
+    saveDtype: v.saveDtype as TorchJob['saveDtype'], force: v.force === true,
+  };
+  const job: TorchJob = staged ? { ...common, stages: staged.stages } : {
+    ...common,
+    recipe, lr: pick('lr', TORCH_DEFAULTS.lr[recipe]), batchSize: pick('batchSize', TORCH_DEFAULTS.batchSize), seqLen: pick('seqLen', TORCH_DEFAULTS.seqLen),
+    gradAccum: v.gradAccum as number, epochs: pick('epochs', TORCH_DEFAULTS.epochs), maxTokens: v.maxTokens as number | undefined, maxSteps: v.maxSteps as number | undefined,
+    warmupSteps: v.warmupSteps as number, schedule: v.schedule as TorchJob['schedule'], weightDecay: v.weightDecay as number,
+    loraR: v.loraR as number, loraAlpha: v.loraAlpha as number, loraTargets: v.loraTargets as string[],
   };
   let bar: Progress | null = null;
   let last = { loss: NaN, tps: NaN };
@@ -58,6 +92,6 @@ export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command):
     return null;
   });
   if (!s) return;
-  info(`torch ${recipe}: loss ${s.firstLoss?.toFixed(4)} -> ${s.lastLoss?.toFixed(4)} in ${s.steps} steps, ${s.tokensPerS.toFixed(0)} tokens/s; wrote ${out} in ${s.seconds.toFixed(1)} s`);
-  process.stdout.write(JSON.stringify({ engine: 'torch', recipe, ...s }, null, 2) + '\n');
+  info(`torch ${recipes.join(' -> ')}: loss ${s.firstLoss?.toFixed(4)} -> ${s.lastLoss?.toFixed(4)} in ${s.steps} steps, ${s.tokensPerS.toFixed(0)} tokens/s; wrote ${out} in ${s.seconds.toFixed(1)} s`);
+  process.stdout.write(JSON.stringify({ engine: 'torch', ...(staged ? { stages: recipes } : { recipe }), ...s }, null, 2) + '\n');
 }

@@ -20,8 +20,8 @@ export const TS_TUNE_OPTIONS: readonly ParamSpec[] = [
   { key: 'inputLr', kind: 'number', min: 0, default: 3e-3, doc: 'input rows learning rate (Adam)' },
   { key: 'inputBatchSize', kind: 'int', min: 1, default: 8, aliases: ['--input-batch'], doc: 'input rows: windows per step' },
   { key: 'inputSeqLen', kind: 'int', min: 2, default: 128, doc: 'input rows: most ids per window' },
-  { key: 'replay', kind: 'string', arg: '<file|self>', doc: 'mix this text into both phases so the new rows also learn where they do not belong (e.g. English for a PT adaptation); "self" samples it from --original at temperature 1 (cached in the work directory)' },
-  { key: 'replayRatio', kind: 'number', above: 0, default: 0.25, doc: 'replay bytes per corpus byte in each phase' },
+  { key: 'replay', kind: 'string', arg: '<file|self>', doc: 'mix this text into training so the model also learns where the new tokens do not belong and keeps its English (e.g. English for a PT adaptation); "self" samples it from --original at temperature 1 (cached in the work directory). --engine ts: both phases; --engine torch: replay windows among the corpus windows' },
+  { key: 'replayRatio', kind: 'number', above: 0, default: 0.25, doc: 'replay per corpus: bytes per corpus byte in each phase (--engine ts), windows per corpus window (--engine torch; 0.25: every fifth window is replay)' },
   { key: 'threads', kind: 'int', min: 1, doc: 'threads for inference and training', defaultText: 'one per core' },
   { key: 'checkpointSeconds', kind: 'number', above: 0, default: 60, flag: '--checkpoint-every', arg: '<s>', doc: 'seconds between checkpoints' },
   { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'data order seed' },
@@ -40,13 +40,15 @@ export const ENGINE_OPTION: ParamSpec = {
 
 /**
  * Options of the PyTorch engine only (`tune --engine torch`). It also reads, from the table above,
- * lr, batchSize (windows per step), seqLen, epochs, maxTokens, corpusBytes, threads, seed and
- * checkpointSeconds, with its own defaults where the meaning differs (TORCH_DEFAULTS).
+ * lr, batchSize (windows per step), seqLen, epochs, maxTokens, corpusBytes, replay, replayRatio,
+ * threads, seed and checkpointSeconds, with its own defaults where the meaning differs (TORCH_DEFAULTS).
  */
 export const TORCH_TUNE_OPTIONS: readonly ParamSpec[] = [
   { key: 'recipe', kind: 'choice', choices: ['rows', 'embeddings', 'lora', 'full'], default: 'rows', doc: '--engine torch: what is trained: rows (only the new tokens\' input/output rows; every old row stays bit-identical), embeddings (all input and output rows), lora (LoRA adapters on attention/MLP + the new rows; writes the merged model and adapter/), full (the whole model)' },
   { key: 'device', kind: 'choice', choices: ['auto', 'cpu', 'cuda', 'mps'], default: 'auto', doc: '--engine torch: where to train (auto: cuda when torch sees one; bf16 autocast on GPU)' },
+  { key: 'stages', kind: 'string', arg: '<file>', doc: '--engine torch: a recipe of stages (YAML or JSON: `stages:` a list, each with its recipe, lr, schedule, budget...; see examples/torch-two-stage.yaml), trained one after the other; instead of the per-stage flags' },
   { key: 'maxSteps', kind: 'int', min: 1, doc: '--engine torch: stop after this many steps' },
+  { key: 'gradAccum', kind: 'int', min: 1, default: 1, doc: '--engine torch: micro-batches of --batch-size windows per optimizer step (gradient accumulation: the step is that of one batch of batch-size x grad-accum windows)' },
   { key: 'warmupSteps', kind: 'int', min: 0, default: 0, doc: '--engine torch: linear learning-rate warmup steps' },
   { key: 'schedule', kind: 'choice', choices: ['cosine', 'linear', 'constant'], default: 'cosine', doc: '--engine torch: learning-rate schedule after warmup' },
   { key: 'weightDecay', kind: 'number', min: 0, default: 0, doc: '--engine torch: AdamW weight decay (not allowed with --recipe rows: it would change the old rows)' },
@@ -66,4 +68,4 @@ export const TORCH_DEFAULTS = {
 };
 
 /** Options that only the TypeScript engine reads (refused with --engine torch rather than ignored). */
-export const TS_ONLY_OPTIONS = ['rows', 'optimizer', 'distill', 'inputCorpusBytes', 'inputMaxTokens', 'inputEpochs', 'inputLr', 'inputBatchSize', 'inputSeqLen', 'replay', 'replayRatio'];
+export const TS_ONLY_OPTIONS = ['rows', 'optimizer', 'distill', 'inputCorpusBytes', 'inputMaxTokens', 'inputEpochs', 'inputLr', 'inputBatchSize', 'inputSeqLen'];

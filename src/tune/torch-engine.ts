@@ -2,13 +2,18 @@
 // run `python -m hack_tokenizer_train <job.json>` as a child, turn its JSON lines into progress
 // callbacks, forward SIGINT (the child checkpoints and exits 130), and map failures to HackError
 // with the child's last stderr lines. The model directory is written through the output policy
-// (the child fills the temporary directory; it is renamed into place here).
+// (the child fills the temporary directory; it is renamed into place here). `replay: 'self'` is sampled
+// here, from the original model by our own generation loop, into the work directory: the child reads a file.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HackError, opt } from '../io/errors.ts';
+import { loadModelDir } from '../io/model-dir.ts';
 import { checkNotInput, checkOutput, makeDirs, writeOutputDir } from '../io/output.ts';
+import { checkTextFiles } from '../io/text.ts';
+import { selfReplayFile } from './replay.ts';
+import type { TorchStage } from './stages.ts';
 
 export const RECIPES = ['rows', 'embeddings', 'lora', 'full'] as const;
 export type Recipe = (typeof RECIPES)[number];
@@ -89,10 +94,18 @@ export interface TorchJob {
   corpus: string[];
   out: string;
   workDir: string;
-  recipe: Recipe;
-  lr: number;
-  batchSize: number;
-  seqLen: number;
+  /** Several stages, one after the other on the same model; instead of the one stage of recipe, lr... below. */
+  stages?: TorchStage[];
+  /** The one stage's settings (ignored when `stages` is given; recipe is then required). */
+  recipe?: Recipe;
+  lr?: number;
+  batchSize?: number;
+  seqLen?: number;
+  gradAccum?: number;
+  /** A text file mixed into the training windows, or 'self': sampled from `original` (else `model`) first. */
+  replay?: string;
+  /** Replay windows per corpus window (the default of stages that set none; 0.25 when replay is given). */
+  replayRatio?: number;
   epochs?: number;
   maxTokens?: number;
   maxSteps?: number;
@@ -113,7 +126,7 @@ export interface TorchJob {
   force?: boolean;
 }
 
-export interface TorchStep { step: number; total: number; loss: number; lr: number; tokensPerS: number }
+export interface TorchStep { step: number; total: number; loss: number; lr: number; tokensPerS: number; stage?: number; stages?: number }
 
 export interface TorchCallbacks {
   onPhase?: (phase: string, total: number, unit: string) => void;
@@ -132,20 +145,66 @@ export interface TorchSummary {
   python: string;
 }
 
-/** The engine's job keys (snake_case) from the library's option names. */
-function jobJson(j: TorchJob, out: string): Record<string, unknown> {
+/** A stage's keys as the engine spells them (snake_case). */
+const STAGE_KEYS: Record<string, string> = {
+  recipe: 'recipe', lr: 'lr', batchSize: 'batch_size', seqLen: 'seq_len', gradAccum: 'grad_accum', epochs: 'epochs',
+  maxTokens: 'max_tokens', maxSteps: 'max_steps', warmupSteps: 'warmup_steps', schedule: 'schedule', weightDecay: 'weight_decay',
+  replayRatio: 'replay_ratio', loraR: 'lora_r', loraAlpha: 'lora_alpha', loraTargets: 'lora_targets',
+};
+
+function snake(src: object, keys: Record<string, string>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(src)) if (v !== undefined && keys[k]) o[keys[k]] = v;
+  return o;
+}
+
+/** The engine's job keys (snake_case) from the library's option names; `replayFile` is the resolved replay text. */
+function jobJson(j: TorchJob, out: string, replayFile?: string): Record<string, unknown> {
   const o: Record<string, unknown> = {
     model: path.resolve(j.model), out, corpus: j.corpus.map((c) => path.resolve(c)), work_dir: path.resolve(j.workDir),
-    recipe: j.recipe, lr: j.lr, batch_size: j.batchSize, seq_len: j.seqLen, seed: j.seed, device: j.device, resume: j.resume,
+    seed: j.seed, device: j.device, resume: j.resume,
   };
   const opt: Array<[keyof TorchJob, string]> = [
-    ['original', 'original'], ['epochs', 'epochs'], ['maxTokens', 'max_tokens'], ['maxSteps', 'max_steps'], ['corpusBytes', 'corpus_bytes'],
-    ['warmupSteps', 'warmup_steps'], ['schedule', 'schedule'], ['weightDecay', 'weight_decay'], ['threads', 'threads'],
-    ['checkpointSeconds', 'checkpoint_seconds'], ['loraR', 'lora_r'], ['loraAlpha', 'lora_alpha'], ['loraTargets', 'lora_targets'],
+    ['original', 'original'], ['corpusBytes', 'corpus_bytes'], ['threads', 'threads'], ['checkpointSeconds', 'checkpoint_seconds'],
     ['keepAdapter', 'keep_adapter'], ['saveDtype', 'save_dtype'],
   ];
   for (const [k, key] of opt) if (j[k] !== undefined) o[key] = k === 'original' ? path.resolve(j[k] as string) : j[k];
+  if (j.stages) {
+    // a stage's own replayRatio wins; the job-level one is the default of those that set none
+    o.stages = j.stages.map((st) => snake(st, STAGE_KEYS));
+    if (replayFile !== undefined && j.replayRatio !== undefined) o.replay_ratio = j.replayRatio;
+  } else {
+    Object.assign(o, snake({ ...j, replayRatio: replayFile !== undefined ? j.replayRatio : undefined }, STAGE_KEYS));
+  }
+  if (replayFile !== undefined) o.replay = path.resolve(replayFile);
   return o;
+}
+
+/**
+ * How many bytes of `replay: self` text to sample: what the stages will read of it, at ~4 bytes a token
+ * (the child cycles a shorter sample), and at least a few windows of the longest replay stage.
+ */
+export function selfReplayBytes(j: TorchJob, corpusBytes: number): number {
+  const stages: TorchStage[] = j.stages ?? [{
+    recipe: j.recipe ?? 'rows', lr: j.lr ?? 0, schedule: j.schedule ?? 'cosine', warmupSteps: 0, weightDecay: 0,
+    batchSize: j.batchSize ?? 4, gradAccum: j.gradAccum ?? 1, seqLen: j.seqLen ?? 512, epochs: j.epochs ?? 1, maxTokens: j.maxTokens, maxSteps: j.maxSteps,
+  }];
+  const BYTES_PER_TOKEN = 4;
+  let tokens = 0;
+  let longest = 0;
+  for (const st of stages) {
+    const r = st.replayRatio ?? j.replayRatio ?? 0.25;
+    if (!(r > 0)) continue;
+    const f = r / (1 + r);
+    const perStep = st.batchSize * st.gradAccum * st.seqLen;
+    let budget = (corpusBytes / BYTES_PER_TOKEN) * st.epochs * (1 + r);
+    if (st.maxTokens !== undefined) budget = Math.min(budget, st.maxTokens);
+    if (st.maxSteps !== undefined) budget = Math.min(budget, st.maxSteps * perStep);
+    tokens += f * budget;
+    longest = Math.max(longest, st.seqLen);
+  }
+  if (longest === 0) return 0;
+  return Math.ceil(Math.max(tokens, 4 * longest) * BYTES_PER_TOKEN);
 }
 
 /** The job key the engine named in an error, as the library's option name (the CLI spells it as a flag). */
@@ -153,8 +212,15 @@ const KEY_TO_OPTION: Record<string, string> = {
   model: 'model', original: 'original', corpus: 'corpus', out: 'out', work_dir: 'workDir', recipe: 'recipe', lr: 'lr',
   batch_size: 'batchSize', seq_len: 'seqLen', epochs: 'epochs', max_tokens: 'maxTokens', max_steps: 'maxSteps',
   corpus_bytes: 'corpusBytes', warmup_steps: 'warmupSteps', weight_decay: 'weightDecay', device: 'device', resume: 'resume',
-  lora_r: 'loraR', lora_targets: 'loraTargets', threads: 'threads', seed: 'seed',
+  lora_r: 'loraR', lora_targets: 'loraTargets', threads: 'threads', seed: 'seed', grad_accum: 'gradAccum', replay: 'replay',
+  replay_ratio: 'replayRatio', stages: 'stages',
 };
+
+/** The option an engine error is about: a stage's key (`stages[1].lr`) is the stages recipe's. */
+function optionOfKey(key: string | null): string | undefined {
+  if (!key) return undefined;
+  return key.startsWith('stages') ? 'stages' : KEY_TO_OPTION[key];
+}
 
 /**
  * Train with the PyTorch engine: checks the interpreter and the output first, then runs the child,
@@ -163,14 +229,43 @@ const KEY_TO_OPTION: Record<string, string> = {
  */
 export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts: { python?: PythonChoice; checked?: PythonCheck } = {}): Promise<TorchSummary> {
   const root = repoRoot();
+  if (!job.stages && job.recipe === undefined) throw new HackError('MISSING_OPTION', 'missing (what to train: a recipe, or stages)', { option: 'recipe' });
+  if (job.stages && job.stages.length === 0) throw new HackError('BAD_OPTION', 'an empty list of stages', { option: 'stages' });
   const py = opts.checked ?? checkPython(opts.python ?? findPython(process.env, root), root);
-  const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus], force: job.force };
+  const replayGiven = job.replay !== undefined && job.replay !== 'self' ? job.replay : undefined;
+  const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus, replayGiven], force: job.force };
   await checkOutput({ ...req, kind: 'dir' });
   checkNotInput(job.workDir, req.inputs, 'workDir');
+  // the text files before any sampling or training (the engine would find a missing one only after the sample)
+  const corpusBytes = await checkTextFiles(job.corpus, 'corpus');
+  if (replayGiven) {
+    await checkTextFiles([replayGiven], 'replay').catch((e) => { throw new HackError(e.code, `${e.detail} (give a text file or "self")`, { option: 'replay', file: replayGiven }); });
+  }
   await makeDirs(job.workDir, 'workDir');
+  let replayFile = replayGiven;
+  if (job.replay === 'self') {
+    const bytes = selfReplayBytes(job, job.corpusBytes !== undefined ? Math.min(job.corpusBytes, corpusBytes) : corpusBytes);
+    if (bytes > 0) {
+      // sampled from the model whose English is to be kept: the original (before extension or replacement)
+      const from = await loadModelDir(job.original ?? job.model);
+      cb.onPhase?.('replay sample', bytes, 'bytes');
+      try {
+        const r = await selfReplayFile(job.workDir, from, {
+          bytes, seed: job.seed, threads: job.threads, batch: Math.max(1, Math.min(32, Math.ceil(bytes / 800))),
+          onProgress: (b) => cb.onTick?.(b, { step: b, total: bytes, loss: NaN, lr: NaN, tokensPerS: NaN }),
+        });
+        cb.onPhaseEnd?.();
+        cb.onInfo?.(r.reused ? `reusing the replay sample ${r.file}` : `sampled ${(bytes / 1e6).toFixed(2)} MB of replay text from ${from.dir} in ${r.seconds.toFixed(1)} s -> ${r.file}`);
+        replayFile = r.file;
+      } catch (e) {
+        cb.onPhaseEnd?.();
+        throw e;
+      }
+    }
+  }
   return writeOutputDir(req, async (tmp) => {
     const jobFile = path.join(path.resolve(job.workDir), 'job.json');
-    await fsp.writeFile(jobFile, JSON.stringify(jobJson(job, tmp), null, 2) + '\n');
+    await fsp.writeFile(jobFile, JSON.stringify(jobJson(job, tmp, replayFile), null, 2) + '\n');
     const s = await runChild(py, jobFile, root, cb);
     return { ...s, out: job.out };
   }, true);
@@ -187,6 +282,7 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
     let error: { code: string; key: string | null; message: string } | null = null;
     let interruptedAt: number | null = null;
     let phase = false;
+    let stage = 0;
     let buf = '';
     const endPhase = () => { if (phase) { cb.onPhaseEnd?.(); phase = false; } };
     const handle = (line: string) => {
@@ -195,9 +291,18 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
       switch (ev.event) {
         case 'info': cb.onInfo?.(String(ev.message)); break;
         case 'step': {
-          const s: TorchStep = { step: Number(ev.step), total: Number(ev.total), loss: Number(ev.loss), lr: Number(ev.lr), tokensPerS: Number(ev.tokens_per_s) };
-          if (!phase) { cb.onPhase?.('training (torch)', s.total, 'steps'); phase = true; }
+          const s: TorchStep = { step: Number(ev.step), total: Number(ev.total), loss: Number(ev.loss), lr: Number(ev.lr), tokensPerS: Number(ev.tokens_per_s),
+            stage: Number(ev.stage ?? 0), stages: Number(ev.stages ?? 1) };
+          // one progress bar per stage
+          if (phase && s.stage !== stage) endPhase();
+          if (!phase) {
+            cb.onPhase?.(s.stages! > 1 ? `stage ${s.stage! + 1}/${s.stages} (torch)` : 'training (torch)', s.total, 'steps');
+            phase = true;
+            stage = s.stage!;
+          }
           cb.onTick?.(s.step, s);
+          // a stage's last step closes its bar before the next stage's messages
+          if (s.step >= s.total) endPhase();
           break;
         }
         case 'checkpoint': break;
@@ -248,7 +353,7 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
       }
       const e = error as { code: string; key: string | null; message: string } | null;
       if (code === EXIT_JOB && e) {
-        const option = e.key ? KEY_TO_OPTION[e.key] : undefined;
+        const option = optionOfKey(e.key);
         return reject(new HackError(e.code === 'BAD_JOB' ? 'BAD_OPTION' : e.code, e.message, option ? { option } : {}));
       }
       const tail = lastLines(stderr, 5);
