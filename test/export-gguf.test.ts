@@ -409,3 +409,30 @@ test('bad input: unknown --type, a Unigram tokenizer, an architecture llama.cpp 
   await refuses(split, /no pre-tokenizer for this split rule: Split\("\\\\p\{L\}\+\|\\\\s\+"\)/);
   assert.deepEqual(await fsp.readdir(path.join(dir, 'bad')).catch(() => []), [], 'nothing written');
 });
+
+test('the extended, tuned demo model in llama.cpp: its greedy Portuguese uses the new tokens, and equals our engine\'s', async (t) => {
+  // output rows tuned (they are what makes decoding pick a new token), exported as f32
+  const tuned = path.join(dir, 'tuned');
+  await cli(['tune', '--model', variants.merges.modelDir, '--original', DEMO, '--corpus', path.join(dir, 'corpus.txt'), '--rows', 'output',
+    '--corpus-bytes', '150k', '--epochs', '4', '--threads', '1', '--out', tuned]);
+  const gguf = path.join(dir, 'tuned.gguf');
+  await exportTo(tuned, gguf, 'f32');
+  const tok = await loadTokenizer(path.join(tuned, 'tokenizer.json'));
+  const base = (await loadModelDir(DEMO)).tokenizerSize;
+  const model = await llama.loadModel({ modelPath: gguf });
+  const engine = await loadEngine(tuned, { threads: 1 });
+  try {
+    let newIds = 0;
+    for (const text of ['O Sr. Presidente: — Srs. Deputados, está aberta a sessão.', 'A proposta de lei do Governo sobre a reforma da administração pública']) {
+      const prompt = (await encodeBatch(tok, [text]))[0];
+      const theirs = await llamaGreedy(model, prompt, 48);
+      assert.deepEqual(theirs, await engine.generate(prompt, { maxNewTokens: 48, eosIds: [] }), `greedy continuation of ${JSON.stringify(text)}`);
+      newIds += theirs.filter((id) => id >= base).length;
+    }
+    t.diagnostic(`new-token ids in llama.cpp's 96 greedy tokens: ${newIds}`);
+    assert.ok(newIds >= 5, `llama.cpp's greedy output used ${newIds} new tokens`);
+  } finally {
+    await engine.dispose();
+    await model.dispose();
+  }
+});
