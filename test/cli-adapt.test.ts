@@ -22,10 +22,10 @@ test('adaptRecipe: the budget sizes both phases (40% / 60% of the time at the me
   assert.equal(r.tune.inputCorpusBytes, Math.round((0.6 * 1800 * 1700) / 1.25));
   const small = adaptRecipe(60);
   assert.equal(small.tune.replay, undefined);
-  assert.deepEqual([small.tune.corpusBytes, small.tune.inputCorpusBytes], [144_000, 61_200]);
-  assert.deepEqual([adaptRecipe(3).tune.corpusBytes, adaptRecipe(3).tune.inputCorpusBytes], [50_000, 20_000]);
+  assert.deepEqual([small.tune.corpusBytes, small.tune.inputCorpusBytes, small.tune.epochs, small.tune.inputLr], [144_000, 30_600, 6, 1e-3]);
+  assert.deepEqual([adaptRecipe(6).tune.corpusBytes, adaptRecipe(6).tune.inputCorpusBytes], [50_000, 20_000]);
   // below one step of either phase: refused, naming the smallest budget that trains
-  assert.throws(() => adaptRecipe(1), (e: Error & { code?: string }) => e.code === 'BUDGET_TOO_SMALL' && /use at least 0\.05/.test(e.message));
+  assert.throws(() => adaptRecipe(3), (e: Error & { code?: string }) => e.code === 'BUDGET_TOO_SMALL' && /use at least 0\.09/.test(e.message));
 });
 
 test('adapt on the demo model with a tiny budget: <out>/model is the tuned extended model, results and report for three cells; a rerun reuses them', { timeout: 15 * 60_000 }, async () => {
@@ -37,7 +37,7 @@ test('adapt on the demo model with a tiny budget: <out>/model is the tuned exten
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /BASELINE[^\n]*\n[^\n]*INITIALIZED_NO_TRAINING[^\n]*\n[^\n]*INITIALIZED_WITH_TRAINING/);
-    assert.match(r.stderr, /output rows on 50 kB, then input \+ output rows on 20 kB/);
+    assert.match(r.stderr, /output rows on 50 kB \(6 passes\), then input \+ output rows on 20 kB \(input lr 1e-3\)/);
     assert.match(r.stderr, /Held-out PT text: the first \d+ lines \(4\.\d kB\) of the corpus/);
     const split = JSON.parse(await fsp.readFile(path.join(out, 'heldout', 'split.json'), 'utf8'));
     assert.ok(split.heldoutBytes >= 4000 && split.heldoutBytes < 4000 + 5000, String(split.heldoutBytes));
@@ -96,7 +96,7 @@ test('adapt refuses bad input before any work and writes nothing: a budget below
     for (const f of await fsp.readdir(DEMO)) if (f !== 'tokenizer.json') await fsp.copyFile(path.join(DEMO, f), path.join(noTok, f));
     const corpus = path.join(CORPORA, 'pt-pt-parliament-train.txt.gz');
     const cases: Array<[string[], RegExp]> = [
-      [['--model', DEMO, '--corpus', corpus, '--budget', '0.01'], /--budget: 0\.01 min is too small for one tuning step of the ts engine .*use at least 0\.05/],
+      [['--model', DEMO, '--corpus', corpus, '--budget', '0.01'], /--budget: 0\.01 min is too small for one tuning step of the ts engine \(about 5\.0 s .*use at least 0\.09/],
       [['--model', DEMO, '--corpus', corpus, '--engine', 'torch', '--budget', '0.05'], /--budget: 0\.05 min is too small for one tuning step of the torch engine/],
       [['--model', DEMO, '--corpus', small], /--corpus .*small\.txt: \d+ bytes of text: too small to cut 200000 bytes of held-out text .*--pt/],
       [['--model', noTok, '--corpus', corpus], /no-tokenizer: missing tokenizer\.json/],
