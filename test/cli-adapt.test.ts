@@ -16,9 +16,11 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const DEMO = path.join(repoRoot, 'assets', 'models', 'tiny-en-llama');
 const CORPORA = path.join(repoRoot, 'assets', 'corpora');
 
-test('adaptRecipe: the budget sizes both phases (40% / 60% of the time at the measured speeds); self-replay from 10 minutes', () => {
+test('adaptRecipe: the budget sizes both phases and the replay sample at the measured speeds; self-replay from 10 minutes; short budgets 6 output passes', () => {
   const r = adaptRecipe(30 * 60);
-  assert.deepEqual([r.tune.rows, r.tune.corpusBytes, r.tune.replay, r.tune.replayRatio], ['both', 0.4 * 1800 * 6000, 'self', 0.25]);
+  // 40% of the time for the output phase and its replay sample (0.25 x its text at 2.7 kB/s)
+  assert.deepEqual([r.tune.rows, r.tune.corpusBytes, r.tune.replay, r.tune.replayRatio], ['both', Math.round((0.4 * 1800) / (1 / 6000 + 0.25 / 2700)), 'self', 0.25]);
+  assert.match(r.label, /self-replay \(ratio 0\.25: 694 kB sampled from the original model first\)/);
   assert.equal(r.tune.inputCorpusBytes, Math.round((0.6 * 1800 * 1700) / 1.25));
   const small = adaptRecipe(60);
   assert.equal(small.tune.replay, undefined);

@@ -270,6 +270,13 @@ test('the random Qwen2 fixture (qkv bias, untied head, theta 1e6, f16 weights): 
   const engine = await loadEngine(q, { threads: 1 });
   try {
     const tok = await loadTokenizer(path.join(q, 'tokenizer.json'));
+    // its tokenizer (Qwen2's split regex -> llama.cpp's qwen2 pre-tokenizer) on every held-out line
+    for (const f of HELDOUT) {
+      const lines = (await fsp.readFile(f, 'utf8')).split('\n').filter((l) => l.length > 0);
+      const hf = await encodeBatch(tok, lines);
+      const bad = lines.filter((l, i) => { const th = Array.from(m.tokenize(l, false), Number); return th.length !== hf[i].length || th.some((x, j) => x !== hf[i][j]); });
+      assert.equal(bad.length, 0, `qwen2, ${path.basename(f)}: ${bad.length} of ${lines.length} lines differ; first ${JSON.stringify(bad[0]?.slice(0, 80))}`);
+    }
     for (const text of PROMPTS) {
       const prompt = (await encodeBatch(tok, [text]))[0];
       assert.deepEqual(Array.from(m.tokenize(text, false), Number), prompt);

@@ -36,12 +36,16 @@ export interface AdaptRecipe {
 const OUTPUT_PHASE_6_PASSES_BYTES_PER_S = 4_000;
 /** From this budget on, self-replay is sampled and the long-budget recipe runs (BENCHMARKS.md, "The tuning comparison with replay"). */
 const LONG_BUDGET_S = 600;
+/** Self-replay sampling from the original model (BENCHMARKS.md: 1.25 MB in 464 s, 32 x 256 tokens per batch). */
+const REPLAY_SAMPLE_BYTES_PER_S = 2_700;
+const REPLAY_RATIO = 0.25;
 
 /**
  * The tuning recipe for a budget of tuning seconds: output rows, then output + input rows together
  * (the best measured recipe of the TypeScript engine).
- * - From 10 minutes: about 40% of the time on the output phase (2 passes), 60% on the input phase,
- *   with self-replay (the original model's own samples) against forgetting English.
+ * - From 10 minutes: about 40% of the time on the output phase (2 passes) and the replay sample it
+ *   needs, 60% on the input phase, with self-replay (the original model's own samples) against
+ *   forgetting English.
  * - Below: 6 output passes on about 60% of the time and a short input phase at a lower learning
  *   rate (1e-3) on 30%. Measured on the demo (BENCHMARKS.md, "The demo's recipe"): with tied rows, a
  *   short input phase at 3e-3 pulls the new rows away from where decoding picks them (FertilityBoost
@@ -51,15 +55,17 @@ export function adaptRecipe(tuneSeconds: number, engine: 'ts' | 'torch' = 'ts'):
   checkBudget(tuneSeconds, engine);
   if (engine === 'torch') return torchRecipe(tuneSeconds);
   const long = tuneSeconds >= LONG_BUDGET_S;
-  const corpusBytes = Math.max(50_000, Math.round(long ? 0.4 * tuneSeconds * OUTPUT_PHASE_BYTES_PER_S : 0.6 * tuneSeconds * OUTPUT_PHASE_6_PASSES_BYTES_PER_S));
+  // long: the replay sample (REPLAY_RATIO x the larger phase's text, the output phase's) is paid from the output phase's 40%
+  const outputBytesPerS = long ? 1 / (1 / OUTPUT_PHASE_BYTES_PER_S + REPLAY_RATIO / REPLAY_SAMPLE_BYTES_PER_S) : OUTPUT_PHASE_6_PASSES_BYTES_PER_S;
+  const corpusBytes = Math.max(50_000, Math.round((long ? 0.4 : 0.6) * tuneSeconds * outputBytesPerS));
   const inputCorpusBytes = Math.max(20_000, Math.round(long ? (0.6 * tuneSeconds * INPUT_PHASE_BYTES_PER_S) / 1.25 : 0.3 * tuneSeconds * INPUT_PHASE_BYTES_PER_S));
   const tune: Record<string, unknown> = long
-    ? { rows: 'both', corpusBytes, inputCorpusBytes, epochs: 2, inputEpochs: 1, replay: 'self', replayRatio: 0.25 }
+    ? { rows: 'both', corpusBytes, inputCorpusBytes, epochs: 2, inputEpochs: 1, replay: 'self', replayRatio: REPLAY_RATIO }
     : { rows: 'both', corpusBytes, inputCorpusBytes, epochs: 6, inputEpochs: 1, inputLr: 1e-3 };
   return {
     engine: 'ts', tune,
     label: `tune (TypeScript engine): output rows on ${formatSize(corpusBytes)} (${tune.epochs} passes), then input + output rows on ${formatSize(inputCorpusBytes)}` +
-      (long ? ', with self-replay (ratio 0.25)' : ' (input lr 1e-3)'),
+      (long ? `, with self-replay (ratio ${REPLAY_RATIO}: ${formatSize(Math.ceil(REPLAY_RATIO * corpusBytes))} sampled from the original model first)` : ' (input lr 1e-3)'),
   };
 }
 
