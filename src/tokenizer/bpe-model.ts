@@ -200,7 +200,3 @@ export function tokenText(kind: BpeKind, token: string): string | null {
   return token.replace(/\u2581/g, ' ');
 }
 
-/** Vocab-form string of a text ('deputados' -> 'Ġdeputados' style for byte-level). */
-export function isByteLevelChar(ch: string): boolean {
-  return CHAR_TO_BYTE.has(ch);
-}

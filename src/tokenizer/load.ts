@@ -57,21 +57,3 @@ export async function decode(tok: LoadedTokenizer, ids: number[], skipSpecialTok
   return tok.native.decode(ids, skipSpecialTokens);
 }
 
-/** A short description: model type, pre-tokenizer, byte fallback. */
-export function describeTokenizer(json: TokenizerJson): { model: string; preTokenizer: string; normalizer: string; byteFallback: boolean } {
-  const typeOf = (x: unknown): string => {
-    if (!x || typeof x !== 'object') return 'none';
-    const o = x as { type?: string; pretokenizers?: unknown[]; normalizers?: unknown[] };
-    if (o.type === 'Sequence') {
-      const inner = o.pretokenizers ?? o.normalizers ?? [];
-      return `Sequence[${inner.map(typeOf).join(', ')}]`;
-    }
-    return o.type ?? 'unknown';
-  };
-  return {
-    model: json.model.type,
-    preTokenizer: typeOf(json.pre_tokenizer),
-    normalizer: typeOf(json.normalizer),
-    byteFallback: json.model.byte_fallback === true,
-  };
-}
