@@ -36,7 +36,7 @@ test('shipped benchmark files parse with the documented sizes', async () => {
   assert.ok(mm.every((q) => q.choices.length === 4 && q.answer >= 0 && q.answer <= 3));
   const sub = await readMmlu(path.join(repoRoot, 'assets/bench/mmlu'), 'test', ['anatomy']);
   assert.equal(sub.length, 135);
-  await assert.rejects(readMmlu(path.join(repoRoot, 'assets/bench/mmlu'), 'test', ['astrology']), /--mmlu-subjects: unknown subject\(s\) astrology/);
+  await assert.rejects(readMmlu(path.join(repoRoot, 'assets/bench/mmlu'), 'test', ['astrology']), /mmluSubjects: unknown subject\(s\) astrology/);
   assert.equal((await readQueryChoices(path.join(repoRoot, 'assets/bench/en-boolq.jsonl'), 'boolq-en')).length, 3270);
   const copa = await readQueryChoices(path.join(repoRoot, 'assets/bench/en-copa.jsonl'), 'copa-en');
   assert.equal(copa.length, 100);

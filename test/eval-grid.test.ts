@@ -30,7 +30,7 @@ test('grid config: YAML and JSON, defaults, relative paths, clear errors', () =>
   const j = parseGridConfig(JSON.stringify({ models: ['HuggingFaceTB/SmolLM2-135M'], stages: ['BASELINE'] }), '/c/g.json');
   assert.deepEqual(j.models, ['HuggingFaceTB/SmolLM2-135M']);
   assert.deepEqual(j.numTokens, []);
-  assert.throws(() => parseGridConfig('models: [a]\nstages: [FOO]', '/c/g.yaml'), /--config \/c\/g.yaml: unknown stage\(s\) FOO/);
+  assert.throws(() => parseGridConfig('models: [a]\nstages: [FOO]', '/c/g.yaml'), /: config \/c\/g.yaml: unknown stage\(s\) FOO/);
   assert.throws(() => parseGridConfig('models: [a]\nnumTokens: [-1]\ncorpus: c', '/c/g.yaml'), /"numTokens" must be a non-empty list/);
   assert.throws(() => parseGridConfig('models: [a]\nstages: [BASELINE]\nmetrics: [speed]', '/c/g.yaml'), /unknown metric\(s\) speed/);
   assert.throws(() => parseGridConfig('models: [a]\ncolour: red', '/c/g.yaml'), /unknown key\(s\) colour/);

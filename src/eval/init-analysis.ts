@@ -14,6 +14,7 @@ import { csvField } from '../io/csv.ts';
 import { renderSvg } from './chart-svg.ts';
 import { extendModel, type AuxOptions } from '../embeddings/extend-model.ts';
 import { seededRandom } from '../io/seeded-random.ts';
+import { optionError } from '../io/errors.ts';
 
 /** One probe: a corpus line cut just before an occurrence of a new token. */
 export interface InitSample {
@@ -58,8 +59,8 @@ export async function sampleOccurrences(
   isNew: (id: number) => boolean,
   opts: SampleOptions,
 ): Promise<InitSample[]> {
-  if (!(opts.samples >= 1)) throw new Error(`--samples must be >= 1, got ${opts.samples}`);
-  if (!(opts.maxContext >= 1)) throw new Error(`--max-context must be >= 1, got ${opts.maxContext}`);
+  if (!(opts.samples >= 1)) throw optionError('samples', `must be >= 1, got ${opts.samples}`);
+  if (!(opts.maxContext >= 1)) throw optionError('maxContext', `must be >= 1, got ${opts.maxContext}`);
   const order = permutation(lines.length, opts.seed);
   const pick = seededRandom((opts.seed ^ 0x5bd1e995) >>> 0);
   const batch = opts.batchSize ?? 256;
@@ -328,7 +329,7 @@ export interface CompareInitResult {
  */
 export async function compareInit(opts: CompareInitOptions): Promise<CompareInitResult> {
   const methods = opts.methods.map((m) => parseInitMethod(m).spec);
-  if (new Set(methods).size !== methods.length) throw new Error('--methods lists a method twice');
+  if (new Set(methods).size !== methods.length) throw optionError('methods', 'lists a method twice');
   const model = typeof opts.model === 'string' ? await loadModelDir(opts.model) : opts.model;
   const t0 = performance.now();
   opts.onPhase?.('sampling probes');

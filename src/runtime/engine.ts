@@ -9,6 +9,7 @@ import { parameterCount, readWeightF32 } from '../io/weights.ts';
 import { buildGraph, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
 import { checkSupported } from './model-spec.ts';
 import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface EngineOptions {
   /** Intra-op threads of ORT (default: ORT's choice, the number of physical cores). */
@@ -189,7 +190,7 @@ class OrtEngine implements Engine {
     // the quantized weights are embedded in the graph, and an ONNX protobuf must stay under 2 GB
     const params = parameterCount(this.model.weights);
     if (params > INT8_MAX_PARAMS) {
-      throw new Error(`--precision int8: ${this.model.dir} has ${(params / 1e9).toFixed(2)}B parameters; int8 graphs embed their weights and support at most ${INT8_MAX_PARAMS / 1e9}B (use float32)`);
+      throw new HackError('BAD_OPTION', `int8: ${this.model.dir} has ${(params / 1e9).toFixed(2)}B parameters; int8 graphs embed their weights and support at most ${INT8_MAX_PARAMS / 1e9}B (use float32)`, { option: 'precision' });
     }
     const out = new Map<string, Float32Array>();
     for (let l = 0; l < this.model.config.numLayers; l++) {

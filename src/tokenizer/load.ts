@@ -2,6 +2,7 @@
 // tokenizer.json kept beside it for the parts the binding does not expose (model type, merges).
 import { Tokenizer } from 'tokenizers';
 import { readTokenizerJson, tokenizerSizeOf, type TokenizerJson } from '../io/model-dir.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface LoadedTokenizer {
   /** Where it came from (a file path or a label). */
@@ -14,9 +15,9 @@ export interface LoadedTokenizer {
   specialIds: Set<number>;
 }
 
-export class TokenizerError extends Error {
+export class TokenizerError extends HackError {
   constructor(readonly source: string, message: string) {
-    super(`${source}: ${message}`);
+    super('BAD_TOKENIZER', message, { file: source });
     this.name = 'TokenizerError';
   }
 }

@@ -7,6 +7,7 @@ import { outputLossAndGrad, seedHeuristicStep } from './output-rows.ts';
 import type { HiddenCache } from './hidden-cache.ts';
 import { lmLossAndGrad, type FrozenModel, type NewRows } from './frozen-model.ts';
 import type { CheckpointState } from './checkpoint.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface Schedule {
   batchesPerEpoch: number;
@@ -92,7 +93,7 @@ async function runLoop(
   if (ctl.resume && ctl.resume.progress.phase === phase) {
     const p = ctl.resume.progress;
     if (p.totalSteps !== sched.totalSteps) {
-      throw new Error(`--resume: the checkpoint was made for ${p.totalSteps} steps, this run has ${sched.totalSteps} (different data or options); use another --work-dir or drop --resume`);
+      throw new HackError('RESUME_MISMATCH', `the checkpoint was made for ${p.totalSteps} steps, this run has ${sched.totalSteps} (different data or options); use another {opt:workDir} or drop {opt:resume}`, { option: 'resume' });
     }
     for (const [name, a] of Object.entries(arrays)) {
       const saved = ctl.resume.arrays[name];
@@ -117,7 +118,7 @@ async function runLoop(
       permEpoch = epoch;
     }
     const r = await step(perm![st.step % sched.batchesPerEpoch], st.step);
-    if (!Number.isFinite(r.loss)) throw new Error(`${phase}: the loss became ${r.loss} at step ${st.step} (lower --lr)`);
+    if (!Number.isFinite(r.loss)) throw new HackError('DIVERGED', `${phase}: the loss became ${r.loss} at step ${st.step} (lower {opt:lr})`);
     st.items += r.items;
     if (Number.isNaN(st.firstLoss)) st.firstLoss = r.loss;
     st.ema = Number.isNaN(st.ema) ? r.loss : 0.95 * st.ema + 0.05 * r.loss;
