@@ -15,10 +15,9 @@ import { countWords } from '../src/tokenizer/corpus.ts';
 import { learnTokens } from '../src/tokenizer/learn.ts';
 import { bpeModelOf } from '../src/tokenizer/bpe-model.ts';
 import { writeTokensFile } from '../src/tokenizer/tokens-file.ts';
-import {
-  compareInit, median, permutation, chartSpec, resultsCsv, sampleOccurrences, scoreMethods, scoreTarget, summarize, wins,
-  type LogitsEngine, type TargetScore,
-} from '../src/eval/init-analysis.ts';
+import { compareInit, chartSpec, resultsCsv, scoreMethods } from '../src/eval/init-analysis.ts';
+import { median, sampleOccurrences, scoreTarget, summarize, wins, type LogitsEngine, type TargetScore } from '../src/eval/probes.ts';
+import { permutation as shuffle, seededRandom } from '../src/io/seeded-random.ts';
 import { renderSvg } from '../src/eval/chart-svg.ts';
 import { runCli } from './support/cli.ts';
 
@@ -78,6 +77,7 @@ test('sampleOccurrences: one probe per line, seeded, prefix cut before the new t
   assert.deepEqual(a.find((p) => p.line === 4)!.prefix, [97, 97, 97, 97]);
   const one = await sampleOccurrences(lines, encode, isNew, { ...opts, samples: 1 });
   assert.equal(one.length, 1);
+  const permutation = (n: number, seed: number) => shuffle(n, seededRandom(seed));
   assert.notDeepEqual(permutation(50, 1), permutation(50, 2));
   assert.deepEqual([...permutation(50, 1)].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
 });

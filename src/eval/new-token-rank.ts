@@ -4,7 +4,7 @@
 // the same prefix read as original ids (extended-vocabulary decoding: the model reads the original
 // tokenizer and should pick the new token next). Rank 1 = the model's first choice.
 import { expandToOriginal } from '../runtime/extended-decoding.ts';
-import { sampleOccurrences, scoreProbes, summarize, type LogitsEngine } from './init-analysis.ts';
+import { sampleOccurrences, scoreProbes, summarize, type LogitsEngine } from './probes.ts';
 import { HackError } from '../io/errors.ts';
 
 export interface NewTokenRankResult {
