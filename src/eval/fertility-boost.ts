@@ -2,7 +2,8 @@
 // through the original tokenizer (teacher-forced, as the research measured it). Unlike the research,
 // the first new id counts too (the research compared id > len(tokenizer), missing id == len).
 import type { EvalEngine, ProgressFn } from './engine-api.ts';
-import { argmax, sampleMany, seededRandom } from './sampling.ts';
+import { sampleMany, seededRandom } from './sampling.ts';
+import { argmax } from '../runtime/sampling.ts';
 import { meanStd } from './text-metrics.ts';
 
 export interface FertilityBoostOptions {

@@ -5,6 +5,7 @@
 // them, new-token-rank one model with two readings of the prefix.
 import { permutation, seededRandom } from '../io/seeded-random.ts';
 import { optionError } from '../io/errors.ts';
+import { logProbAt } from '../runtime/sampling.ts';
 
 /** One probe: a corpus line cut just before an occurrence of a new token. */
 export interface InitSample {
@@ -73,18 +74,14 @@ export interface TargetScore {
 export function scoreTarget(logits: Float32Array, target: number): TargetScore {
   if (!(target >= 0 && target < logits.length)) throw new Error(`target id ${target} is outside the ${logits.length} logits`);
   const x = logits[target];
-  let max = -Infinity;
   let above = 0;
   let equal = 0;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i];
-    if (v > max) max = v;
     if (v > x) above++;
     else if (v === x) equal++;
   }
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  return { rank: 1 + above + (equal - 1) / 2, logprob: x - max - Math.log(sum) };
+  return { rank: 1 + above + (equal - 1) / 2, logprob: logProbAt(logits, target) };
 }
 
 export interface MethodSummary {
