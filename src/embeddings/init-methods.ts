@@ -336,9 +336,6 @@ function ompMethod(k: number): InitMethod {
   return { spec: `omp(${k})`, name: 'omp', param: k, needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: (id, src) => combineOmp(k, id, src) };
 }
 
-/** A method without parameters. */
-const simple = (name: MethodName, needs: InitNeeds, rest: Pick<InitMethod, 'init' | 'initBatch' | 'combine'>) =>
-  (): InitMethod => ({ spec: name, name, param: null, needs, ...rest });
 
 /** One entry per method: everything the parser, the valid-forms message, the lists and --help say of it. */
 export interface InitMethodDef {
@@ -359,14 +356,17 @@ export interface InitMethodDef {
   withArgs?: (args: string, spec: string) => InitMethod;
 }
 
+/** A method without parameters: written, listed and shown in --help as its name. */
+function plainDef(name: MethodName, needs: InitNeeds, doc: string, rest: Pick<InitMethod, 'init' | 'initBatch' | 'combine'>,
+  group: InitMethodDef['group'] = 'model', form: string = name): Omit<InitMethodDef, 'name'> {
+  return { usage: name, form, doc, group, listed: name, plain: () => ({ spec: name, name, param: null, needs, ...rest }) };
+}
+
 /** The registry, keyed by the method type so a method without an entry (or an entry without a type) does not compile. */
 const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
-  mean: { usage: 'mean', form: 'mean', doc: 'per-dimension mean of the sub-token rows', group: 'model', listed: 'mean',
-    plain: simple('mean', 'subtokens', { init: (s, _c, o) => initMean(s, o) }) },
-  min: { usage: 'min', form: 'min', doc: 'per-dimension minimum of the sub-token rows', group: 'model', listed: 'min',
-    plain: simple('min', 'subtokens', { init: (s, _c, o) => initMin(s, o) }) },
-  max: { usage: 'max', form: 'max', doc: 'per-dimension maximum of the sub-token rows', group: 'model', listed: 'max',
-    plain: simple('max', 'subtokens', { init: (s, _c, o) => initMax(s, o) }) },
+  mean: plainDef('mean', 'subtokens', 'per-dimension mean of the sub-token rows', { init: (s, _c, o) => initMean(s, o) }),
+  min: plainDef('min', 'subtokens', 'per-dimension minimum of the sub-token rows', { init: (s, _c, o) => initMin(s, o) }),
+  max: plainDef('max', 'subtokens', 'per-dimension maximum of the sub-token rows', { init: (s, _c, o) => initMax(s, o) }),
   quantile: { usage: 'quantile(q)', form: 'quantile(q) with 0 <= q <= 1, e.g. quantile(0.25)',
     doc: 'per-dimension q-quantile (linear interpolation), 0 <= q <= 1', group: 'model', listed: 'quantile(0.5)',
     withArgs: (arg, spec) => {
@@ -381,24 +381,17 @@ const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
       if (!(v > 0)) throw invalid(spec, 'K must be > 0');
       return { spec: `weighted_drop(${v})`, name: 'weighted_drop', param: v, needs: 'subtokens', init: (s, _c, o) => initWeightedDrop(v, s, o) };
     } },
-  random: { usage: 'random', form: 'random', doc: 'uniform within each dimension\'s [min, max] over the existing rows (seeded)', group: 'model', listed: 'random',
-    plain: simple('random', 'range', { init: (_s, c, o) => initRandom(needStats(c, 'random'), c.random, o) }) },
-  'hf-mean-resizing': { usage: 'hf-mean-resizing', form: 'hf-mean-resizing',
-    doc: 'as transformers\' resize_token_embeddings(mean_resizing=True): a sample of N(mean, 1e-9 * covariance) of the existing rows (the mean if not positive definite)',
-    group: 'model', listed: 'hf-mean-resizing',
-    plain: simple('hf-mean-resizing', 'gaussian', {
+  random: plainDef('random', 'range', 'uniform within each dimension\'s [min, max] over the existing rows (seeded)', { init: (_s, c, o) => initRandom(needStats(c, 'random'), c.random, o) }),
+  'hf-mean-resizing': plainDef('hf-mean-resizing', 'gaussian',
+    'as transformers\' resize_token_embeddings(mean_resizing=True): a sample of N(mean, 1e-9 * covariance) of the existing rows (the mean if not positive definite)', {
       init: (_s, c, o) => initHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, o),
       initBatch: (n, c, o) => sampleHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, n, o),
-    }) },
-  zero: { usage: 'zero', form: 'zero', doc: 'a zero row', group: 'model', listed: 'zero',
-    plain: simple('zero', 'none', { init: (_s, _c, o) => initZero(o) }) },
-  first: { usage: 'first', form: 'first', doc: 'the first sub-token\'s row', group: 'model', listed: 'first',
-    plain: simple('first', 'subtokens', { init: (s, _c, o) => initFirst(s, o) }) },
-  last: { usage: 'last', form: 'last', doc: 'the last sub-token\'s row', group: 'model', listed: 'last',
-    plain: simple('last', 'subtokens', { init: (s, _c, o) => initLast(s, o) }) },
-  focus: { usage: 'focus', form: 'focus',
-    doc: 'sparsemax over cosine similarities, in auxiliary embeddings, to the shared (old) tokens, times their rows (FOCUS)', group: 'sources', listed: 'focus',
-    plain: simple('focus', 'aux', { init: (s, _c, o) => initMean(s, o), combine: combineFocus }) },
+    }),
+  zero: plainDef('zero', 'none', 'a zero row', { init: (_s, _c, o) => initZero(o) }),
+  first: plainDef('first', 'subtokens', 'the first sub-token\'s row', { init: (s, _c, o) => initFirst(s, o) }),
+  last: plainDef('last', 'subtokens', 'the last sub-token\'s row', { init: (s, _c, o) => initLast(s, o) }),
+  focus: plainDef('focus', 'aux', 'sparsemax over cosine similarities, in auxiliary embeddings, to the shared (old) tokens, times their rows (FOCUS)',
+    { init: (s, _c, o) => initMean(s, o), combine: combineFocus }, 'sources'),
   wechsel: { usage: 'wechsel(k,t)', form: 'wechsel(k,t) with integer k >= 1 and t > 0, e.g. wechsel(10,0.1)',
     doc: `the k most similar shared tokens, weights softmax(cosine / t); default (${WECHSEL_DEFAULT.k},${WECHSEL_DEFAULT.t})`, group: 'sources',
     listed: `wechsel(${WECHSEL_DEFAULT.k},${WECHSEL_DEFAULT.t})`,
@@ -416,8 +409,7 @@ const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
     group: 'sources', listed: `omp(${OMP_DEFAULT_K})`,
     plain: () => ompMethod(OMP_DEFAULT_K),
     withArgs: (args, spec) => ompMethod(count(spec, args.trim())) },
-  merge: { usage: 'merge', form: 'merge (merges mode)', doc: 'the recursive mean down the new token\'s merge tree to old tokens (--mode merges)', group: 'sources', listed: 'merge',
-    plain: simple('merge', 'merges', { init: (s, _c, o) => initMean(s, o), combine: combineMerge }) },
+  merge: plainDef('merge', 'merges', 'the recursive mean down the new token\'s merge tree to old tokens (--mode merges)', { init: (s, _c, o) => initMean(s, o), combine: combineMerge }, 'sources', 'merge (merges mode)'),
 };
 
 /** Every init method, in documentation order. */

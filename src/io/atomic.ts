@@ -4,24 +4,14 @@
 // through output.ts's writeOutputDir / writeOutputFile, which add the checks.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { makeDirs, registerTemp, releaseTemp, tempSibling } from './output.ts';
+import { makeDirs, registerTemp, releaseTemp, renameIntoPlace, tempSibling } from './output.ts';
 
 export { tempSibling };
 
 /** Write a file atomically (temp file + rename). */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await makeDirs(path.dirname(path.resolve(target)));
-  const tmp = tempSibling(target);
-  registerTemp(tmp);
-  try {
-    await fsp.writeFile(tmp, data);
-    await fsp.rename(tmp, target);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  } finally {
-    releaseTemp(tmp);
-  }
+  await renameIntoPlace(target, data);
 }
 
 /**

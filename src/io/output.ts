@@ -306,21 +306,32 @@ export async function writeOutputDir<T>(req: Omit<OutputRequest, 'kind'>, fill: 
   return result;
 }
 
+/**
+ * `data` into a temporary sibling of `target`, then renamed over it: the temp is registered for
+ * signal cleanup and removed on failure (the error is rethrown as it is). The core of every atomic file write.
+ */
+export async function renameIntoPlace(target: string, data: string | Uint8Array): Promise<void> {
+  const tmp = tempSibling(target);
+  registerTemp(tmp);
+  try {
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, target);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  } finally {
+    releaseTemp(tmp);
+  }
+}
+
 /** Write a file output atomically (temp + rename), after the checks. */
 export async function writeOutputFile(req: Omit<OutputRequest, 'kind'>, data: string | Uint8Array, checked = false): Promise<void> {
   const r = { ...req, kind: 'file' as const };
   if (!checked) await checkOutput(r);
-  const abs = path.resolve(r.path);
-  const tmp = tempSibling(abs);
-  registerTemp(tmp);
   try {
-    await fsp.writeFile(tmp, data);
-    await fsp.rename(tmp, abs);
+    await renameIntoPlace(path.resolve(r.path), data);
   } catch (err) {
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
     throw err instanceof HackError ? err : writeError(r.path, err, r.option);
-  } finally {
-    releaseTemp(tmp);
   }
 }
 
