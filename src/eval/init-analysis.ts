@@ -14,7 +14,7 @@ import { csvField } from '../io/csv.ts';
 import { renderSvg } from './chart-svg.ts';
 import { extendModel, type AuxOptions } from '../embeddings/extend-model.ts';
 import { sampleOccurrences, scoreProbes, summarize, type InitSample, type LogitsEngine, type MethodSummary, type TargetScore } from './probes.ts';
-import { optionError } from '../io/errors.ts';
+import { optionError, HackError } from '../io/errors.ts';
 
 /** A CSV field with non-integers at 6 significant digits (ranks and log-probs need no more). */
 const field = (v: string | number) => csvField(typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(6) : v);
@@ -151,12 +151,12 @@ export async function compareInit(opts: CompareInitOptions): Promise<CompareInit
   opts.onPhase?.('sampling probes');
   const ext = extendTokenizer(model.tokenizerJson, opts.tokens, { mode: opts.mode, firstId: model.embeddingRows });
   const newIds = new Set(ext.newIds.filter((id) => id >= 0));
-  if (newIds.size === 0) throw new Error('none of the new tokens could be added to the tokenizer');
+  if (newIds.size === 0) throw new HackError('TOO_FEW_TOKENS', 'none of the new tokens could be added to the tokenizer', { option: 'tokens' });
   const tok = tokenizerFromJson(ext.json, 'extended tokenizer');
   const probes = await sampleOccurrences(opts.lines, (t) => encodeBatch(tok, t), (id) => newIds.has(id), {
     samples: opts.samples, seed: opts.seed, maxContext: opts.maxContext,
   });
-  if (probes.length === 0) throw new Error('no line of the corpus contains a new token after its first position');
+  if (probes.length === 0) throw new HackError('NO_PROBES', 'no line of the corpus contains a new token after its first position', { option: 'corpus' });
   const t1 = performance.now();
   const scores = await scoreMethods({
     methods,
