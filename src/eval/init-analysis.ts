@@ -9,7 +9,7 @@ import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
 import { extendTokenizer, type ExtendMode } from '../tokenizer/extend.ts';
 import { encodeBatch, tokenizerFromJson } from '../tokenizer/load.ts';
 import type { NewToken } from '../tokenizer/tokens-file.ts';
-import { parseInitMethod } from '../embeddings/init-methods.ts';
+import { ALL_METHODS, parseInitMethod } from '../embeddings/init-methods.ts';
 import { csvField } from '../io/csv.ts';
 import { renderSvg } from './chart-svg.ts';
 import { extendModel, type AuxOptions } from '../embeddings/extend-model.ts';
@@ -105,17 +105,24 @@ export async function scoreMethods(opts: CompareOptions): Promise<TargetScore[][
 
 // ------------------------------------------------------------------ the whole comparison
 
+/** compareInit's defaults (the command's too). */
+export const COMPARE_INIT_DEFAULTS = { samples: 1000, seed: 0, mode: 'merges' as ExtendMode, maxContext: 64 };
+
 export interface CompareInitOptions {
   model: ModelDir | string;
   /** New tokens, best first (the first numTokens are used). */
   tokens: NewToken[];
   /** Corpus lines to probe. */
   lines: string[];
-  methods: string[];
-  samples: number;
-  seed: number;
-  mode: ExtendMode;
-  maxContext: number;
+  /** Default: every method computed from the model alone (ALL_METHODS). */
+  methods?: string[];
+  /** Probes to sample (default 1000). */
+  samples?: number;
+  seed?: number;
+  /** How the tokenizer is extended (default merges). */
+  mode?: ExtendMode;
+  /** Prefix tokens kept before the new token (default 64). */
+  maxContext?: number;
   /** Working directory for the per-method models (each removed after scoring). */
   workDir: string;
   threads?: number;
@@ -143,7 +150,12 @@ export interface CompareInitResult {
  * Extend the model once per method (same tokenizer, same ids), probe each with the same samples,
  * and summarize. Methods are validated before any work starts.
  */
-export async function compareInit(opts: CompareInitOptions): Promise<CompareInitResult> {
+export async function compareInit(options: CompareInitOptions): Promise<CompareInitResult> {
+  const d = COMPARE_INIT_DEFAULTS;
+  const opts = {
+    ...options, methods: options.methods ?? [...ALL_METHODS], samples: options.samples ?? d.samples, seed: options.seed ?? d.seed,
+    mode: options.mode ?? d.mode, maxContext: options.maxContext ?? d.maxContext,
+  };
   const methods = opts.methods.map((m) => parseInitMethod(m).spec);
   if (new Set(methods).size !== methods.length) throw optionError('methods', 'lists a method twice');
   const model = typeof opts.model === 'string' ? await loadModelDir(opts.model) : opts.model;
