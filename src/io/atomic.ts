@@ -2,7 +2,7 @@
 // so a failure never leaves a half-written file or directory behind. Temporary paths are registered
 // with the output policy (output.ts) and removed on SIGINT / SIGTERM. User-facing outputs go
 // through output.ts's writeOutputDir / writeOutputFile, which add the checks.
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { makeDirs, registerTemp, releaseTemp, renameIntoPlace, tempSibling } from './output.ts';
 
@@ -24,7 +24,7 @@ export async function writeDirAtomic(target: string, fill: (tmpDir: string) => P
   const tmp = tempSibling(abs);
   registerTemp(tmp);
   try {
-    await fsp.mkdir(tmp);
+    mkdirSync(tmp); // synchronous, as in output.ts's writeOutputDir: no mkdir in flight when a signal's cleanup runs
     await fill(tmp);
     let old: string | null = null;
     try {

@@ -8,7 +8,7 @@
 // - Writability is checked before any work, with a plain reason ("permission denied"), never errno
 //   jargon or temporary names; directories are created one level at a time (a recursive mkdir under
 //   /proc never returns).
-import { existsSync, promises as fsp, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { HackError } from './errors.ts';
 
@@ -47,7 +47,8 @@ export function releaseTemp(p: string): void { pending.delete(p); }
 /** Remove every registered temporary path now (signal handlers; synchronous on purpose). */
 export function removeTempsSync(): void {
   for (const p of pending) {
-    try { rmSync(p, { recursive: true, force: true }); } catch { /* best effort while exiting */ }
+    // retries: a write still in flight may add an entry while the directory is emptied (ENOTEMPTY)
+    try { rmSync(p, { recursive: true, force: true, maxRetries: 3, retryDelay: 20 }); } catch { /* best effort while exiting */ }
   }
   pending.clear();
 }
@@ -293,7 +294,9 @@ export async function writeOutputDir<T>(req: Omit<OutputRequest, 'kind'>, fill: 
   registerTemp(tmp);
   let result: T;
   try {
-    try { await fsp.mkdir(tmp); } catch (e) { throw writeError(r.path, e, r.option); }
+    // synchronous: an asynchronous mkdir still in flight when a signal's cleanup runs would create the
+    // temp directory after it was removed, and leave it behind
+    try { mkdirSync(tmp); } catch (e) { throw writeError(r.path, e, r.option); }
     result = await fill(tmp);
     await fsp.writeFile(path.join(tmp, OUTPUT_MARKER), markerContent(r.command));
     await replaceWith(abs, tmp, r.path, r.option);
