@@ -17,6 +17,7 @@ import type { NewToken } from '../src/tokenizer/tokens-file.ts';
 import { auxSpaceOf, extendModel } from '../src/embeddings/extend-model.ts';
 import { auxEmbeddings } from '../src/embeddings/aux-embeddings.ts';
 import { parseInitMethod } from '../src/embeddings/init-methods.ts';
+import { runCli } from './support/cli.ts';
 
 const tmpRoot = fsp.mkdtemp(path.join(os.tmpdir(), 'auxx-'));
 after(async () => fsp.rm(await tmpRoot, { recursive: true, force: true }));
@@ -124,6 +125,10 @@ test('a method that needs a corpus or merges mode says so before anything is wri
   await assert.rejects(fsp.stat(out), /ENOENT/);
 });
 
+const repoRootDir = path.resolve(import.meta.dirname, '..');
+/** The CLI in-process (no child process per error case): rejects with its stderr when it exits non-zero. */
+const cliFails = async (args: string[]) => { const r = await runCli(args, { cwd: repoRootDir }); if (r.code === 0) return r; throw new Error(r.stderr); };
+
 test('extend CLI: --init focus with --tokens trains on --corpus (cache dir), refuses to run without one; merge needs --mode merges', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
@@ -135,10 +140,10 @@ test('extend CLI: --init focus with --tokens trains on --corpus (cache dir), ref
   const tokensFile = path.join(await tmp('tok'), 'tokens.json');
   await fsp.writeFile(tokensFile, JSON.stringify({ version: 1, tokenizer: 'x', method: 'continue', corpus: [], numTokens: 5, rank: 'merge', filters: {}, tokens }));
   const out = path.join(await tmp('cliout'), 'm');
-  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'focus', '--out', out]), /focus.*--corpus/s);
-  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'added', '--init', 'merge', '--out', out]), /--mode merges/);
-  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'omp(0)', '--out', out]), /integer >= 1/);
-  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'mean', '--aux-ngrams', '--out', out]), /--aux-ngrams.*does not use them/s);
+  await assert.rejects(cliFails(['extend', '--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'focus', '--out', out]), /focus.*--corpus/s);
+  await assert.rejects(cliFails(['extend', '--model', src.dir, '--tokens', tokensFile, '--mode', 'added', '--init', 'merge', '--out', out]), /--mode merges/);
+  await assert.rejects(cliFails(['extend', '--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'omp(0)', '--out', out]), /integer >= 1/);
+  await assert.rejects(cliFails(['extend', '--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'mean', '--aux-ngrams', '--out', out]), /--aux-ngrams.*does not use them/s);
   await assert.rejects(fsp.access(out));
   const cache = path.join(await tmp('c'), 'aux');
   await run(['--model', src.dir, '--tokens', tokensFile, '--corpus', corpus, '--mode', 'merges', '--init', 'wechsel(10,0.1)', '--init-output', 'merge', '--aux-cache', cache, '--out', out]);
@@ -158,7 +163,7 @@ test('compare-init CLI scores focus and merge beside mean (auxiliary embeddings 
   const model = await writeTestModel(await tmp('ci'), { arch: 'llama', tied: true, hidden: 16, merges: 40 });
   const corpus = await corpusFile();
   const base = await tmp('ciout');
-  await assert.rejects(run(['--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,merge', '--mode', 'added', '--out', path.join(base, 'bad')]), /--mode merges/);
+  await assert.rejects(cliFails(['compare-init', '--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,merge', '--mode', 'added', '--out', path.join(base, 'bad')]), /--mode merges/);
   await assert.rejects(fsp.access(path.join(base, 'bad')));
   const out = path.join(base, 'out');
   const { stdout } = await run(['--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,focus,merge', '--samples', '4', '--max-context', '6', '--threads', '1', '--out', out]);

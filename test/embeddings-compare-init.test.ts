@@ -15,11 +15,11 @@ import { countWords } from '../src/tokenizer/corpus.ts';
 import { learnTokens } from '../src/tokenizer/learn.ts';
 import { bpeModelOf } from '../src/tokenizer/bpe-model.ts';
 import { writeTokensFile } from '../src/tokenizer/tokens-file.ts';
-import {
-  compareInit, median, permutation, chartSpec, resultsCsv, sampleOccurrences, scoreMethods, scoreTarget, summarize, wins,
-  type LogitsEngine, type TargetScore,
-} from '../src/eval/init-analysis.ts';
+import { compareInit, chartSpec, resultsCsv, scoreMethods } from '../src/eval/init-analysis.ts';
+import { median, sampleOccurrences, scoreTarget, summarize, wins, type LogitsEngine, type TargetScore } from '../src/eval/probes.ts';
+import { permutation as shuffle, seededRandom } from '../src/io/seeded-random.ts';
 import { renderSvg } from '../src/eval/chart-svg.ts';
+import { runCli } from './support/cli.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const execFileP = promisify(execFile);
@@ -77,6 +77,7 @@ test('sampleOccurrences: one probe per line, seeded, prefix cut before the new t
   assert.deepEqual(a.find((p) => p.line === 4)!.prefix, [97, 97, 97, 97]);
   const one = await sampleOccurrences(lines, encode, isNew, { ...opts, samples: 1 });
   assert.equal(one.length, 1);
+  const permutation = (n: number, seed: number) => shuffle(n, seededRandom(seed));
   assert.notDeepEqual(permutation(50, 1), permutation(50, 2));
   assert.deepEqual([...permutation(50, 1)].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
 });
@@ -123,24 +124,23 @@ async function tinySetup() {
 test('compareInit: a bigram fake engine over the extended weights ranks methods deterministically', async () => {
   const { base, model, corpus, tokens } = await tinySetup();
   const lines = (await fsp.readFile(corpus, 'utf8')).split('\n');
-  // logits = E · e(last prefix token): reads the method's real embedding matrix from disk
-  const bigram = async (dir: string): Promise<LogitsEngine> => {
-    const m = await loadModelDir(dir);
-    const E = await readWeightF32(m.weights, EMBED_TENSOR);
-    const H = m.hiddenSize;
-    return {
-      vocabRows: m.embeddingRows,
-      lastLogits: async (batch) => batch.map((p) => {
-        const last = p[p.length - 1];
-        const out = new Float32Array(m.embeddingRows);
-        for (let r = 0; r < out.length; r++) { let s = 0; for (let d = 0; d < H; d++) s += E[r * H + d] * E[last * H + d]; out[r] = s; }
-        return out;
-      }),
-      dispose: async () => undefined,
-    };
+  // logits = E · e(last prefix token): reads the method's real embedding matrix from disk (kept, by
+  // method index, for the independent ranking below)
+  const matrices = new Map<string, { E: Float32Array; rows: number; H: number }>();
+  const bigramLogits = (m: { E: Float32Array; rows: number; H: number }, last: number) => {
+    const out = new Float32Array(m.rows);
+    for (let r = 0; r < m.rows; r++) { let s = 0; for (let d = 0; d < m.H; d++) s += m.E[r * m.H + d] * m.E[last * m.H + d]; out[r] = s; }
+    return out;
   };
+  const bigram = async (dir: string): Promise<LogitsEngine> => {
+    const md = await loadModelDir(dir);
+    const m = { E: await readWeightF32(md.weights, EMBED_TENSOR), rows: md.embeddingRows, H: md.hiddenSize };
+    matrices.set(`${path.basename(path.dirname(dir))}/${path.basename(dir)}`, m);
+    return { vocabRows: m.rows, lastLogits: async (batch) => batch.map((p) => bigramLogits(m, p[p.length - 1])), dispose: async () => undefined };
+  };
+  const methods = ['mean', 'zero', 'random', 'weighted_drop(2)'];
   const run = (seed: number, work: string) => compareInit({
-    model, tokens, lines, methods: ['mean', 'zero', 'random', 'weighted_drop(2)'], samples: 15, seed, mode: 'merges', maxContext: 8,
+    model, tokens, lines, methods, samples: 15, seed, mode: 'merges', maxContext: 8,
     workDir: path.join(base, work), loadEngine: bigram,
   });
   const a = await run(1, 'w1');
@@ -148,8 +148,32 @@ test('compareInit: a bigram fake engine over the extended weights ranks methods 
   assert.equal(a.probes.length, 15);
   assert.deepEqual(a.summaries, b.summaries);
   assert.deepEqual(a.probes, b.probes);
-  const totalWins = a.summaries.map((s) => s.wins).reduce((x, y) => x + y, 0);
-  assert.ok(Math.abs(totalWins - 15) < 1e-9, 'wins add up to the probe count');
+
+  // the ranking, computed here without compareInit's scorer: each target's rank among the sorted
+  // logits (mid-rank over equal values), each method's median, each probe's winner (best rank)
+  const ranks = methods.map((_, j) => a.probes.map((p) => {
+    const logits = Array.from(bigramLogits(matrices.get(`w1/model-${j}`)!, p.prefix[p.prefix.length - 1]));
+    const x = logits[p.target];
+    const sorted = [...logits].sort((u, v) => v - u);
+    const first = sorted.indexOf(x);
+    const last = sorted.lastIndexOf(x);
+    return 1 + (first + last) / 2;
+  }));
+  const medianOf = (v: number[]) => { const s = [...v].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+  assert.deepEqual(a.summaries.map((s) => s.method), methods);
+  assert.deepEqual(a.summaries.map((s) => s.medianRank), ranks.map(medianOf));
+  const byMedian = (r: { summaries: typeof a.summaries }) => [...r.summaries].sort((x, y) => x.medianRank - y.medianRank || x.method.localeCompare(y.method)).map((s) => s.method);
+  assert.deepEqual(byMedian(a), methods.map((m, j) => ({ m, r: medianOf(ranks[j]) })).sort((x, y) => x.r - y.r || x.m.localeCompare(y.m)).map((x) => x.m));
+  assert.notEqual(new Set(a.summaries.map((s) => s.medianRank)).size, 1, 'the methods do not all rank alike (the check would be empty)');
+  // a probe whose best rank one method alone holds is that method's win
+  for (let i = 0; i < a.probes.length; i++) {
+    const best = Math.min(...ranks.map((r) => r[i]));
+    const holders = methods.filter((_, j) => ranks[j][i] === best);
+    if (holders.length === 1) assert.ok(a.summaries.find((s) => s.method === holders[0])!.wins >= 1, `probe ${i}: ${holders[0]} wins`);
+  }
+  // zero rows score 0 in every context: the zero method's target logit is exactly 0
+  for (const p of a.probes) assert.equal(bigramLogits(matrices.get('w1/model-1')!, p.prefix[p.prefix.length - 1])[p.target], 0);
+
   // a different seed draws different probes
   const c = await run(2, 'w3');
   assert.notDeepEqual(c.probes.map((p) => p.line), a.probes.map((p) => p.line));
@@ -175,8 +199,9 @@ test('compare-init CLI: real ONNX Runtime engine on a tiny model; results.csv an
   const samples = (await fsp.readFile(path.join(out, 'samples.csv'), 'utf8')).trim().split('\n');
   assert.equal(samples.length, 1 + 6 * 2);
   assert.ok(!(await fsp.readdir(out)).includes('.models'));
-  await assert.rejects(execFileP(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'compare-init', '--model', model, '--corpus', corpus,
-    '--tokens', tokensFile, '--methods', 'mean,quantile(3)', '--out', path.join(base, 'bad')], { cwd: repoRoot }), /quantile\(3\).*Valid forms/s);
+  const bad = await runCli(['compare-init', '--model', model, '--corpus', corpus, '--tokens', tokensFile, '--methods', 'mean,quantile(3)', '--out', path.join(base, 'bad')], { cwd: repoRoot });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /quantile\(3\).*Valid forms/s);
   await assert.rejects(fsp.access(path.join(base, 'bad')));
 });
 

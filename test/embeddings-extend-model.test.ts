@@ -14,6 +14,7 @@ import { learnTokens } from '../src/tokenizer/learn.ts';
 import { bpeModelOf } from '../src/tokenizer/bpe-model.ts';
 import type { NewToken } from '../src/tokenizer/tokens-file.ts';
 import { extendModel } from '../src/embeddings/extend-model.ts';
+import { runCli } from './support/cli.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const DEMO = path.join(repoRoot, 'assets', 'models', 'tiny-en-llama');
@@ -115,6 +116,9 @@ test('demo model: 300 new tokens, old rows bit-identical, config and side files 
   assert.deepEqual(js.encode(sentence, { add_special_tokens: false } as never).ids, await encode(tokenizerFromJson(ext.tokenizerJson), sentence));
 });
 
+/** The CLI in-process (no child process per error case): rejects with its stderr when it exits non-zero. */
+const cliFails = async (args: string[]) => { const r = await runCli(args, { cwd: repoRoot }); if (r.code === 0) return r; throw new Error(r.stderr); };
+
 test('extend CLI with --init writes a loadable model; weight flags without --init are refused', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
@@ -133,8 +137,8 @@ test('extend CLI with --init writes a loadable model; weight flags without --ini
   assert.deepEqual(report.weights, { init: 'quantile(0.5)', init_output: 'last', tied: false, old_rows: src.embeddingRows, rows: ext.embeddingRows, seed: 0 });
   const id = report.new_ids[0];
   assertRowNear(await readWeightF32(ext.weights, LM_HEAD_TENSOR, [id, id + 1]), await meanOf(src, LM_HEAD_TENSOR, tokens[0].originalIds.slice(-1)), 'lm_head last');
-  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--use-padding-rows', '--out', out + '2']), /need --init/);
-  await assert.rejects(run(['--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'quantile(1.5)', '--out', out + '2']), /q must be within \[0, 1\].*Valid forms/s);
+  await assert.rejects(cliFails(['extend', '--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--use-padding-rows', '--out', out + '2']), /need --init/);
+  await assert.rejects(cliFails(['extend', '--model', src.dir, '--tokens', tokensFile, '--mode', 'merges', '--init', 'quantile(1.5)', '--out', out + '2']), /q must be within \[0, 1\].*Valid forms/s);
   await assert.rejects(fsp.access(out + '2'));
 });
 

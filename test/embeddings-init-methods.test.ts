@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  parseInitMethod, parseInitMethodList, weightedDropWeights, seededRandom, ALL_METHODS, InitMethodError,
+  parseInitMethod, parseInitMethodList, weightedDropWeights, seededRandom, ALL_METHODS, SOURCE_METHODS, INIT_METHODS, VALID_FORMS, InitMethodError,
   type InitContext, type RowStats,
 } from '../src/embeddings/init-methods.ts';
 import { RowStatsAccumulator, choleskyLower } from '../src/embeddings/row-stats.ts';
@@ -131,6 +131,19 @@ test('hf-mean-resizing: samples N(mean, 1e-9 cov); the mean when cov is singular
   m.init([], { hidden: 3, stats, random: seededRandom(9) }, a);
   m.init([], { hidden: 3, stats, random: seededRandom(9) }, b);
   assert.deepEqual(a, b);
+});
+
+test('one registry: every method parses from its listed spelling, is in the valid forms and in extend --help', async () => {
+  assert.deepEqual([...ALL_METHODS, ...SOURCE_METHODS], INIT_METHODS.map((d) => d.listed));
+  assert.deepEqual(VALID_FORMS, INIT_METHODS.map((d) => d.form));
+  for (const d of INIT_METHODS) {
+    assert.equal(parseInitMethod(d.listed).spec, d.listed);
+    assert.equal(parseInitMethod(d.listed).name, d.name);
+    assert.ok(d.plain || d.withArgs, d.name);
+  }
+  const { runCli } = await import('./support/cli.ts');
+  const help = (await runCli(['extend', '--help'])).stdout;
+  for (const d of INIT_METHODS) assert.match(help, new RegExp(`\\n  ${d.usage.replace(/[()]/g, '\\$&')} +${d.doc.split(' ')[0]}`), d.usage);
 });
 
 test('strict parsing: canonical forms and clear errors', () => {

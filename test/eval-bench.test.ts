@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -10,7 +10,9 @@ import { runChoices, runMmlu } from '../src/eval/bench/choice.ts';
 import type { EvalEngine, TextCodec } from '../src/eval/engine-api.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
-const tmp = () => fsp.mkdtemp(path.join(os.tmpdir(), 'eval-bench-'));
+const tmpRoot = fsp.mkdtemp(path.join(os.tmpdir(), 'eval-bench-'));
+after(async () => fsp.rm(await tmpRoot, { recursive: true, force: true }));
+const tmp = async () => fsp.mkdtemp(path.join(await tmpRoot, 'case-'));
 
 // A character-level codec: id = char code (so fake engines can "read" the text).
 const codec: TextCodec = {
@@ -36,7 +38,7 @@ test('shipped benchmark files parse with the documented sizes', async () => {
   assert.ok(mm.every((q) => q.choices.length === 4 && q.answer >= 0 && q.answer <= 3));
   const sub = await readMmlu(path.join(repoRoot, 'assets/bench/mmlu'), 'test', ['anatomy']);
   assert.equal(sub.length, 135);
-  await assert.rejects(readMmlu(path.join(repoRoot, 'assets/bench/mmlu'), 'test', ['astrology']), /--mmlu-subjects: unknown subject\(s\) astrology/);
+  await assert.rejects(readMmlu(path.join(repoRoot, 'assets/bench/mmlu'), 'test', ['astrology']), /mmluSubjects: unknown subject\(s\) astrology/);
   assert.equal((await readQueryChoices(path.join(repoRoot, 'assets/bench/en-boolq.jsonl'), 'boolq-en')).length, 3270);
   const copa = await readQueryChoices(path.join(repoRoot, 'assets/bench/en-copa.jsonl'), 'copa-en');
   assert.equal(copa.length, 100);
@@ -135,14 +137,29 @@ test('choices and MMLU: the highest log-likelihood wins; letters read at the las
   const c = await runChoices(eng, codec, items, { batch: 3 });
   assert.equal(c.correct, 1);
   assert.equal(c.n, 2);
-  // letters " A" are two chars under the char codec: fallback path scores continuations
+  // letters " A" are two chars under the char codec: the fallback path scores each letter as a
+  // continuation; this fake prefers the letter whose choice line is "good", so no letter ties and an
+  // implementation that ignored the scores (always A, or always the last) could not pass
+  const fallbackEng: EvalEngine = {
+    ...eng,
+    async scoreContinuations(items) {
+      return items.map((it) => {
+        const letter = String.fromCodePoint(...it.continuation).trim();
+        const v = String.fromCodePoint(...it.context).includes(`\n${letter}. good`) ? -0.5 : -2;
+        return { logprobs: Float32Array.of(v), sum: v };
+      });
+    },
+  };
   const qs = [
     { subject: 's', question: 'Q', choices: ['no', 'good', 'no', 'no'], answer: 1 },
     { subject: 't', question: 'Q', choices: ['good', 'no', 'no', 'no'], answer: 3 },
+    { subject: 't', question: 'Q', choices: ['no', 'no', 'good', 'no'], answer: 2 },
   ];
-  const mm = await runMmlu(eng, codec, qs, { batch: 1 });
-  assert.equal(mm.n, 2);
-  assert.equal(mm.correct, 0); // " A".." D" all score -2 under this fake: ties pick A
+  const mm = await runMmlu(fallbackEng, codec, qs, { batch: 2 });
+  assert.equal(mm.n, 3);
+  assert.equal(mm.correct, 2); // B and C picked by score; the second question's gold D is not its best letter
+  assert.equal(mm.subjects.s.accuracy, 1);
+  assert.equal(mm.subjects.t.accuracy, 0.5);
   // single-token letters: a codec mapping " A" .. " D" to one id each
   const letterCodec: TextCodec = { ...codec, async encodeBatch(ts) { return Promise.all(ts.map(async (t) => (/^ [A-D]$/.test(t) ? [t.codePointAt(1)!] : codec.encode(t)))); } };
   const qs2 = [

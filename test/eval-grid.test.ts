@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
@@ -6,6 +6,10 @@ import * as path from 'node:path';
 import { enumerateCells, parseGridConfig, readGridConfig, runGrid, writeGridOutputs, type GridSteps } from '../src/eval/grid.ts';
 import { fileURLToPath } from 'node:url';
 import type { EvalResults } from '../src/eval/results.ts';
+
+const tmpRoot = fsp.mkdtemp(path.join(os.tmpdir(), 'grid-'));
+after(async () => fsp.rm(await tmpRoot, { recursive: true, force: true }));
+const tmp = async () => fsp.mkdtemp(path.join(await tmpRoot, 'case-'));
 
 const yaml = `
 models: [m1, m2]
@@ -30,7 +34,7 @@ test('grid config: YAML and JSON, defaults, relative paths, clear errors', () =>
   const j = parseGridConfig(JSON.stringify({ models: ['HuggingFaceTB/SmolLM2-135M'], stages: ['BASELINE'] }), '/c/g.json');
   assert.deepEqual(j.models, ['HuggingFaceTB/SmolLM2-135M']);
   assert.deepEqual(j.numTokens, []);
-  assert.throws(() => parseGridConfig('models: [a]\nstages: [FOO]', '/c/g.yaml'), /--config \/c\/g.yaml: unknown stage\(s\) FOO/);
+  assert.throws(() => parseGridConfig('models: [a]\nstages: [FOO]', '/c/g.yaml'), /: config \/c\/g.yaml: unknown stage\(s\) FOO/);
   assert.throws(() => parseGridConfig('models: [a]\nnumTokens: [-1]\ncorpus: c', '/c/g.yaml'), /"numTokens" must be a non-empty list/);
   assert.throws(() => parseGridConfig('models: [a]\nstages: [BASELINE]\nmetrics: [speed]', '/c/g.yaml'), /unknown metric\(s\) speed/);
   assert.throws(() => parseGridConfig('models: [a]\ncolour: red', '/c/g.yaml'), /unknown key\(s\) colour/);
@@ -53,7 +57,7 @@ function fakeResults(model: string, bpb: number): EvalResults {
 }
 
 test('runGrid: learns tokens once (largest N), extends each model once, resumes finished cells, writes csv/json/html', async () => {
-  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-'));
+  const out = await tmp();
   const cfg = parseGridConfig(yaml.replace('models: [m1, m2]', 'models: [m1]'), '/cfg/grid.yaml');
   const calls: string[] = [];
   let failAt = 4;
@@ -95,11 +99,11 @@ test('runGrid: learns tokens once (largest N), extends each model once, resumes 
 test('INITIALIZED_WITH_TRAINING without a tuning step is refused before any work', async () => {
   const cfg = parseGridConfig('models: [a]\ncorpus: c\nnumTokens: [5]\nstages: [INITIALIZED_WITH_TRAINING]', '/c/g.yaml');
   const steps = { learnTokens: async () => assert.fail(), extendModel: async () => assert.fail(), evaluate: async () => assert.fail() } as unknown as GridSteps;
-  await assert.rejects(runGrid(cfg, await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-')), steps), /INITIALIZED_WITH_TRAINING needs embedding tuning/);
+  await assert.rejects(runGrid(cfg, await tmp(), steps), /INITIALIZED_WITH_TRAINING needs embedding tuning/);
 });
 
 test('INITIALIZED_WITH_TRAINING tunes each extended model once (shared by inputs) and evaluates the tuned directory', async () => {
-  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-'));
+  const out = await tmp();
   const cfg = parseGridConfig('models: [a]\ncorpus: c\nnumTokens: [5]\nstages: [INITIALIZED_NO_TRAINING, INITIALIZED_WITH_TRAINING]\ninputs: [extended, original]\ntune: {rows: output, epochs: 1}', '/c/g.yaml');
   const tuned: string[] = [];
   const evaluated: string[] = [];
@@ -156,7 +160,7 @@ test('tune variants: a list of named variants, each its own cell; the object for
 });
 
 test('runGrid with tune variants: one tuned directory per variant, tune.json recorded in the cells and rows (tune, tune_seconds)', async () => {
-  const out = await fsp.mkdtemp(path.join(os.tmpdir(), 'grid-'));
+  const out = await tmp();
   const cfg = parseGridConfig('models: [a]\ncorpus: c\nnumTokens: [5]\nstages: [INITIALIZED_NO_TRAINING, INITIALIZED_WITH_TRAINING]\ninputs: [extended, original]\n' +
     'tune: [{name: fast, epochs: 1}, {name: slow, epochs: 3}]', '/c/g.yaml');
   const tuned: string[] = [];

@@ -5,6 +5,7 @@ import { measureBpbIds, textPrefix } from '../src/eval/bpb.ts';
 import { repetitionRate, efficiencyGain, firstWord, firstWordSettled, meanStd } from '../src/eval/text-metrics.ts';
 import { tokensForFirstWord, prefixLengths, fertilityOutput } from '../src/eval/fertility-output.ts';
 import { fertilityBoost } from '../src/eval/fertility-boost.ts';
+import { countWordsInLine } from '../src/tokenizer/fertility.ts';
 import { sampleMany, seededRandom } from '../src/eval/sampling.ts';
 import type { EvalEngine, TextCodec } from '../src/eval/engine-api.ts';
 
@@ -91,6 +92,22 @@ test('tokensForFirstWord: skips a continued word, needs a terminator, counts the
   assert.equal(tokensForFirstWord([' inacab', ' inacabado'], false), null);
   assert.equal(tokensForFirstWord(['...', '... !'], false), null);
   assert.equal(tokensForFirstWord([], false), null);
+});
+
+test('one word definition, Python\'s \\w+: água is one word in NFC and two (a, gua) in NFD, everywhere', () => {
+  const nfc = 'água fria';
+  const nfd = nfc.normalize('NFD');
+  assert.notEqual(nfc, nfd);
+  // re.findall(r'\w+', s) in Python: ['água', 'fria'] and ['a', 'gua', 'fria'] (combining marks are not \w)
+  assert.equal(countWordsInLine(nfc), 2);
+  assert.equal(countWordsInLine(nfd), 3);
+  assert.equal(firstWord(' ' + nfc), 'água');
+  assert.equal(firstWord(' ' + nfd), 'a');
+  assert.equal(firstWordSettled(' ' + nfd), true);
+  assert.equal(firstWordSettled(' água'), false);
+  // FertilityOutput: the first complete word of NFD 'água ' ends at the mark, one token in
+  assert.equal(tokensForFirstWord([' a', ' a\u0301', ' a\u0301gua '], false), 1);
+  assert.equal(tokensForFirstWord([' á', ' água', ' água '], false), 2);
 });
 
 test('prefixLengths spreads at most maxPrefixes lengths from minPrefix to the end', () => {

@@ -1,4 +1,4 @@
-// tokens / extend / inspect as users run them (child processes of src/cli/run.ts), on a small
+// tokens / extend / inspect as users run them (child processes of src/cli/run.ts; the error sweep in-process), on a small
 // gzip slice of the PT corpus: outputs, and errors that name the flag or file with exit code != 0.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { readTokensFile } from '../src/tokenizer/tokens-file.ts';
 import { encodeBatch, loadTokenizer } from '../src/tokenizer/load.ts';
+import { runCli } from './support/cli.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEMO = path.join('assets', 'models', 'tiny-en-llama');
@@ -108,7 +109,7 @@ test('errors name the flag or file and exit non-zero, leaving no output behind',
     [['inspect', 'hello'], /--model/],
   ];
   for (const [args, re] of cases) {
-    const r = await cli(args);
+    const r = await runCli(args, { cwd: repoRoot });
     assert.notEqual(r.code, 0, args.join(' '));
     assert.match(r.stderr, re, args.join(' '));
   }

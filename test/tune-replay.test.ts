@@ -119,7 +119,11 @@ test('--replay self: samples from the base model once, then reuses the sample wh
   const root = await fsp.mkdtemp(path.join(tmpdir(), 'tune-replay-self-'));
   try {
     const base = await loadModelDir(await writeTestModel(path.join(root, 'base'), { arch: 'llama', hidden: 32, merges: 40, layers: 2, seed: 5 }));
-    assert.equal(replayStartId(base), (base.config.bosTokenId ?? base.config.eosTokenId) as number);
+    // the factory's config.json has bos_token_id 0; without a BOS the first EOS starts a sample; without both, a clear error
+    assert.equal(replayStartId(base), 0);
+    assert.equal(replayStartId({ ...base, config: { ...base.config, bosTokenId: null, eosTokenId: [7, 9] } }), 7);
+    assert.equal(replayStartId({ ...base, config: { ...base.config, bosTokenId: [3], eosTokenId: 7 } }), 3);
+    assert.throws(() => replayStartId({ ...base, config: { ...base.config, bosTokenId: null, eosTokenId: null } }), /names no bos_token_id or eos_token_id/);
     const work = path.join(root, 'work');
     let ticks = 0;
     const a = await selfReplayFile(work, base, { bytes: 3_000, seed: 4, batch: 4, maxNewTokens: 24, threads: 1, onProgress: () => { ticks++; } });

@@ -16,7 +16,7 @@ import { learnTokens } from '../tokenizer/learn.ts';
 import { readTokensFile, type NewToken } from '../tokenizer/tokens-file.ts';
 import { ALL_METHODS, InitMethodError, SOURCE_METHODS, VALID_FORMS, parseInitMethodList } from '../embeddings/init-methods.ts';
 import { checkInitNeeds } from '../embeddings/extend-model.ts';
-import { compareInit, resultsMarkdown, writeCompareInitOutputs } from '../eval/init-analysis.ts';
+import { COMPARE_INIT_DEFAULTS, compareInit, resultsMarkdown, writeCompareInitOutputs } from '../eval/init-analysis.ts';
 import { progressBar, info, type Progress } from './progress.ts';
 
 export const COMPARE_INIT_OPTIONS: OptionSpec[] = [
@@ -25,10 +25,10 @@ export const COMPARE_INIT_OPTIONS: OptionSpec[] = [
   { key: 'methods', kind: 'list', default: 'all', doc: `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}; add ${SOURCE_METHODS.join(', ')} by name: they train auxiliary embeddings on --corpus / need merges mode). Forms: ${VALID_FORMS.join('; ')}` },
   NUM_TOKENS('how many new tokens (learned on --corpus, or the first N of --tokens)'),
   { key: 'tokens', kind: 'string', arg: '<tokens.json>', doc: 'use this token list (from `hack-tokenizer tokens`) instead of learning one' },
-  { key: 'samples', kind: 'int', min: 1, default: 1000, doc: 'probes: lines with a new token after their first position, one occurrence each' },
+  { key: 'samples', kind: 'int', min: 1, default: COMPARE_INIT_DEFAULTS.samples, doc: 'probes: lines with a new token after their first position, one occurrence each' },
   { ...SEED, doc: 'seed of line / occurrence sampling and of the random init methods' },
-  { key: 'mode', kind: 'choice', choices: ['merges', 'added'], default: 'merges', doc: 'how the tokenizer is extended (see `extend`)' },
-  { key: 'maxContext', kind: 'int', min: 1, default: 64, doc: 'keep at most this many prefix tokens before the new token' },
+  { key: 'mode', kind: 'choice', choices: ['merges', 'added'], default: COMPARE_INIT_DEFAULTS.mode, doc: 'how the tokenizer is extended (see `extend`)' },
+  { key: 'maxContext', kind: 'int', min: 1, default: COMPARE_INIT_DEFAULTS.maxContext, doc: 'keep at most this many prefix tokens before the new token' },
   { key: 'batchSize', kind: 'int', min: 1, default: 16, doc: 'prefixes per forward pass' },
   THREADS,
   OUT('<dir>', 'output directory: results.csv, results.md, samples.csv, chart.svg, chart.vl.json, run.json (new or empty; --force replaces an earlier compare-init output)'),

@@ -17,7 +17,7 @@ import { readTokensFile, writeTokensFile, type NewTokenList } from '../tokenizer
 import { info, progressBar } from './progress.ts';
 import { resolveModelForCli } from './download.ts';
 import { loadModelDir } from '../io/model-dir.ts';
-import { InitMethodError, VALID_FORMS, parseInitMethod } from '../embeddings/init-methods.ts';
+import { INIT_METHODS, InitMethodError, VALID_FORMS, parseInitMethod, type InitMethodDef } from '../embeddings/init-methods.ts';
 import { NGRAM_SETTINGS } from '../embeddings/aux-embeddings.ts';
 import { checkInitNeeds, modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
 import { LEARN_OPTIONS, learnOptionsFromFlags, learnWithProgress, reportInvalidText, type LearnFlags } from './tokens.ts';
@@ -71,7 +71,17 @@ const spare = (n: number) => Math.ceil(n * 0.25) + 50;
  * tokenizer, and extend the tokenizer in memory with exactly the requested number of tokens (the
  * next ranked candidates replace those that cannot be added; too few is an error that says why).
  */
-export async function buildExtension(o: ExtendFlags, firstId?: number, source?: TokenizerSource, corpusForAux = false): Promise<Extension> {
+export async function buildExtension(o: ExtendFlags, at: {
+  /** The first new id (the model's next free row); default the tokenizer's size. */
+  firstId?: number;
+  source?: TokenizerSource;
+  /** With --tokens, --corpus trains the auxiliary embeddings of the init method. */
+  corpusForAux?: boolean;
+  /** tokenizer_config.json as the loaded model directory read it; default: read beside the tokenizer. */
+  tokenizerConfig?: Record<string, unknown> | null;
+} = {}): Promise<Extension> {
+  const { firstId, corpusForAux = false } = at;
+  let source = at.source;
   const mode = o.mode as ExtendMode;
   // with --tokens, a corpus is allowed only when the init method trains auxiliary embeddings on it
   if (o.tokens && o.corpus && !corpusForAux) throw new HackError('BAD_OPTION', 'give either {opt:tokens} or {opt:corpus}, not both', { option: 'tokens' });
@@ -110,7 +120,8 @@ export async function buildExtension(o: ExtendFlags, firstId?: number, source?: 
   }
   tokenizerFromJson(result.json, 'extended tokenizer'); // the tokenizers library must accept it
   const configDir = source.modelDir ?? path.dirname(source.tokenizerPath);
-  const config = extendTokenizerConfig(await readJsonIfExists(path.join(configDir, 'tokenizer_config.json')), result.addedEntries);
+  const originalConfig = at.tokenizerConfig !== undefined ? at.tokenizerConfig : await readJsonIfExists(path.join(configDir, 'tokenizer_config.json'));
+  const config = extendTokenizerConfig(originalConfig, result.addedEntries);
   // the list as used: the candidates considered, in order
   let used = 0;
   result.newIds.forEach((id, i) => { if (id >= 0) used = i + 1; });
@@ -164,7 +175,7 @@ export function register(program: Command): void {
     }
     const source = await tokenizerSourceFromFlags(o);
     await checkOutput({ path: o.out!, kind: 'dir', command: 'extend', inputs: inputsOf(o, source), force: o.force });
-    const ext = await buildExtension(o, undefined, source);
+    const ext = await buildExtension(o, { source });
     const report = extensionReport(ext);
     await writeOutputDir({ path: o.out!, command: 'extend', inputs: inputsOf(o, source), force: o.force }, async (tmp) => {
       await writeTokenizerFiles(tmp, ext.result.json, ext.config);
@@ -194,17 +205,26 @@ function initFlag(v: string, option: string) {
   }
 }
 
+/** The registry's methods of one group as --help lines: usage in a column, the doc wrapped beside it. */
+function methodLines(group: InitMethodDef['group']): string {
+  const col = 26;
+  const width = 106;
+  return INIT_METHODS.filter((d) => d.group === group).map((d) => {
+    const lines: string[] = [];
+    let line = `  ${d.usage}`.padEnd(col);
+    for (const word of d.doc.split(' ')) {
+      if (line.length + word.length > width && line.trim().length > d.usage.length) { lines.push(line.trimEnd()); line = ' '.repeat(col); }
+      line += word + ' ';
+    }
+    lines.push(line.trimEnd());
+    return lines.join('\n');
+  }).join('\n');
+}
+
 const INIT_HELP = `
 Embedding initialization (--init, --init-output): each new token's row is computed from the rows of
 its sub-tokens, i.e. its tokenization by the ORIGINAL tokenizer (special tokens never included):
-  mean, min, max          per-dimension mean / minimum / maximum of the sub-token rows
-  quantile(q)             per-dimension q-quantile (linear interpolation), 0 <= q <= 1
-  weighted_drop(K)        weights K^n ... K^1 over the n sub-tokens, normalized; K > 1 favours the first
-  first, last             the first / last sub-token's row
-  zero                    a zero row
-  random                  uniform within each dimension's [min, max] over the existing rows (seeded)
-  hf-mean-resizing        as transformers' resize_token_embeddings(mean_resizing=True): a sample of
-                          N(mean, 1e-9 * covariance) of the existing rows (the mean if not positive definite)
+${methodLines('model')}
 Untied models (separate lm_head): output rows use the same methods on the lm_head rows (--init-output,
 default --init). Tied models have one matrix, so --init sets both the input row and the output row;
 as an output row, a linear method makes the new token's logit the same combination of its sub-tokens'
@@ -212,12 +232,7 @@ logits (mean: their average; weighted_drop(K): mostly the first sub-token's; fir
 sub-token's logit), min/max/quantile act per dimension (not on logits), zero gives logit 0 in every
 context, random / hf-mean-resizing ignore the sub-tokens (hf-mean-resizing ~ the average row's logit).
 Methods that combine EXISTING tokens' rows (the same combination for input and output rows):
-  focus                   sparsemax over cosine similarities, in auxiliary embeddings, to the shared
-                          (old) tokens, times their rows (FOCUS)
-  wechsel(k,t)            the k most similar shared tokens, weights softmax(cosine / t); default (10,0.1)
-  omp(k)                  orthogonal matching pursuit of the token's auxiliary vector over the shared
-                          tokens' vectors, least-squares (signed) coefficients on the model rows; default 8
-  merge                   the recursive mean down the new token's merge tree to old tokens (--mode merges)
+${methodLines('sources')}
 The auxiliary embeddings (focus, wechsel, omp) are trained here on --corpus tokenized with the EXTENDED
 tokenizer: word-level CBOW with negative sampling (dim 100, window 5, 10 negatives, 3 epochs, seeded),
 cached in --aux-cache; --aux-ngrams adds fastText's character n-grams 3-6. With --tokens, --corpus is then used for these embeddings only. New tokens without
@@ -239,7 +254,7 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
   const source: TokenizerSource = { tokenizerPath: model.tokenizerPath, modelDir: model.dir, label: o.model };
   const req = { path: o.out!, command: 'extend', inputs: inputsOf(o, source), force: o.force };
   await checkOutput({ ...req, kind: 'dir' });
-  const ext = await buildExtension(o, modelFirstId(model, o.usePaddingRows === true), source, needsAux);
+  const ext = await buildExtension(o, { firstId: modelFirstId(model, o.usePaddingRows === true), source, corpusForAux: needsAux, tokenizerConfig: model.tokenizerConfig });
   const report = extensionReport(ext);
   let bar: ReturnType<typeof progressBar> | null = null;
   let barPhase = '';

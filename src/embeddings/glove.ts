@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { HackError, opt } from '../io/errors.ts';
 import { fileIdentity, hashOf } from '../io/identity.ts';
-import { seededRandom } from '../io/seeded-random.ts';
+import { permutation, seededRandom } from '../io/seeded-random.ts';
 import { textLines } from '../io/text.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { registerTemp, releaseTemp } from '../io/output.ts';
@@ -285,13 +285,7 @@ export function gloveStep(p: GloveParams, i: number, j: number, x: number, s: Pi
 /** A seeded permutation of the records (GloVe's shuffle, done once). */
 export function shuffleRecords(co: Cooccurrences, seed: number): Cooccurrences {
   const n = co.rows.length;
-  const perm = new Uint32Array(n);
-  for (let i = 0; i < n; i++) perm[i] = i;
-  const rnd = seededRandom(seed ^ 0x5bd1e995);
-  for (let i = n - 1; i > 0; i--) {
-    const k = Math.floor(rnd() * (i + 1));
-    const t = perm[i]; perm[i] = perm[k]; perm[k] = t;
-  }
+  const perm = permutation(n, seededRandom(seed ^ 0x5bd1e995));
   const rows = new Int32Array(n), cols = new Int32Array(n), values = new Float64Array(n);
   for (let i = 0; i < n; i++) { rows[i] = co.rows[perm[i]]; cols[i] = co.cols[perm[i]]; values[i] = co.values[perm[i]]; }
   return { ...co, rows, cols, values };

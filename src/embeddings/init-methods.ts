@@ -91,11 +91,6 @@ export class InitMethodError extends HackError {
 /** transformers scales the covariance by this before sampling (`_init_added_embeddings_weights_with_mean`). */
 export const HF_COVARIANCE_SCALE = 1e-9;
 
-export const VALID_FORMS = [
-  'mean', 'min', 'max', 'quantile(q) with 0 <= q <= 1, e.g. quantile(0.25)',
-  'weighted_drop(K) with K > 0, e.g. weighted_drop(2)', 'random', 'hf-mean-resizing', 'zero', 'first', 'last',
-  'focus', 'wechsel(k,t) with integer k >= 1 and t > 0, e.g. wechsel(10,0.1)', 'omp(k) with integer k >= 1, e.g. omp(8)', 'merge (merges mode)',
-];
 
 function requireSub(sub: readonly Float32Array[], spec: string): void {
   if (sub.length === 0) throw new InitMethodError(`${spec}: the new token has no sub-tokens to initialize from`);
@@ -310,25 +305,28 @@ export function combineMerge(id: number, src: InitSources): Combination | null {
 
 // ------------------------------------------------------------------ registry + parser
 
-const SIMPLE: Record<string, Omit<InitMethod, 'spec' | 'param'>> = {
-  mean: { name: 'mean', needs: 'subtokens', init: (s, _c, o) => initMean(s, o) },
-  min: { name: 'min', needs: 'subtokens', init: (s, _c, o) => initMin(s, o) },
-  max: { name: 'max', needs: 'subtokens', init: (s, _c, o) => initMax(s, o) },
-  random: { name: 'random', needs: 'range', init: (_s, c, o) => initRandom(needStats(c, 'random'), c.random, o) },
-  'hf-mean-resizing': {
-    name: 'hf-mean-resizing', needs: 'gaussian',
-    init: (_s, c, o) => initHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, o),
-    initBatch: (n, c, o) => sampleHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, n, o),
-  },
-  zero: { name: 'zero', needs: 'none', init: (_s, _c, o) => initZero(o) },
-  first: { name: 'first', needs: 'subtokens', init: (s, _c, o) => initFirst(s, o) },
-  last: { name: 'last', needs: 'subtokens', init: (s, _c, o) => initLast(s, o) },
-  focus: { name: 'focus', needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: combineFocus },
-  merge: { name: 'merge', needs: 'merges', init: (s, _c, o) => initMean(s, o), combine: combineMerge },
-};
-
 export const WECHSEL_DEFAULT = { k: 10, t: 0.1 };
 export const OMP_DEFAULT_K = 8;
+
+const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+function invalid(spec: string, why: string): InitMethodError {
+  return new InitMethodError(`invalid init method ${JSON.stringify(spec)}: ${why}. Valid forms: ${VALID_FORMS.join('; ')}`);
+}
+
+/** A plain decimal argument (`0.25`, `2`, `1e-3`), finite. */
+function decimal(spec: string, arg: string): number {
+  if (!NUMBER.test(arg)) throw invalid(spec, `the argument ${JSON.stringify(arg)} is not a plain decimal number`);
+  const v = Number(arg);
+  if (!Number.isFinite(v)) throw invalid(spec, 'the argument is not finite');
+  return v;
+}
+
+/** An integer argument k >= 1 (wechsel's and omp's k). */
+function count(spec: string, ks: string): number {
+  if (!/^\d+$/.test(ks) || !(Number(ks) >= 1)) throw invalid(spec, `k ${JSON.stringify(ks)} must be an integer >= 1`);
+  return Number(ks);
+}
 
 function wechselMethod(k: number, t: number): InitMethod {
   return { spec: `wechsel(${k},${t})`, name: 'wechsel', param: k, needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: (id, src) => combineWechsel(k, t, id, src) };
@@ -338,51 +336,101 @@ function ompMethod(k: number): InitMethod {
   return { spec: `omp(${k})`, name: 'omp', param: k, needs: 'aux', init: (s, _c, o) => initMean(s, o), combine: (id, src) => combineOmp(k, id, src) };
 }
 
-/** Every method name, in documentation order (parameterized ones with their research defaults). */
-export const ALL_METHODS = ['mean', 'min', 'max', 'quantile(0.5)', 'weighted_drop(2)', 'random', 'hf-mean-resizing', 'zero', 'first', 'last'];
-/** The methods that need more than the model (a corpus for auxiliary embeddings, or merges mode). */
-export const SOURCE_METHODS = ['focus', 'wechsel(10,0.1)', 'omp(8)', 'merge'];
 
-const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-function invalid(spec: string, why: string): InitMethodError {
-  return new InitMethodError(`invalid init method ${JSON.stringify(spec)}: ${why}. Valid forms: ${VALID_FORMS.join('; ')}`);
+/** One entry per method: everything the parser, the valid-forms message, the lists and --help say of it. */
+export interface InitMethodDef {
+  name: MethodName;
+  /** How it is called in --help: `quantile(q)`. */
+  usage: string;
+  /** Its form with the parameter rules (the valid-forms message). */
+  form: string;
+  /** --help: what the new row becomes. */
+  doc: string;
+  /** 'model': computed from the model's rows alone (compare-init's `all`); 'sources': needs auxiliary embeddings or merges mode. */
+  group: 'model' | 'sources';
+  /** Its spelling in ALL_METHODS / SOURCE_METHODS (parameters at their research defaults). */
+  listed: string;
+  /** The method written without parentheses; absent when it needs arguments. */
+  plain?: () => InitMethod;
+  /** The method with arguments (the text inside the parentheses); absent when it takes none. */
+  withArgs?: (args: string, spec: string) => InitMethod;
 }
+
+/** A method without parameters: written, listed and shown in --help as its name. */
+function plainDef(name: MethodName, needs: InitNeeds, doc: string, rest: Pick<InitMethod, 'init' | 'initBatch' | 'combine'>,
+  group: InitMethodDef['group'] = 'model', form: string = name): Omit<InitMethodDef, 'name'> {
+  return { usage: name, form, doc, group, listed: name, plain: () => ({ spec: name, name, param: null, needs, ...rest }) };
+}
+
+/** The registry, keyed by the method type so a method without an entry (or an entry without a type) does not compile. */
+const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
+  mean: plainDef('mean', 'subtokens', 'per-dimension mean of the sub-token rows', { init: (s, _c, o) => initMean(s, o) }),
+  min: plainDef('min', 'subtokens', 'per-dimension minimum of the sub-token rows', { init: (s, _c, o) => initMin(s, o) }),
+  max: plainDef('max', 'subtokens', 'per-dimension maximum of the sub-token rows', { init: (s, _c, o) => initMax(s, o) }),
+  quantile: { usage: 'quantile(q)', form: 'quantile(q) with 0 <= q <= 1, e.g. quantile(0.25)',
+    doc: 'per-dimension q-quantile (linear interpolation), 0 <= q <= 1', group: 'model', listed: 'quantile(0.5)',
+    withArgs: (arg, spec) => {
+      const v = decimal(spec, arg);
+      if (v < 0 || v > 1) throw invalid(spec, 'q must be within [0, 1]');
+      return { spec: `quantile(${v})`, name: 'quantile', param: v, needs: 'subtokens', init: (s, _c, o) => initQuantile(v, s, o) };
+    } },
+  weighted_drop: { usage: 'weighted_drop(K)', form: 'weighted_drop(K) with K > 0, e.g. weighted_drop(2)',
+    doc: 'weights K^n ... K^1 over the n sub-tokens, normalized; K > 1 favours the first', group: 'model', listed: 'weighted_drop(2)',
+    withArgs: (arg, spec) => {
+      const v = decimal(spec, arg);
+      if (!(v > 0)) throw invalid(spec, 'K must be > 0');
+      return { spec: `weighted_drop(${v})`, name: 'weighted_drop', param: v, needs: 'subtokens', init: (s, _c, o) => initWeightedDrop(v, s, o) };
+    } },
+  random: plainDef('random', 'range', 'uniform within each dimension\'s [min, max] over the existing rows (seeded)', { init: (_s, c, o) => initRandom(needStats(c, 'random'), c.random, o) }),
+  'hf-mean-resizing': plainDef('hf-mean-resizing', 'gaussian',
+    'as transformers\' resize_token_embeddings(mean_resizing=True): a sample of N(mean, 1e-9 * covariance) of the existing rows (the mean if not positive definite)', {
+      init: (_s, c, o) => initHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, o),
+      initBatch: (n, c, o) => sampleHfMeanResizing(needStats(c, 'hf-mean-resizing'), c.random, n, o),
+    }),
+  zero: plainDef('zero', 'none', 'a zero row', { init: (_s, _c, o) => initZero(o) }),
+  first: plainDef('first', 'subtokens', 'the first sub-token\'s row', { init: (s, _c, o) => initFirst(s, o) }),
+  last: plainDef('last', 'subtokens', 'the last sub-token\'s row', { init: (s, _c, o) => initLast(s, o) }),
+  focus: plainDef('focus', 'aux', 'sparsemax over cosine similarities, in auxiliary embeddings, to the shared (old) tokens, times their rows (FOCUS)',
+    { init: (s, _c, o) => initMean(s, o), combine: combineFocus }, 'sources'),
+  wechsel: { usage: 'wechsel(k,t)', form: 'wechsel(k,t) with integer k >= 1 and t > 0, e.g. wechsel(10,0.1)',
+    doc: `the k most similar shared tokens, weights softmax(cosine / t); default (${WECHSEL_DEFAULT.k},${WECHSEL_DEFAULT.t})`, group: 'sources',
+    listed: `wechsel(${WECHSEL_DEFAULT.k},${WECHSEL_DEFAULT.t})`,
+    plain: () => wechselMethod(WECHSEL_DEFAULT.k, WECHSEL_DEFAULT.t),
+    withArgs: (args, spec) => {
+      const parts = args.split(',');
+      if (parts.length !== 2) throw invalid(spec, 'wechsel takes two arguments, k and t');
+      const [ks, ts] = parts.map((x) => x.trim());
+      const k = count(spec, ks);
+      if (!NUMBER.test(ts) || !(Number(ts) > 0) || !Number.isFinite(Number(ts))) throw invalid(spec, `t ${JSON.stringify(ts)} must be a number > 0`);
+      return wechselMethod(k, Number(ts));
+    } },
+  omp: { usage: 'omp(k)', form: 'omp(k) with integer k >= 1, e.g. omp(8)',
+    doc: `orthogonal matching pursuit of the token's auxiliary vector over the shared tokens' vectors, least-squares (signed) coefficients on the model rows; default ${OMP_DEFAULT_K}`,
+    group: 'sources', listed: `omp(${OMP_DEFAULT_K})`,
+    plain: () => ompMethod(OMP_DEFAULT_K),
+    withArgs: (args, spec) => ompMethod(count(spec, args.trim())) },
+  merge: plainDef('merge', 'merges', 'the recursive mean down the new token\'s merge tree to old tokens (--mode merges)', { init: (s, _c, o) => initMean(s, o), combine: combineMerge }, 'sources', 'merge (merges mode)'),
+};
+
+/** Every init method, in documentation order. */
+export const INIT_METHODS: readonly InitMethodDef[] = Object.entries(DEFS).map(([name, d]) => ({ name: name as MethodName, ...d }));
+
+/** Every method's written form with its parameter rules (the valid-forms message, --help). */
+export const VALID_FORMS: readonly string[] = INIT_METHODS.map((d) => d.form);
+
+/** Every method computed from the model alone, in documentation order (parameterized ones with their research defaults). */
+export const ALL_METHODS: readonly string[] = INIT_METHODS.filter((d) => d.group === 'model').map((d) => d.listed);
+/** The methods that need more than the model (a corpus for auxiliary embeddings, or merges mode). */
+export const SOURCE_METHODS: readonly string[] = INIT_METHODS.filter((d) => d.group === 'sources').map((d) => d.listed);
 
 /** Parse a method string strictly: `mean`, `quantile(0.25)`, `weighted_drop(1.5)`, ... */
 export function parseInitMethod(spec: string): InitMethod {
   if (typeof spec !== 'string') throw invalid(String(spec), 'expected a string');
-  const simple = SIMPLE[spec];
-  if (simple && Object.prototype.hasOwnProperty.call(SIMPLE, spec)) return { ...simple, spec, param: null };
-  if (spec === 'wechsel') return wechselMethod(WECHSEL_DEFAULT.k, WECHSEL_DEFAULT.t);
-  if (spec === 'omp') return ompMethod(OMP_DEFAULT_K);
-  const w = /^wechsel\((.*)\)$/.exec(spec);
-  if (w) {
-    const parts = w[1].split(',');
-    if (parts.length !== 2) throw invalid(spec, 'wechsel takes two arguments, k and t');
-    const [ks, ts] = parts.map((x) => x.trim());
-    if (!/^\d+$/.test(ks) || !(Number(ks) >= 1)) throw invalid(spec, `k ${JSON.stringify(ks)} must be an integer >= 1`);
-    if (!NUMBER.test(ts) || !(Number(ts) > 0) || !Number.isFinite(Number(ts))) throw invalid(spec, `t ${JSON.stringify(ts)} must be a number > 0`);
-    return wechselMethod(Number(ks), Number(ts));
-  }
-  const o = /^omp\((.*)\)$/.exec(spec);
-  if (o) {
-    const ks = o[1].trim();
-    if (!/^\d+$/.test(ks) || !(Number(ks) >= 1)) throw invalid(spec, `k ${JSON.stringify(ks)} must be an integer >= 1`);
-    return ompMethod(Number(ks));
-  }
-  const m = /^(quantile|weighted_drop)\((.*)\)$/.exec(spec);
-  if (!m) throw invalid(spec, 'unknown method');
-  const [, name, arg] = m;
-  if (!NUMBER.test(arg)) throw invalid(spec, `the argument ${JSON.stringify(arg)} is not a plain decimal number`);
-  const v = Number(arg);
-  if (!Number.isFinite(v)) throw invalid(spec, 'the argument is not finite');
-  if (name === 'quantile') {
-    if (v < 0 || v > 1) throw invalid(spec, 'q must be within [0, 1]');
-    return { spec: `quantile(${v})`, name: 'quantile', param: v, needs: 'subtokens', init: (s, _c, o) => initQuantile(v, s, o) };
-  }
-  if (!(v > 0)) throw invalid(spec, 'K must be > 0');
-  return { spec: `weighted_drop(${v})`, name: 'weighted_drop', param: v, needs: 'subtokens', init: (s, _c, o) => initWeightedDrop(v, s, o) };
+  const m = /^([a-z_-]+)(?:\((.*)\))?$/.exec(spec);
+  const def = m ? INIT_METHODS.find((d) => d.name === m[1]) : undefined;
+  const make = m && def ? (m[2] === undefined ? def.plain?.() : def.withArgs?.(m[2], spec)) : undefined;
+  if (!make) throw invalid(spec, 'unknown method');
+  return make;
 }
 
 /** Parse a comma-separated list (`mean,quantile(0.25),weighted_drop(2)`); duplicates are an error. */

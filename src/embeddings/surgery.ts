@@ -11,10 +11,11 @@ import { withVocabSize } from '../io/config.ts';
 import { writeModel, type MatrixEdit } from '../io/model-writer.ts';
 import { type Combination, type InitMethod, type InitSources, type RowStats, seededRandom } from './init-methods.ts';
 import { RowStatsAccumulator } from './row-stats.ts';
+import { HackError } from '../io/errors.ts';
 
-export class SurgeryError extends Error {
+export class SurgeryError extends HackError {
   constructor(message: string) {
-    super(message);
+    super('SURGERY', message);
     this.name = 'SurgeryError';
   }
 }

@@ -2,8 +2,10 @@
 // through the original tokenizer (teacher-forced, as the research measured it). Unlike the research,
 // the first new id counts too (the research compared id > len(tokenizer), missing id == len).
 import type { EvalEngine, ProgressFn } from './engine-api.ts';
-import { argmax, sampleMany, seededRandom } from './sampling.ts';
+import { sampleMany, seededRandom } from './sampling.ts';
+import { argmax } from '../runtime/sampling.ts';
 import { meanStd } from './text-metrics.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface FertilityBoostOptions {
   /** Sampling temperature for the stochastic variant (default 0.8). */
@@ -41,7 +43,7 @@ export async function fertilityBoost(engine: EvalEngine, inputs: number[][], isN
   const maxTokens = opts.maxTokens ?? 512;
   const rand = seededRandom(opts.seed ?? 1234);
   const texts = inputs.map((ids) => ids.slice(0, maxTokens)).filter((ids) => ids.length > 0);
-  if (texts.length === 0) throw new Error('fertility-boost needs at least one non-empty text');
+  if (texts.length === 0) throw new HackError('EMPTY_TEXT', 'fertility-boost needs at least one non-empty text');
   const V = engine.vocabRows;
   const scratch = new Float64Array(V);
   const greedyShares: number[] = [];

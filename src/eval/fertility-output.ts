@@ -2,7 +2,7 @@
 // complete word, over prefixes of texts. Fixed: texts without words and generations without a
 // complete word are counted apart instead of crashing or dividing by zero.
 import type { EvalEngine, ProgressFn, TextCodec } from './engine-api.ts';
-import { WORD_CHAR_RE } from './text-metrics.ts';
+import { WORD, WORD_CHAR } from '../tokenizer/fertility.ts';
 
 /**
  * Tokens spanned by the first complete word of a generation.
@@ -14,7 +14,7 @@ import { WORD_CHAR_RE } from './text-metrics.ts';
 export function tokensForFirstWord(cumulative: string[], promptEndsInWord: boolean): number | null {
   if (cumulative.length === 0) return null;
   const text = cumulative[cumulative.length - 1];
-  const re = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_]*/gu;
+  const re = new RegExp(WORD.source, 'gu');
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const start = m.index;
     const end = start + m[0].length;
@@ -66,7 +66,7 @@ export async function fertilityOutput(engine: EvalEngine, codec: TextCodec, text
   let withoutWords = 0;
   for (let t = 0; t < texts.length; t++) {
     const text = texts[t];
-    if (!WORD_CHAR_RE.test(text)) { withoutWords++; opts.onProgress?.(t + 1, texts.length); continue; }
+    if (!WORD_CHAR.test(text)) { withoutWords++; opts.onProgress?.(t + 1, texts.length); continue; }
     const ids = await codec.encode(text);
     const counts: number[] = [];
     for (const n of prefixLengths(ids.length, minPrefix, maxPrefixes)) {
@@ -76,7 +76,7 @@ export async function fertilityOutput(engine: EvalEngine, codec: TextCodec, text
       const cumulative: string[] = [];
       for (let k = 1; k <= out.length; k++) cumulative.push(await codec.decode(out.slice(0, k)));
       const lastChar = promptText.slice(-1);
-      const c = tokensForFirstWord(cumulative, lastChar !== '' && WORD_CHAR_RE.test(lastChar));
+      const c = tokensForFirstWord(cumulative, lastChar !== '' && WORD_CHAR.test(lastChar));
       samples++;
       if (c === null) noWord++; else counts.push(c);
     }

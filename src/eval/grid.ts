@@ -56,8 +56,9 @@ export interface TuneVariant { name: string; options: Record<string, unknown> }
 /** The name of the single variant of an object-form `tune` (its cells keep the ids they had before variants existed). */
 export const DEFAULT_TUNE = 'default';
 
-export class GridConfigError extends Error {
-  constructor(readonly file: string, message: string) { super(`--config ${file}: ${message}`); this.name = 'GridConfigError'; }
+export class GridConfigError extends HackError {
+  declare readonly file: string;
+  constructor(file: string, message: string) { super('BAD_GRID_CONFIG', message, { option: 'config', file }); this.name = 'GridConfigError'; }
 }
 
 function list<T>(file: string, raw: Record<string, unknown>, key: string, check: (v: unknown) => v is T, def?: T[]): T[] {

@@ -2,172 +2,19 @@
 // of a new token; the extended model (one per init method) reads the prefix, tokenized by the
 // extended tokenizer, and we record the new token's rank and log-probability among all logits.
 // Everything here is deterministic for a seed; the model and engine come in through callbacks so
-// the logic is testable with fake engines.
+// the logic is testable with fake engines. The probes and their scores are ./probes.ts's.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { loadModelDir, type ModelDir } from '../io/model-dir.ts';
 import { extendTokenizer, type ExtendMode } from '../tokenizer/extend.ts';
 import { encodeBatch, tokenizerFromJson } from '../tokenizer/load.ts';
 import type { NewToken } from '../tokenizer/tokens-file.ts';
-import { parseInitMethod } from '../embeddings/init-methods.ts';
+import { ALL_METHODS, parseInitMethod } from '../embeddings/init-methods.ts';
 import { csvField } from '../io/csv.ts';
 import { renderSvg } from './chart-svg.ts';
 import { extendModel, type AuxOptions } from '../embeddings/extend-model.ts';
-import { seededRandom } from '../io/seeded-random.ts';
-
-/** One probe: a corpus line cut just before an occurrence of a new token. */
-export interface InitSample {
-  /** Index of the line in the corpus. */
-  line: number;
-  /** Token position of the occurrence in the line's extended tokenization. */
-  position: number;
-  /** Extended ids before the occurrence (at most maxContext of them, the nearest ones). */
-  prefix: number[];
-  /** The new token's id. */
-  target: number;
-}
-
-export interface SampleOptions {
-  samples: number;
-  seed: number;
-  /** Keep only the last maxContext prefix tokens (the model's useful context). */
-  maxContext: number;
-  /** Lines tokenized per call of `encode`. */
-  batchSize?: number;
-}
-
-/** Fisher-Yates permutation of 0..n-1 for a seed. */
-export function permutation(n: number, seed: number): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  const r = seededRandom(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
-
-/**
- * Visit lines in a seeded random order, tokenize them (extended tokenizer) in batches, and take one
- * probe per line that has a new token at a position >= 1 (the occurrence is chosen uniformly, with
- * the same seed), until `samples` probes are collected or the corpus is exhausted.
- */
-export async function sampleOccurrences(
-  lines: string[],
-  encode: (texts: string[]) => Promise<number[][]>,
-  isNew: (id: number) => boolean,
-  opts: SampleOptions,
-): Promise<InitSample[]> {
-  if (!(opts.samples >= 1)) throw new Error(`--samples must be >= 1, got ${opts.samples}`);
-  if (!(opts.maxContext >= 1)) throw new Error(`--max-context must be >= 1, got ${opts.maxContext}`);
-  const order = permutation(lines.length, opts.seed);
-  const pick = seededRandom((opts.seed ^ 0x5bd1e995) >>> 0);
-  const batch = opts.batchSize ?? 256;
-  const out: InitSample[] = [];
-  for (let s = 0; s < order.length && out.length < opts.samples; s += batch) {
-    const idx = order.slice(s, s + batch).filter((i) => lines[i].trim().length > 0);
-    const encoded = await encode(idx.map((i) => lines[i]));
-    for (let k = 0; k < idx.length && out.length < opts.samples; k++) {
-      const ids = encoded[k];
-      const positions: number[] = [];
-      for (let p = 1; p < ids.length; p++) if (isNew(ids[p])) positions.push(p);
-      if (positions.length === 0) continue;
-      const p = positions[Math.floor(pick() * positions.length)];
-      out.push({ line: idx[k], position: p, prefix: ids.slice(Math.max(0, p - opts.maxContext), p), target: ids[p] });
-    }
-  }
-  return out;
-}
-
-export interface TargetScore {
-  /**
-   * 1 = the most likely token. Ties take the mid-rank: 1 + (larger logits) + (other equal logits) / 2,
-   * so a row that merely copies another (`first`) or a value shared by every new token (`zero`) does
-   * not get the best rank for free.
-   */
-  rank: number;
-  /** log softmax of the target's logit over all logits. */
-  logprob: number;
-}
-
-export function scoreTarget(logits: Float32Array, target: number): TargetScore {
-  if (!(target >= 0 && target < logits.length)) throw new Error(`target id ${target} is outside the ${logits.length} logits`);
-  const x = logits[target];
-  let max = -Infinity;
-  let above = 0;
-  let equal = 0;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i];
-    if (v > max) max = v;
-    if (v > x) above++;
-    else if (v === x) equal++;
-  }
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  return { rank: 1 + above + (equal - 1) / 2, logprob: x - max - Math.log(sum) };
-}
-
-export interface MethodSummary {
-  method: string;
-  samples: number;
-  medianRank: number;
-  /** Mean reciprocal rank. */
-  mrr: number;
-  top1: number;
-  top10: number;
-  meanLogprob: number;
-  /** Probes where this method gave the best rank (ties broken by log-prob; exact ties share the win). */
-  wins: number;
-}
-
-export function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Per probe, the method with the best (lowest) rank wins; a rank tie goes to the higher log-prob; exact ties share. */
-export function wins(scores: TargetScore[][]): number[] {
-  const m = scores.length;
-  const w = new Array<number>(m).fill(0);
-  if (m === 0) return w;
-  const n = scores[0].length;
-  for (let i = 0; i < n; i++) {
-    let best: number[] = [];
-    for (let j = 0; j < m; j++) {
-      if (best.length === 0) { best = [j]; continue; }
-      const a = scores[j][i];
-      const b = scores[best[0]][i];
-      if (a.rank < b.rank || (a.rank === b.rank && a.logprob > b.logprob)) best = [j];
-      else if (a.rank === b.rank && a.logprob === b.logprob) best.push(j);
-    }
-    for (const j of best) w[j] += 1 / best.length;
-  }
-  return w;
-}
-
-/** Summaries in the given method order; `scores[j][i]` is method j on probe i. */
-export function summarize(methods: string[], scores: TargetScore[][]): MethodSummary[] {
-  if (scores.length !== methods.length) throw new Error('one score list per method is required');
-  const n = scores[0]?.length ?? 0;
-  for (const s of scores) if (s.length !== n) throw new Error('every method must be scored on the same probes');
-  const w = wins(scores);
-  return methods.map((method, j) => {
-    const s = scores[j];
-    const ranks = s.map((x) => x.rank);
-    return {
-      method,
-      samples: n,
-      medianRank: median(ranks),
-      mrr: n ? s.reduce((a, x) => a + 1 / x.rank, 0) / n : NaN,
-      top1: n ? s.filter((x) => x.rank <= 1).length / n : NaN,
-      top10: n ? s.filter((x) => x.rank <= 10).length / n : NaN,
-      meanLogprob: n ? s.reduce((a, x) => a + x.logprob, 0) / n : NaN,
-      wins: w[j],
-    };
-  });
-}
+import { sampleOccurrences, scoreProbes, summarize, type InitSample, type LogitsEngine, type MethodSummary, type TargetScore } from './probes.ts';
+import { optionError, HackError } from '../io/errors.ts';
 
 /** A CSV field with non-integers at 6 significant digits (ranks and log-probs need no more). */
 const field = (v: string | number) => csvField(typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(6) : v);
@@ -222,13 +69,6 @@ export function chartSpec(rows: MethodSummary[], title = 'Initialization methods
   };
 }
 
-/** What compare-init needs from an engine (the runtime's Engine satisfies it). */
-export interface LogitsEngine {
-  readonly vocabRows: number;
-  lastLogits(batch: number[][]): Promise<Float32Array[]>;
-  dispose(): Promise<void>;
-}
-
 export interface CompareOptions {
   methods: string[];
   probes: InitSample[];
@@ -238,29 +78,6 @@ export interface CompareOptions {
   cleanup?: (dir: string) => Promise<void>;
   batchSize?: number;
   onProgress?: (event: { method: string; index: number; done: number; total: number }) => void;
-}
-
-/**
- * Score each probe's target after its prefix on one engine (`prefixOf` may rewrite the prefix, e.g.
- * into original ids); scores come back in probe order.
- */
-export async function scoreProbes(
-  engine: Pick<LogitsEngine, 'lastLogits'>,
-  probes: InitSample[],
-  opts: { batchSize?: number; prefixOf?: (p: InitSample) => number[]; onProgress?: (done: number, total: number) => void } = {},
-): Promise<TargetScore[]> {
-  const batch = opts.batchSize ?? 16;
-  const prefixes = probes.map(opts.prefixOf ?? ((p) => p.prefix));
-  // Sort probes by prefix length so batches are nearly rectangular (less padding work).
-  const order = probes.map((_, i) => i).sort((a, b) => prefixes[a].length - prefixes[b].length || a - b);
-  const scores = new Array<TargetScore>(probes.length);
-  for (let s = 0; s < order.length; s += batch) {
-    const idx = order.slice(s, s + batch);
-    const logits = await engine.lastLogits(idx.map((i) => prefixes[i]));
-    idx.forEach((i, k) => { scores[i] = scoreTarget(logits[k], probes[i].target); });
-    opts.onProgress?.(Math.min(s + batch, order.length), order.length);
-  }
-  return scores;
 }
 
 /** Score every probe with every method's model; `scores[j][i]` is method j on probe i. */
@@ -288,17 +105,24 @@ export async function scoreMethods(opts: CompareOptions): Promise<TargetScore[][
 
 // ------------------------------------------------------------------ the whole comparison
 
+/** compareInit's defaults (the command's too). */
+export const COMPARE_INIT_DEFAULTS = { samples: 1000, seed: 0, mode: 'merges' as ExtendMode, maxContext: 64 };
+
 export interface CompareInitOptions {
   model: ModelDir | string;
   /** New tokens, best first (the first numTokens are used). */
   tokens: NewToken[];
   /** Corpus lines to probe. */
   lines: string[];
-  methods: string[];
-  samples: number;
-  seed: number;
-  mode: ExtendMode;
-  maxContext: number;
+  /** Default: every method computed from the model alone (ALL_METHODS). */
+  methods?: string[];
+  /** Probes to sample (default 1000). */
+  samples?: number;
+  seed?: number;
+  /** How the tokenizer is extended (default merges). */
+  mode?: ExtendMode;
+  /** Prefix tokens kept before the new token (default 64). */
+  maxContext?: number;
   /** Working directory for the per-method models (each removed after scoring). */
   workDir: string;
   threads?: number;
@@ -326,20 +150,25 @@ export interface CompareInitResult {
  * Extend the model once per method (same tokenizer, same ids), probe each with the same samples,
  * and summarize. Methods are validated before any work starts.
  */
-export async function compareInit(opts: CompareInitOptions): Promise<CompareInitResult> {
+export async function compareInit(options: CompareInitOptions): Promise<CompareInitResult> {
+  const d = COMPARE_INIT_DEFAULTS;
+  const opts = {
+    ...options, methods: options.methods ?? [...ALL_METHODS], samples: options.samples ?? d.samples, seed: options.seed ?? d.seed,
+    mode: options.mode ?? d.mode, maxContext: options.maxContext ?? d.maxContext,
+  };
   const methods = opts.methods.map((m) => parseInitMethod(m).spec);
-  if (new Set(methods).size !== methods.length) throw new Error('--methods lists a method twice');
+  if (new Set(methods).size !== methods.length) throw optionError('methods', 'lists a method twice');
   const model = typeof opts.model === 'string' ? await loadModelDir(opts.model) : opts.model;
   const t0 = performance.now();
   opts.onPhase?.('sampling probes');
   const ext = extendTokenizer(model.tokenizerJson, opts.tokens, { mode: opts.mode, firstId: model.embeddingRows });
   const newIds = new Set(ext.newIds.filter((id) => id >= 0));
-  if (newIds.size === 0) throw new Error('none of the new tokens could be added to the tokenizer');
+  if (newIds.size === 0) throw new HackError('TOO_FEW_TOKENS', 'none of the new tokens could be added to the tokenizer', { option: 'tokens' });
   const tok = tokenizerFromJson(ext.json, 'extended tokenizer');
   const probes = await sampleOccurrences(opts.lines, (t) => encodeBatch(tok, t), (id) => newIds.has(id), {
     samples: opts.samples, seed: opts.seed, maxContext: opts.maxContext,
   });
-  if (probes.length === 0) throw new Error('no line of the corpus contains a new token after its first position');
+  if (probes.length === 0) throw new HackError('NO_PROBES', 'no line of the corpus contains a new token after its first position', { option: 'corpus' });
   const t1 = performance.now();
   const scores = await scoreMethods({
     methods,

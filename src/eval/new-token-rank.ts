@@ -4,7 +4,8 @@
 // the same prefix read as original ids (extended-vocabulary decoding: the model reads the original
 // tokenizer and should pick the new token next). Rank 1 = the model's first choice.
 import { expandToOriginal } from '../runtime/extended-decoding.ts';
-import { sampleOccurrences, scoreProbes, summarize, type LogitsEngine } from './init-analysis.ts';
+import { sampleOccurrences, scoreProbes, summarize, type LogitsEngine } from './probes.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface NewTokenRankResult {
   /** Median rank of the new token after the extended-id prefix. */
@@ -57,7 +58,7 @@ export async function newTokenRank(
   const seed = opts.seed ?? 0;
   const maxContext = opts.maxContext ?? 64;
   const probes = await sampleOccurrences(text.split(/\r?\n/).filter((l) => l.trim().length > 0), encodeBatch, isNew, { samples: opts.probes ?? 1000, seed, maxContext });
-  if (probes.length === 0) throw new Error('--metrics new-token-rank: no line of the PT text has a new token after its first position');
+  if (probes.length === 0) throw new HackError('NO_PROBES', 'new-token-rank: no line of the PT text has a new token after its first position', { option: 'metrics' });
   const total = (opts.base ? 3 : 2) * probes.length;
   const ext = await scoreProbes(engine, probes, { batchSize: opts.batchSize, onProgress: (d) => opts.onProgress?.(d, total) });
   const orig = await scoreProbes(engine, probes, {

@@ -3,16 +3,6 @@ import { seededRandom } from '../io/seeded-random.ts';
 
 export { seededRandom } from '../io/seeded-random.ts';
 
-export function argmax(row: Float32Array, offset = 0, width = row.length - offset): number {
-  let best = 0;
-  let bestV = -Infinity;
-  for (let j = 0; j < width; j++) {
-    const v = row[offset + j];
-    if (v > bestV) { bestV = v; best = j; }
-  }
-  return best;
-}
-
 /**
  * Draw `draws.length` samples from softmax(row / temperature) for one position, one per uniform
  * in `draws` (each run gets its own uniform, the exponentials are computed once).

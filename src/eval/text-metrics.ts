@@ -1,18 +1,11 @@
-// Tokenizer-independent text metrics: word matching as Python's Unicode `\w+`, repetition of
-// word 4-grams in generations, compression.
+// Tokenizer-independent text metrics: the first word of a generation (words as in fertility: Python's
+// `\w+`), repetition of word 4-grams in generations, the research's efficiency gain.
+import { WORD } from '../tokenizer/fertility.ts';
 
-/** Python's `\w` on str: Unicode letters, digits and the underscore (marks kept inside words). */
-export const WORD_RE = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_]*/gu;
-export const WORD_CHAR_RE = /[\p{L}\p{M}\p{N}_]/u;
-
-export function words(text: string): string[] {
-  return text.match(WORD_RE) ?? [];
-}
-
-const WORD = /[\p{L}\p{N}_][\p{L}\p{M}\p{N}_]*/u;
+const FIRST_WORD = new RegExp(WORD.source, 'u');
 
 export function firstWord(text: string): string | null {
-  const m = text.match(WORD);
+  const m = text.match(FIRST_WORD);
   return m ? m[0] : null;
 }
 
@@ -24,7 +17,7 @@ export function firstWord(text: string): string | null {
 export function firstWordSettled(text: string): boolean {
   const cut = text.indexOf('\uFFFD');
   const stable = cut < 0 ? text : text.slice(0, cut);
-  const m = WORD.exec(stable);
+  const m = FIRST_WORD.exec(stable);
   return m !== null && m.index + m[0].length < stable.length;
 }
 
@@ -47,11 +40,6 @@ export function repetitionRate(generations: string[], n = 4): { rate: number; re
     }
   }
   return { rate: total > 0 ? repeated / total : 0, repeated, total };
-}
-
-/** UTF-8 bytes per token over a set of texts and their token counts. */
-export function compression(bytes: number, tokens: number): number {
-  return tokens > 0 ? bytes / tokens : NaN;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Bits per byte exactly as the demo model's training card measured it: the whole text tokenized
 // at once, cut into non-overlapping windows of `context + 1` tokens that overlap by one token
 // (window i scores tokens context·i+1 … context·i+context given the earlier ones in its window).
+import { HackError } from '../io/errors.ts';
 
 /** The windows (as [start, end) token ranges) that score every token but the first exactly once. */
 export function scoringWindows(numTokens: number, context = 512): Array<[number, number]> {
@@ -28,7 +29,7 @@ export function bitsPerByte(logprobs: Iterable<Float32Array | number[]>, bytes: 
   let nats = 0;
   let n = 0;
   for (const lp of logprobs) for (const v of lp) { nats -= v; n++; }
-  if (bytes <= 0) throw new Error('bits per byte needs a non-empty text');
+  if (bytes <= 0) throw new HackError('EMPTY_TEXT', 'bits per byte needs a non-empty text');
   const bits = nats / Math.LN2;
   return {
     bpb: bits / bytes,

@@ -2,26 +2,16 @@
 // so a failure never leaves a half-written file or directory behind. Temporary paths are registered
 // with the output policy (output.ts) and removed on SIGINT / SIGTERM. User-facing outputs go
 // through output.ts's writeOutputDir / writeOutputFile, which add the checks.
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { makeDirs, registerTemp, releaseTemp, tempSibling } from './output.ts';
+import { makeDirs, registerTemp, releaseTemp, renameIntoPlace, tempSibling } from './output.ts';
 
 export { tempSibling };
 
 /** Write a file atomically (temp file + rename). */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await makeDirs(path.dirname(path.resolve(target)));
-  const tmp = tempSibling(target);
-  registerTemp(tmp);
-  try {
-    await fsp.writeFile(tmp, data);
-    await fsp.rename(tmp, target);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  } finally {
-    releaseTemp(tmp);
-  }
+  await renameIntoPlace(target, data);
 }
 
 /**
@@ -34,7 +24,7 @@ export async function writeDirAtomic(target: string, fill: (tmpDir: string) => P
   const tmp = tempSibling(abs);
   registerTemp(tmp);
   try {
-    await fsp.mkdir(tmp);
+    mkdirSync(tmp); // synchronous, as in output.ts's writeOutputDir: no mkdir in flight when a signal's cleanup runs
     await fill(tmp);
     let old: string | null = null;
     try {

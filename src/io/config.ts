@@ -1,10 +1,12 @@
 // config.json of a Hugging Face causal LM, read from both the transformers v4 form
 // (`rope_theta` top level, `torch_dtype`) and the v5 form (`rope_parameters`, `dtype`),
 // normalized into one typed view. The raw object is kept so a rewrite preserves every field.
+import { HackError } from './errors.ts';
 
-export class ConfigError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+export class ConfigError extends HackError {
+  declare readonly file: string;
+  constructor(file: string, message: string) {
+    super('BAD_CONFIG', message, { file });
     this.name = 'ConfigError';
   }
 }

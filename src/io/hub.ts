@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { downloadFileToCacheDir, listFiles, modelInfo } from '@huggingface/hub';
 import { INDEX_FILE, SINGLE_FILE } from './weights.ts';
+import { HackError } from './errors.ts';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** How long to wait for the Hub to answer a request (connection + response headers, not the body). */
@@ -25,9 +26,10 @@ export const HUB_SIDE_FILES = [
 
 export type HubErrorCode = 'NO_SUCH_DIRECTORY' | 'BAD_REPO_ID' | 'UNREACHABLE' | 'NOT_ON_HUB' | 'OFFLINE' | 'NOT_A_MODEL' | 'BAD_TOKEN' | 'INCOMPLETE';
 
-export class HubError extends Error {
-  constructor(readonly code: HubErrorCode, message: string) {
-    super(message);
+export class HubError extends HackError {
+  declare readonly code: HubErrorCode;
+  constructor(code: HubErrorCode, message: string) {
+    super(code, message);
     this.name = 'HubError';
   }
 }

@@ -4,6 +4,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { type ModelConfig, ConfigError, parseConfig } from './config.ts';
 import { openWeights, hasTensor, weightInfo, type WeightSet } from './weights.ts';
+import { HackError } from './errors.ts';
 
 export const EMBED_TENSOR = 'model.embed_tokens.weight';
 export const LM_HEAD_TENSOR = 'lm_head.weight';
@@ -20,9 +21,9 @@ export const SIDE_FILES = [
   'LICENSE',
 ];
 
-export class ModelDirError extends Error {
+export class ModelDirError extends HackError {
   constructor(readonly dir: string, message: string) {
-    super(`${dir}: ${message}`);
+    super('BAD_MODEL_DIR', message, { file: dir });
     this.name = 'ModelDirError';
   }
 }

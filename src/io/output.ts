@@ -8,7 +8,7 @@
 // - Writability is checked before any work, with a plain reason ("permission denied"), never errno
 //   jargon or temporary names; directories are created one level at a time (a recursive mkdir under
 //   /proc never returns).
-import { existsSync, promises as fsp, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { HackError } from './errors.ts';
 
@@ -47,7 +47,8 @@ export function releaseTemp(p: string): void { pending.delete(p); }
 /** Remove every registered temporary path now (signal handlers; synchronous on purpose). */
 export function removeTempsSync(): void {
   for (const p of pending) {
-    try { rmSync(p, { recursive: true, force: true }); } catch { /* best effort while exiting */ }
+    // retries: a write still in flight may add an entry while the directory is emptied (ENOTEMPTY)
+    try { rmSync(p, { recursive: true, force: true, maxRetries: 3, retryDelay: 20 }); } catch { /* best effort while exiting */ }
   }
   pending.clear();
 }
@@ -293,7 +294,9 @@ export async function writeOutputDir<T>(req: Omit<OutputRequest, 'kind'>, fill: 
   registerTemp(tmp);
   let result: T;
   try {
-    try { await fsp.mkdir(tmp); } catch (e) { throw writeError(r.path, e, r.option); }
+    // synchronous: an asynchronous mkdir still in flight when a signal's cleanup runs would create the
+    // temp directory after it was removed, and leave it behind
+    try { mkdirSync(tmp); } catch (e) { throw writeError(r.path, e, r.option); }
     result = await fill(tmp);
     await fsp.writeFile(path.join(tmp, OUTPUT_MARKER), markerContent(r.command));
     await replaceWith(abs, tmp, r.path, r.option);
@@ -306,21 +309,32 @@ export async function writeOutputDir<T>(req: Omit<OutputRequest, 'kind'>, fill: 
   return result;
 }
 
+/**
+ * `data` into a temporary sibling of `target`, then renamed over it: the temp is registered for
+ * signal cleanup and removed on failure (the error is rethrown as it is). The core of every atomic file write.
+ */
+export async function renameIntoPlace(target: string, data: string | Uint8Array): Promise<void> {
+  const tmp = tempSibling(target);
+  registerTemp(tmp);
+  try {
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, target);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  } finally {
+    releaseTemp(tmp);
+  }
+}
+
 /** Write a file output atomically (temp + rename), after the checks. */
 export async function writeOutputFile(req: Omit<OutputRequest, 'kind'>, data: string | Uint8Array, checked = false): Promise<void> {
   const r = { ...req, kind: 'file' as const };
   if (!checked) await checkOutput(r);
-  const abs = path.resolve(r.path);
-  const tmp = tempSibling(abs);
-  registerTemp(tmp);
   try {
-    await fsp.writeFile(tmp, data);
-    await fsp.rename(tmp, abs);
+    await renameIntoPlace(path.resolve(r.path), data);
   } catch (err) {
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
     throw err instanceof HackError ? err : writeError(r.path, err, r.option);
-  } finally {
-    releaseTemp(tmp);
   }
 }
 

@@ -7,6 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { type DType, dtypeSize, isDType, toFloat32 } from './dtype.ts';
 import { tempSibling } from './atomic.ts';
+import { HackError } from './errors.ts';
 
 /** Headers larger than this are refused (the reference implementation uses the same bound). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -24,14 +25,12 @@ export type SafetensorsErrorCode =
   | 'NO_SUCH_TENSOR'
   | 'BAD_ARGUMENT';
 
-export class SafetensorsError extends Error {
-  readonly code: SafetensorsErrorCode;
-  readonly file: string;
+export class SafetensorsError extends HackError {
+  declare readonly code: SafetensorsErrorCode;
+  declare readonly file: string;
   constructor(code: SafetensorsErrorCode, file: string, message: string) {
-    super(`${file}: ${message}`);
+    super(code, message, { file });
     this.name = 'SafetensorsError';
-    this.code = code;
-    this.file = file;
   }
 }
 

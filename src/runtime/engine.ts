@@ -9,6 +9,7 @@ import { parameterCount, readWeightF32 } from '../io/weights.ts';
 import { buildGraph, safetensorsLocator, variantKey, type GraphVariant } from './graph.ts';
 import { checkSupported } from './model-spec.ts';
 import { sampleNext, seededRandom, logSoftmax } from './sampling.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface EngineOptions {
   /** Intra-op threads of ORT (default: ORT's choice, the number of physical cores). */
@@ -118,6 +119,32 @@ function idsOf(v: unknown): number[] {
 
 interface Padded { ids: BigInt64Array; mask: BigInt64Array; pos: BigInt64Array; len: number }
 
+/** What one run of the graph reads: ids and positions [batch, len], the mask [batch, total] over past + new positions. */
+interface FeedParts extends Padded {
+  batch: number;
+  /** Past + new positions (default len: no past). */
+  total?: number;
+  /** Positions whose logits are kept (with their target ids for target_logprobs); absent for the hidden-state graph. */
+  keep?: number;
+  targets?: BigInt64Array;
+  /** The KV cache (past_key_values.*), for the graphs that take one. */
+  past?: Record<string, ort.Tensor>;
+}
+
+/** The one place the graph's feed record is built (every forward pass, scoring and decoding). */
+function feedRecord(f: FeedParts): Record<string, ort.Tensor> {
+  const r: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor('int64', f.ids, [f.batch, f.len]),
+    attention_mask: new ort.Tensor('int64', f.mask, [f.batch, f.total ?? f.len]),
+    position_ids: new ort.Tensor('int64', f.pos, [f.batch, f.len]),
+  };
+  if (f.keep !== undefined) {
+    r.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(BigInt(f.keep)), []);
+    r.target_ids = new ort.Tensor('int64', f.targets ?? new BigInt64Array(f.batch * f.keep), [f.batch, f.keep]);
+  }
+  return f.past ? { ...r, ...f.past } : r;
+}
+
 /** Left-pad ragged sequences; position ids = cumsum(mask) - 1 clamped at 0. */
 export function leftPad(batch: number[][], padId = 0): Padded {
   const len = Math.max(1, ...batch.map((s) => s.length));
@@ -189,7 +216,7 @@ class OrtEngine implements Engine {
     // the quantized weights are embedded in the graph, and an ONNX protobuf must stay under 2 GB
     const params = parameterCount(this.model.weights);
     if (params > INT8_MAX_PARAMS) {
-      throw new Error(`--precision int8: ${this.model.dir} has ${(params / 1e9).toFixed(2)}B parameters; int8 graphs embed their weights and support at most ${INT8_MAX_PARAMS / 1e9}B (use float32)`);
+      throw new HackError('BAD_OPTION', `int8: ${this.model.dir} has ${(params / 1e9).toFixed(2)}B parameters; int8 graphs embed their weights and support at most ${INT8_MAX_PARAMS / 1e9}B (use float32)`, { option: 'precision' });
     }
     const out = new Map<string, Float32Array>();
     for (let l = 0; l < this.model.config.numLayers; l++) {
@@ -203,14 +230,7 @@ class OrtEngine implements Engine {
 
   /** Feeds of a forward pass from scratch (empty KV cache) keeping `keep` positions of logits. */
   private feeds(p: Padded, B: number, keep: number, targets?: BigInt64Array): Record<string, ort.Tensor> {
-    return {
-      input_ids: new ort.Tensor('int64', p.ids, [B, p.len]),
-      attention_mask: new ort.Tensor('int64', p.mask, [B, p.len]),
-      position_ids: new ort.Tensor('int64', p.pos, [B, p.len]),
-      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(keep)), []),
-      target_ids: new ort.Tensor('int64', targets ?? new BigInt64Array(B * keep), [B, keep]),
-      ...this.emptyPast(B),
-    };
+    return feedRecord({ ...p, batch: B, keep, targets, past: this.emptyPast(B) });
   }
 
   /** Split a ragged batch into chunks (sorted by length) that respect maxBatch and the logits budget. */
@@ -336,14 +356,7 @@ class OrtEngine implements Engine {
         for (let b = 0; b < B; b++) rep.set(one, b * one.length);
         past[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', rep, [B, c.numKvHeads, C, c.headDim]);
       }
-      const res = await sess.run({
-        input_ids: new ort.Tensor('int64', ids, [B, S]),
-        attention_mask: new ort.Tensor('int64', mask, [B, total]),
-        position_ids: new ort.Tensor('int64', pos, [B, S]),
-        num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), []),
-        target_ids: new ort.Tensor('int64', targets, [B, S]),
-        ...past,
-      }, ['target_logprobs']);
+      const res = await sess.run(feedRecord({ ids, mask, pos, batch: B, len: S, total, keep: S, targets, past }), ['target_logprobs']);
       const lp = res.target_logprobs.data as Float32Array;
       part.forEach(({ x, k }, b) => {
         const n = x.length - 1;
@@ -380,11 +393,7 @@ class OrtEngine implements Engine {
     for (const chunk of this.chunks(batch, 0)) {
       const p = leftPad(chunk.map((i) => batch[i]));
       const B = chunk.length;
-      const out = await sess.run({
-        input_ids: new ort.Tensor('int64', p.ids, [B, p.len]),
-        attention_mask: new ort.Tensor('int64', p.mask, [B, p.len]),
-        position_ids: new ort.Tensor('int64', p.pos, [B, p.len]),
-      }, ['hidden_states']);
+      const out = await sess.run(feedRecord({ ...p, batch: B }), ['hidden_states']);
       const data = out.hidden_states.data as Float32Array;
       chunk.forEach((i, b) => {
         const n = batch[i].length;
@@ -442,14 +451,9 @@ class OrtEngine implements Engine {
     for (const s of all) await (await s).release();
   }
 
-  /** Used by KvDecoder. */
-  async runDecode(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.OnnxValueMapType> {
-    const B = feeds.input_ids.dims[0];
-    return (await this.session()).run({
-      ...feeds,
-      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
-      target_ids: new ort.Tensor('int64', new BigInt64Array(B), [B, 1]),
-    }, fetches);
+  /** Used by KvDecoder: one decoding step (the last position's logits) into `fetches`. */
+  async runDecode(f: Omit<FeedParts, 'keep' | 'targets'>, fetches: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    return (await this.session()).run(feedRecord({ ...f, keep: 1 }), fetches);
   }
 
   emptyPast(batchSize: number): Record<string, ort.Tensor> {
@@ -558,12 +562,7 @@ class KvDecoder implements Decoder {
     for (let l = 0; l < c.numLayers; l++) ['key', 'value'].forEach((kv, k) => {
       fetches[`present.${l}.${kv}`] = new ort.Tensor('float32', set[2 * l + k].subarray(0, perPos * total), [B, c.numKvHeads, total, c.headDim]);
     });
-    const out = await this.engine.runDecode({
-      input_ids: new ort.Tensor('int64', inIds, [B, S]),
-      attention_mask: new ort.Tensor('int64', mask, [B, total]),
-      position_ids: new ort.Tensor('int64', pos, [B, S]),
-      ...this.past,
-    }, fetches);
+    const out = await this.engine.runDecode({ ids: inIds, mask, pos, batch: B, len: S, total, past: this.past }, fetches);
     for (let l = 0; l < c.numLayers; l++) for (const kv of ['key', 'value']) {
       this.past[`past_key_values.${l}.${kv}`] = (fetches[`present.${l}.${kv}`] ?? out[`present.${l}.${kv}`]) as ort.Tensor;
     }

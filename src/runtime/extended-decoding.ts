@@ -91,9 +91,9 @@ export async function newTokenMap(extended: LoadedTokenizer, original: LoadedTok
         sub = await encode(original, await decode(extended, [id], false), false);
       }
     } catch (e) {
-      throw new Error(`token ${JSON.stringify(token)} (id ${id}) cannot be written with the original tokenizer: ${(e as Error).message}`);
+      throw new HackError('NOT_EXPRESSIBLE', `token ${JSON.stringify(token)} (id ${id}) cannot be written with the original tokenizer: ${(e as Error).message}`);
     }
-    if (sub.length === 0) throw new Error(`token ${JSON.stringify(token)} (id ${id}) cannot be written with the original tokenizer`);
+    if (sub.length === 0) throw new HackError('NOT_EXPRESSIBLE', `token ${JSON.stringify(token)} (id ${id}) cannot be written with the original tokenizer`);
     map.set(id, sub);
   }
   return map;

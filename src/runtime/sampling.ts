@@ -6,11 +6,24 @@ export interface SamplingOptions { temperature?: number; topK?: number; topP?: n
 
 export { seededRandom } from '../io/seeded-random.ts';
 
-export function argmax(logits: Float32Array, limit = logits.length): number {
+/** The largest of `width` logits from `offset`, as an index relative to `offset` (ties to the lowest, as torch.argmax). */
+export function argmax(row: Float32Array, offset = 0, width = row.length - offset): number {
   let best = 0;
   let bestV = -Infinity;
-  for (let i = 0; i < limit; i++) if (logits[i] > bestV) { bestV = logits[i]; best = i; }
+  for (let j = 0; j < width; j++) {
+    const v = row[offset + j];
+    if (v > bestV) { bestV = v; best = j; }
+  }
   return best;
+}
+
+/** One entry of log softmax over `width` logits from `offset` (`target` relative to `offset`), without the whole vector. */
+export function logProbAt(row: Float32Array, target: number, offset = 0, width = row.length - offset): number {
+  let max = -Infinity;
+  for (let j = 0; j < width; j++) if (row[offset + j] > max) max = row[offset + j];
+  let s = 0;
+  for (let j = 0; j < width; j++) s += Math.exp(row[offset + j] - max);
+  return row[offset + target] - max - Math.log(s);
 }
 
 export function logSoftmax(logits: Float32Array): Float32Array {

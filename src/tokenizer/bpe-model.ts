@@ -4,12 +4,13 @@
 // SentencePiece-style BPE (Llama-2, Mistral: '▁' for spaces, <0xNN> byte fallback).
 import type { TokenizerJson } from '../io/model-dir.ts';
 import { CHAR_TO_BYTE, fromByteLevel } from './byte-level.ts';
+import { HackError } from '../io/errors.ts';
 
 export type BpeKind = 'byte-level' | 'sentencepiece';
 
-export class UnsupportedTokenizerError extends Error {
+export class UnsupportedTokenizerError extends HackError {
   constructor(message: string) {
-    super(message);
+    super('UNSUPPORTED_TOKENIZER', message);
     this.name = 'UnsupportedTokenizerError';
   }
 }
@@ -200,7 +201,3 @@ export function tokenText(kind: BpeKind, token: string): string | null {
   return token.replace(/\u2581/g, ' ');
 }
 
-/** Vocab-form string of a text ('deputados' -> 'Ġdeputados' style for byte-level). */
-export function isByteLevelChar(ch: string): boolean {
-  return CHAR_TO_BYTE.has(ch);
-}

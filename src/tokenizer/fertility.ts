@@ -10,8 +10,14 @@ import type { LoadedTokenizer } from './load.ts';
 import { encodeBatch } from './load.ts';
 import { corpusLines } from './corpus.ts';
 
-/** A word: a run of Unicode letters, digits and "_" (the research's `\w+`); global, so reset lastIndex before exec. */
+/**
+ * A word: a run of Unicode letters, digits and "_", Python's `\w+` on a str as the research counted
+ * (combining marks are not word characters there: NFD "a\u0301gua" is two words, NFC "água" one).
+ * The one word definition of the project; global, so reset lastIndex before exec.
+ */
 export const WORD = /[\p{L}\p{N}_]+/gu;
+/** One word character (Python's `\w`). */
+export const WORD_CHAR = /[\p{L}\p{N}_]/u;
 
 export function countWordsInLine(line: string): number {
   let n = 0;

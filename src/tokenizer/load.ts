@@ -2,6 +2,7 @@
 // tokenizer.json kept beside it for the parts the binding does not expose (model type, merges).
 import { Tokenizer } from 'tokenizers';
 import { readTokenizerJson, tokenizerSizeOf, type TokenizerJson } from '../io/model-dir.ts';
+import { HackError } from '../io/errors.ts';
 
 export interface LoadedTokenizer {
   /** Where it came from (a file path or a label). */
@@ -14,9 +15,9 @@ export interface LoadedTokenizer {
   specialIds: Set<number>;
 }
 
-export class TokenizerError extends Error {
+export class TokenizerError extends HackError {
   constructor(readonly source: string, message: string) {
-    super(`${source}: ${message}`);
+    super('BAD_TOKENIZER', message, { file: source });
     this.name = 'TokenizerError';
   }
 }
@@ -57,21 +58,3 @@ export async function decode(tok: LoadedTokenizer, ids: number[], skipSpecialTok
   return tok.native.decode(ids, skipSpecialTokens);
 }
 
-/** A short description: model type, pre-tokenizer, byte fallback. */
-export function describeTokenizer(json: TokenizerJson): { model: string; preTokenizer: string; normalizer: string; byteFallback: boolean } {
-  const typeOf = (x: unknown): string => {
-    if (!x || typeof x !== 'object') return 'none';
-    const o = x as { type?: string; pretokenizers?: unknown[]; normalizers?: unknown[] };
-    if (o.type === 'Sequence') {
-      const inner = o.pretokenizers ?? o.normalizers ?? [];
-      return `Sequence[${inner.map(typeOf).join(', ')}]`;
-    }
-    return o.type ?? 'unknown';
-  };
-  return {
-    model: json.model.type,
-    preTokenizer: typeOf(json.pre_tokenizer),
-    normalizer: typeOf(json.normalizer),
-    byteFallback: json.model.byte_fallback === true,
-  };
-}

@@ -2,6 +2,7 @@
 // safetensors file written atomically (temp + rename), so an interrupted run resumes exactly.
 import { promises as fsp } from 'node:fs';
 import { bytesSource, openSafetensors, readTensorF32, writeSafetensors, type TensorSource } from '../io/safetensors.ts';
+import { fileError } from '../io/errors.ts';
 
 export interface CheckpointState {
   /** Free-form position of the run (phase, epoch, step, positions seen, options...). */
@@ -24,7 +25,7 @@ export async function readCheckpoint(file: string): Promise<CheckpointState | nu
   }
   const st = await openSafetensors(file);
   const raw = st.metadata?.progress;
-  if (!raw) throw new Error(`${file}: not a tune checkpoint (no "progress" metadata)`);
+  if (!raw) throw fileError(file, 'not a tune checkpoint (no "progress" metadata)');
   const arrays: Record<string, Float32Array> = {};
   for (const t of st.tensors) arrays[t.name] = await readTensorF32(st, t.name);
   return { progress: JSON.parse(raw), arrays };

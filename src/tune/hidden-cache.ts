@@ -17,6 +17,7 @@ import { f16ToF32, f32ToF16 } from '../io/dtype.ts';
 import type { DenseKernels } from './ort-kernels.ts';
 import type { DecodingWindow } from './windows.ts';
 import type { OutputBatch } from './output-rows.ts';
+import { fileError } from '../io/errors.ts';
 
 export interface CacheMeta {
   version: 1;
@@ -211,7 +212,7 @@ export class HiddenCache {
 
   static async open(dir: string): Promise<HiddenCache> {
     const meta = await readCacheMeta(dir);
-    if (!meta) throw new Error(`${dir}: not a complete hidden-state cache (no meta.json)`);
+    if (!meta) throw fileError(dir, 'not a complete hidden-state cache (no meta.json)');
     const fhs: Record<string, fsp.FileHandle> = {};
     for (const f of FILES) fhs[f] = await fsp.open(path.join(dir, f), 'r');
     if (meta.distillTargets !== undefined) fhs[DISTILL_FILE] = await fsp.open(path.join(dir, DISTILL_FILE), 'r');
@@ -222,7 +223,7 @@ export class HiddenCache {
     const len = count * width * bytesPer;
     const buf = Buffer.alloc(len);
     const { bytesRead } = await this.fhs[file].read(buf, 0, len, start * width * bytesPer);
-    if (bytesRead !== len) throw new Error(`${path.join(this.dir, file)}: truncated cache file`);
+    if (bytesRead !== len) throw fileError(path.join(this.dir, file), 'truncated cache file');
     return buf;
   }
 

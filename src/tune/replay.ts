@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { ModelDir } from '../io/model-dir.ts';
 import { loadEngine } from '../runtime/engine.ts';
 import { decode, tokenizerFromJson } from '../tokenizer/load.ts';
+import { fileError } from '../io/errors.ts';
 
 export interface ReplaySampleOptions {
   /** Stop once the samples hold at least this many UTF-8 bytes. */
@@ -27,7 +28,7 @@ export interface ReplaySampleOptions {
 export function replayStartId(model: ModelDir): number {
   const pick = (v: number | number[] | null) => (Array.isArray(v) ? v[0] : v);
   const id = pick(model.config.bosTokenId) ?? pick(model.config.eosTokenId);
-  if (id === null || id === undefined) throw new Error(`${model.dir}: config.json names no bos_token_id or eos_token_id to start replay samples from`);
+  if (id === null || id === undefined) throw fileError(model.dir, 'config.json names no bos_token_id or eos_token_id to start replay samples from');
   return id;
 }
 
@@ -51,7 +52,7 @@ export async function sampleReplayText(model: ModelDir, o: ReplaySampleOptions):
         texts.push(text);
         bytes += Buffer.byteLength(text, 'utf8') + 1;
       }
-      if (bytes === before) throw new Error(`${model.dir}: replay sampling produced only empty texts (the model emits end-of-text at once?)`);
+      if (bytes === before) throw fileError(model.dir, 'replay sampling produced only empty texts (the model emits end-of-text at once?)');
       o.onProgress?.(Math.min(bytes, o.bytes));
     }
   } finally {

@@ -7,6 +7,8 @@ import { outputLossAndGrad, seedHeuristicStep } from './output-rows.ts';
 import type { HiddenCache } from './hidden-cache.ts';
 import { lmLossAndGrad, type FrozenModel, type NewRows } from './frozen-model.ts';
 import type { CheckpointState } from './checkpoint.ts';
+import { HackError } from '../io/errors.ts';
+import { permutation, seededRandom } from '../io/seeded-random.ts';
 
 export interface Schedule {
   batchesPerEpoch: number;
@@ -21,22 +23,9 @@ export function makeSchedule(items: number, batch: number, epochs: number | unde
   return { batchesPerEpoch, totalSteps };
 }
 
-/** Seeded permutation of [0, n) (the batch order of one epoch). */
-export function permutation(n: number, seed: number): Int32Array {
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  let a = (seed * 2654435761) >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
+/** Seeded permutation of [0, n) (the batch order of one epoch); the seed is spread by a Knuth multiplicative hash so seeds s and s+1 give unrelated orders. */
+export function epochPermutation(n: number, seed: number): Int32Array {
+  return permutation(n, seededRandom((seed * 2654435761) >>> 0));
 }
 
 /** Linear warm-up over the first 5% of steps, then cosine decay to 10% of the peak. */
@@ -92,7 +81,7 @@ async function runLoop(
   if (ctl.resume && ctl.resume.progress.phase === phase) {
     const p = ctl.resume.progress;
     if (p.totalSteps !== sched.totalSteps) {
-      throw new Error(`--resume: the checkpoint was made for ${p.totalSteps} steps, this run has ${sched.totalSteps} (different data or options); use another --work-dir or drop --resume`);
+      throw new HackError('RESUME_MISMATCH', `the checkpoint was made for ${p.totalSteps} steps, this run has ${sched.totalSteps} (different data or options); use another {opt:workDir} or drop {opt:resume}`, { option: 'resume' });
     }
     for (const [name, a] of Object.entries(arrays)) {
       const saved = ctl.resume.arrays[name];
@@ -113,11 +102,11 @@ async function runLoop(
   while (st.step < sched.totalSteps) {
     const epoch = Math.floor(st.step / sched.batchesPerEpoch);
     if (epoch !== permEpoch) {
-      perm = permutation(sched.batchesPerEpoch, ctl.seed + epoch);
+      perm = epochPermutation(sched.batchesPerEpoch, ctl.seed + epoch);
       permEpoch = epoch;
     }
     const r = await step(perm![st.step % sched.batchesPerEpoch], st.step);
-    if (!Number.isFinite(r.loss)) throw new Error(`${phase}: the loss became ${r.loss} at step ${st.step} (lower --lr)`);
+    if (!Number.isFinite(r.loss)) throw new HackError('DIVERGED', `${phase}: the loss became ${r.loss} at step ${st.step} (lower {opt:lr})`);
     st.items += r.items;
     if (Number.isNaN(st.firstLoss)) st.firstLoss = r.loss;
     st.ema = Number.isNaN(st.ema) ? r.loss : 0.95 * st.ema + 0.05 * r.loss;

@@ -4,7 +4,7 @@
 // last_word stripped and lower-cased. Plus a log-likelihood variant (LAMBADA style): is the gold word
 // the greedy continuation under teacher forcing, and its mean log-probability.
 import type { EvalEngine, ProgressFn, TextCodec } from '../engine-api.ts';
-import { argmax } from '../sampling.ts';
+import { argmax, logProbAt } from '../../runtime/sampling.ts';
 import { firstWord, firstWordSettled } from '../text-metrics.ts';
 import type { CalameRow } from './readers.ts';
 import { generateMany } from './generate-many.ts';
@@ -76,11 +76,7 @@ export async function runCalame(engine: EvalEngine, codec: TextCodec, rows: Cala
         if (p < 0) { greedy = false; continue; }
         const off = p * V;
         if (argmax(logits, off, V) !== cont[k]) greedy = false;
-        let max = -Infinity;
-        for (let j = 0; j < V; j++) if (logits[off + j] > max) max = logits[off + j];
-        let s = 0;
-        for (let j = 0; j < V; j++) s += Math.exp(logits[off + j] - max);
-        lp += logits[off + cont[k]] - max - Math.log(s);
+        lp += logProbAt(logits, cont[k], off, V);
       }
       llOk.push(greedy);
       sumLp += lp;

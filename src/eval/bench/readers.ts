@@ -3,13 +3,15 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { parseCsv } from '../../io/csv.ts';
+import { HackError, optionError } from '../../io/errors.ts';
 
 export interface CalameRow { idx: number; source: string; sentence: string; last_word: string }
 /** A zero-shot choice item: score each continuation after `context`; `gold` is the right one. */
 export interface ChoiceItem { id: string; context: string; choices: string[]; gold: number; group?: string }
 
-export class BenchmarkFileError extends Error {
-  constructor(readonly file: string, message: string) { super(`${file}: ${message}`); this.name = 'BenchmarkFileError'; }
+export class BenchmarkFileError extends HackError {
+  declare readonly file: string;
+  constructor(file: string, message: string) { super('BAD_BENCHMARK_FILE', message, { file }); this.name = 'BenchmarkFileError'; }
 }
 
 async function readText(file: string): Promise<string> {
@@ -77,7 +79,7 @@ export async function readMmlu(dir: string, split: 'test' | 'dev' = 'test', subj
   const all = files.map((f) => f.slice(0, -`_${split}.csv`.length));
   if (subjects && subjects.length > 0) {
     const unknown = subjects.filter((s) => !all.includes(s));
-    if (unknown.length) throw new Error(`--mmlu-subjects: unknown subject(s) ${unknown.join(', ')} (known: ${all.join(', ')})`);
+    if (unknown.length) throw optionError('mmluSubjects', `unknown subject(s) ${unknown.join(', ')} (known: ${all.join(', ')})`);
   }
   const chosen = subjects && subjects.length > 0 ? all.filter((s) => subjects.includes(s)) : all;
   const out: MmluQuestion[] = [];
