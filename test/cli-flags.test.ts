@@ -26,7 +26,8 @@ test('demo checks its numeric flags before loading the model or doing any work',
   const { runCli } = await import('./support/cli.ts');
   const cases: Array<[string[], RegExp]> = [
     [['--max-bytes', '1,2'], /--max-bytes 1,2: expected a size \(bytes, or with k\/M\/G: 300k, 5MB\) >= 1/],
-    [['--num-tokens', '1000,x'], /--num-tokens x: expected an integer >= 1/],
+    [['--num-tokens', '1000,x'], /--num-tokens 1000,x: expected an integer >= 1/],
+    [['--budget', '0'], /--budget 0: expected a number > 0/],
     [['--boost-runs', '0'], /--boost-runs 0: expected an integer >= 1/],
   ];
   for (const [extra, re] of cases) {

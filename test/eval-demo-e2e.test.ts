@@ -53,7 +53,7 @@ test('experiment + eval end to end on a small model: results shape, resumable gr
     }
   }
   const rerun = await cli(args);
-  assert.match(rerun.stdout, /0 cell\(s\) run, 5 reused/);
+  assert.match(rerun.stderr, /0 cell\(s\) run, 5 reused/);
 
   // eval with every metric on an extended model, the research's input setup
   // the extended model's directory name ends in a hash of what shaped it
