@@ -80,7 +80,7 @@ test('adapt --engine torch: the PyTorch engine trains the new rows (recipe rows)
     const model = await loadModelDir(path.join(out, 'model'));
     assert.equal(model.tokenizerSize, base.tokenizerSize + 60);
     const tune = JSON.parse(await fsp.readFile(path.join(out, 'model', 'tune.json'), 'utf8'));
-    assert.equal(tune.job?.recipe ?? tune.recipe, 'rows');
+    assert.deepEqual(tune.job.stages.map((s: { recipe: string }) => s.recipe), ['rows']);
     const results = JSON.parse(await fsp.readFile(path.join(out, 'results.json'), 'utf8'));
     assert.deepEqual(results.cells.map((c: { meta: { stage: string } }) => c.meta.stage), ['BASELINE', 'INITIALIZED_NO_TRAINING', 'INITIALIZED_WITH_TRAINING']);
   } finally {
