@@ -7,10 +7,10 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adaptRecipe } from '../src/cli/adapt.ts';
 import { loadModelDir } from '../src/io/model-dir.ts';
-import { spawnSync } from 'node:child_process';
 import { loadEngine } from '../src/runtime/engine.ts';
 import { findPython } from '../src/tune/torch-engine.ts';
 import { runCli } from './support/cli.ts';
+import { transformersLogits } from './support/python.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEMO = path.join(repoRoot, 'assets', 'models', 'tiny-en-llama');
@@ -132,15 +132,7 @@ test('adapt on the random Qwen2 fixture (untied, config v4): the adapted model l
     const engine = await loadEngine(dir, { threads: 1 });
     let ours: Float32Array;
     try { ours = await engine.logits(ids); } finally { await engine.dispose(); }
-    const py = findPython();
-    const t = spawnSync(py.python, ['-c', [
-      'import sys, json, torch', 'from transformers import AutoModelForCausalLM',
-      'm = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32, attn_implementation="eager").eval()',
-      'ids = torch.tensor([json.loads(sys.argv[2])])',
-      'print(json.dumps(m(input_ids=ids).logits[0].flatten().tolist()))',
-    ].join('\n'), dir, JSON.stringify(ids)], { encoding: 'utf8', env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' } });
-    assert.equal(t.status, 0, t.stderr);
-    const ref = JSON.parse(t.stdout.trim().split('\n').pop()!) as number[];
+    const ref = transformersLogits(findPython().python, dir, ids);
     assert.equal(ours.length, ref.length);
     let maxDiff = 0;
     for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ref[i]));

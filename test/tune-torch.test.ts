@@ -3,7 +3,7 @@
 // writes a model directory that our ONNX Runtime engine loads, with logits equal to transformers'.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +12,7 @@ import { OUTPUT_MARKER } from '../src/io/output.ts';
 import { loadEngine } from '../src/runtime/engine.ts';
 import { checkPython, findPython, repoRoot, runTorchTune, type TorchStep } from '../src/tune/torch-engine.ts';
 import { writeTestModel, SAMPLE_TEXT } from './support/factory.ts';
+import { transformersLogits } from './support/python.ts';
 
 async function fixture(): Promise<{ root: string; model: string; corpus: string }> {
   const root = await fsp.mkdtemp(path.join(tmpdir(), 'tune-torch-'));
@@ -70,15 +71,7 @@ test('end to end: full recipe streams progress, writes a model our engine loads 
     const engine = await loadEngine(out, { threads: 1 });
     let ours: Float32Array;
     try { ours = await engine.logits(ids); } finally { await engine.dispose(); }
-    const py = findPython();
-    const r = spawnSync(py.python, ['-c', [
-      'import sys, json, torch', 'from transformers import AutoModelForCausalLM',
-      'm = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32, attn_implementation="eager").eval()',
-      'ids = torch.tensor([json.loads(sys.argv[2])])',
-      'print(json.dumps(m(input_ids=ids).logits[0].flatten().tolist()))',
-    ].join('\n'), out, JSON.stringify(ids)], { encoding: 'utf8', env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' } });
-    assert.equal(r.status, 0, r.stderr);
-    const ref = JSON.parse(r.stdout.trim().split('\n').pop()!) as number[];
+    const ref = transformersLogits(findPython().python, out, ids);
     assert.equal(ours.length, ref.length);
     let maxDiff = 0;
     for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ref[i]));
