@@ -22,6 +22,18 @@ def emit(ev: dict) -> None:
     sys.stdout.flush()
 
 
+def rank_emit(ev: dict) -> None:
+    """Under `accelerate launch` every process shares the launcher's stdout: rank 0 reports progress, the others
+    only their errors (with their rank, so a failing process is named)."""
+    from .dist import env_rank, env_world
+
+    rank = env_rank()
+    if rank == 0:
+        emit(ev)
+    elif ev.get("event") == "error":
+        emit({**ev, "rank": rank, "message": f"process {rank} of {env_world()}: {ev.get('message')}"})
+
+
 def check_versions() -> int:
     """One JSON line: each pinned package's installed version (or null), and whether all match."""
     import importlib.metadata as md
@@ -44,6 +56,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(__doc__)
         return EXIT_JOB
     from .job import JobError, read_job
+
+    emit = rank_emit
 
     try:
         job = read_job(argv[0])

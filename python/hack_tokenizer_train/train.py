@@ -22,6 +22,7 @@ import torch
 from dataclasses import asdict
 
 from .data import cut_windows, replay_fraction, sample_index, token_ids, visit
+from .dist import Dist
 from .job import Job, JobError, Stage
 
 Emit = Callable[[dict[str, Any]], None]
@@ -58,9 +59,10 @@ def pick_device(want: str) -> torch.device:
     return torch.device(want)
 
 
-def job_key(job: Job) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed (the rest, e.g. threads or logging, may change)."""
-    return {
+def job_key(job: Job, processes: int = 1) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed (the rest, e.g. threads or logging, may change). Several
+    processes (each with its own batch_size windows of a step) are a different job from one."""
+    return {**({"processes": processes} if processes > 1 else {}),
         "model": os.path.abspath(job.model), "original": os.path.abspath(job.original) if job.original else None,
         "corpus": [os.path.abspath(c) for c in job.corpus], "new_ids": job.new_ids, "corpus_bytes": job.corpus_bytes,
         "seed": job.seed, "replay": os.path.abspath(job.replay) if job.replay else None,
@@ -158,10 +160,10 @@ def trainable_state(model, everything: bool) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if everything or p.requires_grad}
 
 
-def write_checkpoint(job: Job, model, opt, sched, stage: int, step: int, losses: list[float], seconds: float, done: list[dict]) -> None:
+def write_checkpoint(job: Job, model, opt, sched, stage: int, step: int, losses: list[float], seconds: float, done: list[dict], processes: int = 1) -> None:
     os.makedirs(job.work_dir, exist_ok=True)
     _atomic_torch_save({
-        "key": job_key(job), "stage": stage, "step": step, "losses": losses, "seconds": seconds, "done": done,
+        "key": job_key(job, processes), "stage": stage, "step": step, "losses": losses, "seconds": seconds, "done": done,
         # from the second stage on, earlier stages changed weights this one does not train: keep them all
         "params": trainable_state(model, everything=stage > 0), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
@@ -169,15 +171,15 @@ def write_checkpoint(job: Job, model, opt, sched, stage: int, step: int, losses:
     }, checkpoint_path(job))
 
 
-def read_checkpoint(job: Job) -> Optional[dict[str, Any]]:
+def read_checkpoint(job: Job, processes: int = 1) -> Optional[dict[str, Any]]:
     p = checkpoint_path(job)
     if not os.path.isfile(p):
         return None
     ck = torch.load(p, map_location="cpu", weights_only=False)
-    key = job_key(job)
+    key = job_key(job, processes)
     if ck.get("key") != key:
         old = ck.get("key", {})
-        diff = sorted(k for k in key if old.get(k) != key[k])
+        diff = sorted(k for k in set(key) | set(old) if old.get(k) != key.get(k))
         if diff == ["stages"] and len(old.get("stages", [])) == len(key["stages"]):
             at = (lambda i: f"stages[{i}].") if job.stages is not None else (lambda i: "")
             diff = sorted({f"{at(i)}{k}" for i, (a, b) in enumerate(zip(old["stages"], key["stages"])) for k in b if a.get(k) != b[k]})
@@ -235,7 +237,7 @@ def write_output(job: Job, model, summary: dict[str, Any], emit: Emit, lora: boo
         raise
 
 
-def accumulate(model, micro_batches: list[torch.Tensor], autocast=None) -> float:
+def accumulate(model, micro_batches: list[torch.Tensor], autocast=None, backward=torch.Tensor.backward) -> float:
     """Backward over the micro-batches of one optimizer step; returns their mean loss.
 
     Each loss is divided by their number, so the accumulated gradient is that of their mean: with equal-length
@@ -248,15 +250,16 @@ def accumulate(model, micro_batches: list[torch.Tensor], autocast=None) -> float
                 loss = model(input_ids=batch, labels=batch).loss
         else:
             loss = model(input_ids=batch, labels=batch).loss
-        (loss / len(micro_batches)).backward()
+        backward(loss / len(micro_batches))
         total += float(loss.detach()) / len(micro_batches)
     return total
 
 
-def stage_steps(st: Stage, n: int) -> int:
+def stage_steps(st: Stage, n: int, processes: int = 1) -> int:
     """Optimizer steps of a stage: `epochs` passes over the corpus windows (replay windows come on top), capped
-    by max_tokens (every trained token counts, replay included) and max_steps."""
-    per_step = st.batch_size * st.grad_accum
+    by max_tokens (every trained token counts, replay included) and max_steps. A step takes batch_size x
+    grad_accum windows on each of the processes."""
+    per_step = st.batch_size * st.grad_accum * processes
     frac = replay_fraction(st.replay_ratio or 0.0)
     total = math.ceil(n * st.epochs / (1.0 - frac) / per_step)
     if st.max_tokens is not None:
@@ -272,7 +275,12 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     t0 = time.time()
     if job.threads:
         torch.set_num_threads(job.threads)
-    device = pick_device(job.device)
+    # launched by accelerate: one of several processes (its device from the Accelerator); else as always
+    dist = Dist.start(job.device)
+    device = dist.device if dist.acc is not None else pick_device(job.device)
+    world, rank = dist.world, dist.rank
+    if dist.acc is not None and job.device != "auto" and device.type != job.device:
+        raise JobError("device", f"{job.device} asked for, but accelerate placed this process on {device}", "NO_DEVICE")
     # determinism: same seed, same threads, same CPU -> same weights (resumed or not)
     torch.manual_seed(job.seed)
     random.seed(job.seed)
@@ -288,20 +296,21 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
         where = f"stages[{i}]." if job.stages is not None else ""
         windows = cut_windows(ids, st.seq_len)
         rwindows = cut_windows(replay_ids, st.seq_len, "replay") if replay_ids is not None and st.replay_ratio > 0 else None
-        total = stage_steps(st, windows.shape[0])
+        total = stage_steps(st, windows.shape[0], world)
         if total < 1:
-            raise JobError(f"{where}max_tokens", f"the budget is smaller than one batch ({st.batch_size} x {st.grad_accum} x {st.seq_len} tokens)", "BUDGET")
+            procs = f" x {world} processes" if world > 1 else ""
+            raise JobError(f"{where}max_tokens", f"the budget is smaller than one batch ({st.batch_size} x {st.grad_accum} x {st.seq_len} tokens{procs})", "BUDGET")
         plans.append((windows, rwindows, total))
     corpus_info["windows"] = plans[0][0].shape[0]
     emit({"event": "info", "message": f"{corpus_info['tokens']} tokens from {corpus_info['bytes']} bytes"
           + (f" + replay {replay_info['tokens']} tokens" if replay_info else "") + f"; {len(job.plan)} stage(s): "
           + "; ".join(f"{st.recipe} {total} steps of {st.batch_size}x{st.grad_accum} windows of {st.seq_len}" for st, (_, _, total) in zip(job.plan, plans))
-          + f"; device {device}; {torch.get_num_threads()} threads"})
+          + f"; device {device}; {torch.get_num_threads()} threads" + (f"; {world} processes ({dist.info()['distributed_type']})" if world > 1 else "")})
 
     model = AutoModelForCausalLM.from_pretrained(job.model, dtype=torch.float32, attn_implementation="eager" if device.type == "cpu" else None)
     model.config.use_cache = False
     model.to(device)
-    ck = read_checkpoint(job) if job.resume else None
+    ck = read_checkpoint(job, world) if job.resume else None
     done: list[dict[str, Any]] = list(ck["done"]) if ck is not None else []
     first_stage = ck["stage"] if ck is not None else 0
     stop = {"now": False}
@@ -310,7 +319,8 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
         stop["now"] = True
 
     old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    # mixed precision from an accelerate config is accelerate's (prepare wraps the forward); else bf16 on CUDA as always
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and torch.cuda.is_bf16_supported() and dist.mixed_precision == "no" else None
     steps_here = 0  # steps taken by this process (stop_after_steps counts these)
     trainable_total = 0
     try:
@@ -345,6 +355,8 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                     torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
                 start, losses, prior_seconds = ck["step"], list(ck["losses"]), ck["seconds"]
                 emit({"event": "info", "message": f"resumed from {checkpoint_path(job)} at {label}step {start}/{total}"})
+            # several processes: the DDP wrapper runs the forward (and syncs gradients); `model` stays the unwrapped one
+            fwd, step_opt = dist.prepare(model, opt)
             model.train()
             perm_cache: dict = {}
             rperm_cache: dict = {}
@@ -352,27 +364,31 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
             t_train = time.time()
             tokens_since, t_since = 0, time.time()
             step = start
-            per_step = st.batch_size * st.grad_accum
+            per_step = st.batch_size * st.grad_accum * world  # windows of one step, all processes together
             while step < total:
-                if stop["now"] or (job.stop_after_steps is not None and steps_here >= job.stop_after_steps):
-                    write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done)
-                    emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
+                # all processes stop at the same step (one all-reduce of the flag; nothing in one process)
+                if dist.any(stop["now"]) or (job.stop_after_steps is not None and steps_here >= job.stop_after_steps):
+                    if dist.main:
+                        write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done, world)
+                        emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
+                    dist.barrier()
                     raise Interrupted(step)
                 micro_batches = []
                 for micro in range(st.grad_accum):
                     rows = []
                     for j in range(st.batch_size):
-                        is_replay, idx = visit(step * per_step + micro * st.batch_size + j, frac)
+                        # rank r takes the r-th batch_size windows of the micro-batch's batch_size x world
+                        is_replay, idx = visit(step * per_step + (micro * world + rank) * st.batch_size + j, frac)
                         if is_replay:
                             rows.append(rwindows[sample_index(seed + 1, nr, idx, rperm_cache)])
                         else:
                             rows.append(windows[sample_index(seed, n, idx, perm_cache)])
                     micro_batches.append(torch.stack(rows).to(device))
-                lv = accumulate(model, micro_batches, autocast)
+                lv = dist.mean(accumulate(fwd, micro_batches, autocast, dist.backward))
                 tokens_since += per_step * st.seq_len
-                opt.step()
+                step_opt.step()
                 sched.step()
-                opt.zero_grad(set_to_none=True)
+                step_opt.zero_grad(set_to_none=True)
                 step += 1
                 steps_here += 1
                 if not math.isfinite(lv):
@@ -384,10 +400,12 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                           "tokens_per_s": tokens_since / dt, "stage": si, "stages": len(job.plan)})
                     tokens_since, t_since = 0, time.time()
                 due = (job.checkpoint_steps is not None and step % job.checkpoint_steps == 0) or time.time() - last_ck >= job.checkpoint_seconds
-                if due and step < total:
-                    write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done)
+                if due and step < total and dist.main:
+                    write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done, world)
                     emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
                     last_ck = time.time()
+            dist.end_stage()
+            del fwd, step_opt
             for h in hooks:
                 h.remove()
             for p in model.parameters():
@@ -410,7 +428,7 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     last = job.plan[-1]
     train_seconds = sum(d["seconds"] for d in done)
     summary = {
-        "engine": "torch", "written_by": "hack-tokenizer tune", "job": job_key(job), "device": str(device),
+        "engine": "torch", "written_by": "hack-tokenizer tune", "job": job_key(job, world), "device": str(device), **dist.info(),
         "threads": torch.get_num_threads(), "new_tokens": len(new_ids), "trainable_parameters": trainable_total,
         "corpus": corpus_info, "replay": ({**replay_info, "file": os.path.abspath(job.replay)} if replay_info else None),
         "steps": sum(d["steps"] for d in done), "resumed_at": (ck["step"] if ck is not None else None) or None,
@@ -421,8 +439,12 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
         "versions": {"torch": torch.__version__},
     }
     model.eval()
+    if not dist.main:  # the other processes' replicas equal rank 0's: it alone writes the output
+        dist.end()
+        return summary
     emit({"event": "phase", "phase": "writing", "out": job.out})
     write_output(job, model, summary, emit, lora=last.recipe == "lora")
+    dist.end()
     summary["seconds"] = time.time() - t0
     emit({"event": "done", "out": job.out, "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
           "tokens_per_s": summary["tokens_per_s"], "seconds": summary["seconds"]})
