@@ -7,7 +7,7 @@ import { camelOf } from '../io/params.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { TORCH_DEFAULTS, TS_ONLY_OPTIONS } from '../tune/options.ts';
 import { readStageRecipe, type StageRecipe } from '../tune/stages.ts';
-import { checkPython, runTorchTune, type Recipe, type TorchJob } from '../tune/torch-engine.ts';
+import { checkAccelerateConfig, checkPython, runTorchTune, type Recipe, type TorchJob } from '../tune/torch-engine.ts';
 import { resolveModelForCli } from './download.ts';
 import { flagOf, formatError, specsOf } from './options.ts';
 import { info, progressBar, type Progress } from './progress.ts';
@@ -57,7 +57,8 @@ export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command):
       throw new HackError('BUDGET', `the budget of ${String(v.maxTokens)} tokens is smaller than one batch ({opt:batchSize} ${bs} x {opt:gradAccum} ${ga} x {opt:seqLen} ${sl} = ${bs * ga * sl} tokens)`, { option: 'maxTokens' });
     }
   }
-  // Python and its pinned packages before anything is loaded or downloaded
+  // the accelerate config, then Python and its pinned packages, before anything is loaded or downloaded
+  if (v.accelerateConfig !== undefined) await checkAccelerateConfig(v.accelerateConfig as string);
   const checked = checkPython();
   const pick = <T>(k: string, dflt: T): T => (given(k) ? (v[k] as T) : dflt);
   const model = (await loadModelDir(await resolveModelForCli(v.model as string))).dir;
@@ -69,6 +70,7 @@ export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command):
     seed: v.seed as number, threads: v.threads as number | undefined, device: v.device as TorchJob['device'],
     resume: v.resume === true, checkpointSeconds: pick('checkpointSeconds', TORCH_DEFAULTS.checkpointSeconds),
     saveDtype: v.saveDtype as TorchJob['saveDtype'], force: v.force === true,
+    accelerateConfig: v.accelerateConfig as string | undefined,
   };
   const job: TorchJob = staged ? { ...common, stages: staged.stages } : {
     ...common,

@@ -55,6 +55,7 @@ export const TORCH_TUNE_OPTIONS: readonly ParamSpec[] = [
   { key: 'loraR', kind: 'int', min: 1, default: 8, doc: '--engine torch --recipe lora: adapter rank' },
   { key: 'loraAlpha', kind: 'number', above: 0, default: 16, doc: '--engine torch --recipe lora: adapter alpha' },
   { key: 'loraTargets', kind: 'list', default: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], doc: '--engine torch --recipe lora: module names that get adapters' },
+  { key: 'accelerateConfig', kind: 'string', arg: '<file.yaml>', doc: '--engine torch: train in several processes (GPUs or nodes) with `accelerate launch --config_file <file.yaml>`: data parallel, each process takes --batch-size windows of every step (see README, "Several GPUs or nodes")' },
   { key: 'saveDtype', kind: 'choice', choices: ['keep', 'float32', 'bfloat16', 'float16'], default: 'keep', doc: '--engine torch: dtype of the written weights (keep: the input model\'s)' },
 ];
 

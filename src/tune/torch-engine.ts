@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 import { HackError, opt } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { checkNotInput, checkOutput, makeDirs, writeOutputDir } from '../io/output.ts';
@@ -124,6 +125,8 @@ export interface TorchJob {
   keepAdapter?: boolean;
   saveDtype?: 'keep' | 'float32' | 'bfloat16' | 'float16';
   force?: boolean;
+  /** An accelerate config file: the engine runs under `accelerate launch --config_file <it>` (several processes). */
+  accelerateConfig?: string;
 }
 
 export interface TorchStep { step: number; total: number; loss: number; lr: number; tokensPerS: number; stage?: number; stages?: number }
@@ -207,13 +210,59 @@ export function selfReplayBytes(j: TorchJob, corpusBytes: number): number {
   return Math.ceil(Math.max(tokens, 4 * longest) * BYTES_PER_TOKEN);
 }
 
+/** accelerate's distributed types (accelerate 1.15 `DistributedType`). */
+const DISTRIBUTED_TYPES = ['NO', 'MULTI_CPU', 'MULTI_GPU', 'MULTI_NPU', 'MULTI_MLU', 'MULTI_SDAA', 'MULTI_MUSA', 'MULTI_XPU', 'MULTI_HPU', 'MULTI_NEURON',
+  'DEEPSPEED', 'FSDP', 'XLA', 'MEGATRON_LM'];
+/** Those the engine trains correctly: every process holds the whole model and optimizer state (data parallel). */
+const REPLICATED = DISTRIBUTED_TYPES.slice(0, 10);
+/** Why the sharded ones are refused (the engine says the same: python/hack_tokenizer_train/dist.py). */
+const SHARDED_WHY = 'the engine\'s checkpoints, resume and output read the model and the optimizer state on rank 0, which it shards across processes (and the rows recipe\'s gradient mask would see flattened shards, not rows); use a data-parallel config (distributed_type: MULTI_GPU)';
+
+export interface AccelerateConfig { file: string; distributedType: string; numProcesses?: number; numMachines?: number }
+
+/**
+ * Check an accelerate config file before any work: it exists, parses as YAML (or JSON), and is an accelerate
+ * config (a mapping with accelerate's `distributed_type`), of a type the engine can train (not DeepSpeed or FSDP).
+ * The file itself goes to accelerate unchanged.
+ */
+export async function checkAccelerateConfig(file: string): Promise<AccelerateConfig> {
+  const where = { option: 'accelerateConfig', file };
+  let text: string;
+  try { text = await fsp.readFile(file, 'utf8'); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new HackError('NO_SUCH_FILE', code === 'ENOENT' ? 'file not found' : `cannot read (${(e as Error).message})`, where);
+  }
+  let raw: unknown;
+  try { raw = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text); } catch (e) {
+    throw new HackError('BAD_OPTION', `not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`, where);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || typeof (raw as Record<string, unknown>).distributed_type !== 'string') {
+    throw new HackError('BAD_OPTION', 'not an accelerate config (no `distributed_type`; write one with `accelerate config --config_file <file>`)', where);
+  }
+  const c = raw as Record<string, unknown>;
+  const kind = String(c.distributed_type).toUpperCase();
+  if (!DISTRIBUTED_TYPES.includes(kind)) {
+    throw new HackError('BAD_OPTION', `distributed_type ${String(c.distributed_type)} is not one of accelerate's (${DISTRIBUTED_TYPES.join(', ')})`, where);
+  }
+  if (!REPLICATED.includes(kind)) {
+    const zero = kind === 'DEEPSPEED' && c.deepspeed_config && typeof c.deepspeed_config === 'object' ? (c.deepspeed_config as Record<string, unknown>).zero_stage : undefined;
+    const name = kind === 'DEEPSPEED' ? `DeepSpeed${zero !== undefined ? ` ZeRO-${String(zero)}` : ''}` : kind;
+    throw new HackError('UNSUPPORTED_DISTRIBUTED', `distributed_type ${kind} is not supported: ${SHARDED_WHY.replace('which it shards', `which ${name} shards`)}`, where);
+  }
+  for (const k of ['num_processes', 'num_machines']) {
+    const n = c[k];
+    if (n !== undefined && !(Number.isInteger(n) && (n as number) >= 1)) throw new HackError('BAD_OPTION', `${k}: expected an integer >= 1, got ${JSON.stringify(n)}`, where);
+  }
+  return { file: path.resolve(file), distributedType: kind, numProcesses: c.num_processes as number | undefined, numMachines: c.num_machines as number | undefined };
+}
+
 /** The job key the engine named in an error, as the library's option name (the CLI spells it as a flag). */
 const KEY_TO_OPTION: Record<string, string> = {
   model: 'model', original: 'original', corpus: 'corpus', out: 'out', work_dir: 'workDir', recipe: 'recipe', lr: 'lr',
   batch_size: 'batchSize', seq_len: 'seqLen', epochs: 'epochs', max_tokens: 'maxTokens', max_steps: 'maxSteps',
   corpus_bytes: 'corpusBytes', warmup_steps: 'warmupSteps', weight_decay: 'weightDecay', device: 'device', resume: 'resume',
   lora_r: 'loraR', lora_targets: 'loraTargets', threads: 'threads', seed: 'seed', grad_accum: 'gradAccum', replay: 'replay',
-  replay_ratio: 'replayRatio', stages: 'stages',
+  replay_ratio: 'replayRatio', stages: 'stages', accelerate_config: 'accelerateConfig',
 };
 
 /** The option an engine error is about: a stage's key (`stages[1].lr`) is the stages recipe's. */
@@ -231,6 +280,8 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
   const root = repoRoot();
   if (!job.stages && job.recipe === undefined) throw new HackError('MISSING_OPTION', 'missing (what to train: a recipe, or stages)', { option: 'recipe' });
   if (job.stages && job.stages.length === 0) throw new HackError('BAD_OPTION', 'an empty list of stages', { option: 'stages' });
+  // the accelerate config before Python (and anything else) is touched
+  const accel = job.accelerateConfig !== undefined ? await checkAccelerateConfig(job.accelerateConfig) : undefined;
   const py = opts.checked ?? checkPython(opts.python ?? findPython(process.env, root), root);
   const replayGiven = job.replay !== undefined && job.replay !== 'self' ? job.replay : undefined;
   const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus, replayGiven], force: job.force };
@@ -266,15 +317,25 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
   return writeOutputDir(req, async (tmp) => {
     const jobFile = path.join(path.resolve(job.workDir), 'job.json');
     await fsp.writeFile(jobFile, JSON.stringify(jobJson(job, tmp, replayFile), null, 2) + '\n');
-    const s = await runChild(py, jobFile, root, cb);
+    const s = await runChild(py, jobFile, root, cb, accel);
     return { ...s, out: job.out };
   }, true);
 }
 
-function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallbacks): Promise<TorchSummary> {
+/**
+ * The child's command line: the engine itself, or accelerate's launcher starting it in every process with the same
+ * job file (`-m`: the engine is a module). On SIGINT the launcher (torchrun's agent) passes it on to every process
+ * and waits for them (TORCHELASTIC_SHUTDOWN_TIMEOUT, default 30 s): they stop at the same step, rank 0 checkpoints.
+ */
+export function childArgs(jobFile: string, accel?: AccelerateConfig): string[] {
+  const engine = ['-m', 'hack_tokenizer_train', jobFile];
+  return accel ? ['-m', 'accelerate.commands.launch', '--config_file', accel.file, ...engine] : engine;
+}
+
+function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallbacks, accel?: AccelerateConfig): Promise<TorchSummary> {
   return new Promise((resolve, reject) => {
     // own process group: a terminal's Ctrl-C reaches only us, and we forward it once, so the child can checkpoint
-    const child = spawn(py.python, ['-m', 'hack_tokenizer_train', jobFile], {
+    const child = spawn(py.python, childArgs(jobFile, accel), {
       env: { ...process.env, PYTHONPATH: pythonPath(root), PYTHONUNBUFFERED: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     });
     let stderr = '';
@@ -311,7 +372,8 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
           done = { out: String(ev.out), steps: Number(ev.steps), firstLoss: ev.first_loss as number | null, lastLoss: ev.last_loss as number | null,
             tokensPerS: Number(ev.tokens_per_s), seconds: Number(ev.seconds), python: py.python };
           break;
-        case 'error': error = { code: String(ev.code), key: (ev.key as string | null) ?? null, message: String(ev.message) }; break;
+        // several processes: the first error reported is the cause (the others' come after it, if at all)
+        case 'error': error ??= { code: String(ev.code), key: (ev.key as string | null) ?? null, message: String(ev.message) }; break;
         case 'interrupted': interruptedAt = ev.step === null ? null : Number(ev.step); break;
         default: break;
       }
@@ -352,12 +414,13 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
         return reject(new HackError('INTERRUPTED', `interrupted${interruptedAt !== null ? ` at step ${interruptedAt}` : ''}; the checkpoint is in ${path.dirname(jobFile)}: rerun the same command with ${opt('resume')} to continue`));
       }
       const e = error as { code: string; key: string | null; message: string } | null;
-      if (code === EXIT_JOB && e) {
+      // accelerate's launcher exits 1 whatever its processes' codes: the error line tells a bad job from a crash
+      if (e && (code === EXIT_JOB || (accel !== undefined && code !== 0 && e.code !== 'CRASH'))) {
         const option = optionOfKey(e.key);
         return reject(new HackError(e.code === 'BAD_JOB' ? 'BAD_OPTION' : e.code, e.message, option ? { option } : {}));
       }
       const tail = lastLines(stderr, 5);
-      reject(new HackError('TRAIN_FAILED', `the PyTorch engine failed (${sig ? `signal ${sig}` : `exit ${code}`})${e ? `: ${e.message}` : ''}${tail ? `; its last messages: ${tail}` : ''}`));
+      reject(new HackError('TRAIN_FAILED', `the PyTorch engine${accel ? ' (under accelerate launch)' : ''} failed (${sig ? `signal ${sig}` : `exit ${code}`})${e ? `: ${e.message}` : ''}${tail ? `; its last messages: ${tail}` : ''}`));
     });
   });
 }
