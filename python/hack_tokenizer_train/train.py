@@ -304,7 +304,7 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     corpus_info["windows"] = plans[0][0].shape[0]
     emit({"event": "info", "message": f"{corpus_info['tokens']} tokens from {corpus_info['bytes']} bytes"
           + (f" + replay {replay_info['tokens']} tokens" if replay_info else "") + f"; {len(job.plan)} stage(s): "
-          + "; ".join(f"{st.recipe} {total} steps of {st.batch_size}x{st.grad_accum} windows of {st.seq_len}" for st, (_, _, total) in zip(job.plan, plans))
+          + "; ".join(f"{st.recipe} {total} steps of {st.batch_size}x{st.grad_accum}{f'x{world}' if world > 1 else ''} windows of {st.seq_len}" for st, (_, _, total) in zip(job.plan, plans))
           + f"; device {device}; {torch.get_num_threads()} threads" + (f"; {world} processes ({dist.info()['distributed_type']})" if world > 1 else "")})
 
     model = AutoModelForCausalLM.from_pretrained(job.model, dtype=torch.float32, attn_implementation="eager" if device.type == "cpu" else None)

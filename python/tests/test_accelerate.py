@@ -85,6 +85,25 @@ def test_a_failing_process_is_named_and_fails_the_launch(tmp_path, pt_corpus):
     assert any(e.get("rank") == 1 and e["message"].startswith("process 1 of 2: ") for e in errs), errs
 
 
+def test_a_crash_in_one_process_surfaces(tmp_path, pt_corpus):
+    # rank 1 alone fails in its first step (injected through sitecustomize); rank 0 is stopped by the launcher
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import os\nif os.environ.get('RANK') == '1':\n    import hack_tokenizer_train.train as t\n"
+        "    def boom(*a, **k):\n        raise RuntimeError('injected failure')\n    t.accumulate = boom\n")
+    data = {"model": TINY, "corpus": [pt_corpus], "out": str(tmp_path / "o"), "work_dir": str(tmp_path / "w"), "recipe": "full",
+            "lr": 1e-3, "batch_size": 1, "seq_len": 32, "max_steps": 3, "device": "cpu", "threads": 1}
+    (tmp_path / "job.json").write_text(json.dumps(data))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(ROOT, "python"), str(inject)]), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config(tmp_path / "acc.yaml"),
+                        "-m", "hack_tokenizer_train", str(tmp_path / "job.json")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode != 0
+    errs = [e for e in events(r.stdout) if e["event"] == "error"]
+    assert errs[0]["rank"] == 1 and errs[0]["code"] == "CRASH" and errs[0]["message"] == "process 1 of 2: RuntimeError: injected failure", errs
+    assert not (tmp_path / "o").exists()
+
+
 def test_sharded_types_are_refused():
     from hack_tokenizer_train.dist import check_kind
     from hack_tokenizer_train.job import JobError
