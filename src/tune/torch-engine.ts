@@ -395,7 +395,8 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
         cb.onInfo?.('\ninterrupted: the engine writes a checkpoint and stops (Ctrl-C again to kill it)');
         try { child.kill('SIGINT'); } catch { /* gone already */ }
       } else {
-        try { child.kill('SIGKILL'); } catch { /* gone already */ }
+        // the whole group: under accelerate launch the training processes are the launcher's children
+        try { process.kill(-child.pid!, 'SIGKILL'); } catch { try { child.kill('SIGKILL'); } catch { /* gone already */ } }
       }
     };
     process.removeAllListeners('SIGINT');
