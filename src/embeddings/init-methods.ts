@@ -2,9 +2,10 @@
 // pure function. A new token's "sub-token rows" are the rows (of the matrix being initialized) of
 // its tokenization by the ORIGINAL tokenizer, special tokens never included. Methods that do not
 // look at sub-tokens (random, hf-mean-resizing) read statistics of the existing rows and a seeded
-// random source from the context instead. Methods that `combine` (focus, wechsel, omp, merge) build
-// the new row as a weighted sum of EXISTING tokens' rows, chosen from the init sources (auxiliary
-// embeddings, the merge tree); their `init` is the fallback (mean) for tokens they cannot place.
+// random source from the context instead. Methods that `combine` (focus, wechsel, omp, merge)
+// build the new row as a weighted sum of EXISTING tokens' rows, chosen from the init sources (auxiliary
+// embeddings, the merge tree); their `init` is the fallback (mean) for tokens they cannot place. A method may weigh the sub-tokens differently for the input and the output matrix
+// (adaptivocab): the context says which matrix a row is for.
 import { HackError } from '../io/errors.ts';
 import { focusWeights, mergeTreeWeights, ompWeights, similarities, wechselWeights, type Weights } from './aux-methods.ts';
 
@@ -30,11 +31,16 @@ export interface InitContext {
   stats: RowStats | null;
   /** Uniform [0, 1) source, seeded by the caller. */
   random: () => number;
+  /**
+   * The matrix the row is for: 'input' (embed_tokens) or 'output' (an untied lm_head). A tied model's
+   * one matrix is 'input'. Absent: 'input'.
+   */
+  matrix?: 'input' | 'output';
 }
 
 export type MethodName =
   | 'mean' | 'min' | 'max' | 'quantile' | 'weighted_drop' | 'random' | 'hf-mean-resizing' | 'zero' | 'first' | 'last'
-  | 'focus' | 'wechsel' | 'omp' | 'merge';
+  | 'adaptivocab' | 'focus' | 'wechsel' | 'omp' | 'merge';
 
 /**
  * What a method reads: the sub-token rows, the per-dimension range, the mean + covariance, nothing,
@@ -167,6 +173,32 @@ export function weightedDropWeights(k: number, n: number): Float64Array {
 export function initWeightedDrop(k: number, sub: readonly Float32Array[], out: Float32Array): void {
   requireSub(sub, 'weighted_drop');
   const w = weightedDropWeights(k, sub.length);
+  for (let d = 0; d < out.length; d++) {
+    let s = 0;
+    for (let i = 0; i < sub.length; i++) s += w[i] * sub[i][d];
+    out[d] = s;
+  }
+}
+
+/**
+ * AdaptiVocab's exponential weights over the n sub-tokens in order, normalized to sum 1: exp(2i) for
+ * input rows (favouring the LAST piece, which the model reads just before predicting on), exp(-2i)
+ * for output rows (favouring the FIRST piece, the one the model would have emitted first).
+ */
+export function adaptivocabWeights(n: number, matrix: 'input' | 'output'): Float64Array {
+  const w = new Float64Array(n);
+  const sign = matrix === 'output' ? -1 : 1;
+  // shifted by the largest exponent (no overflow for long tokenizations); the ratios are the same
+  const top = sign > 0 ? 2 * (n - 1) : 0;
+  let s = 0;
+  for (let i = 0; i < n; i++) { w[i] = Math.exp(sign * 2 * i - top); s += w[i]; }
+  for (let i = 0; i < n; i++) w[i] /= s;
+  return w;
+}
+
+export function initAdaptivocab(sub: readonly Float32Array[], matrix: 'input' | 'output', out: Float32Array): void {
+  requireSub(sub, 'adaptivocab');
+  const w = adaptivocabWeights(sub.length, matrix);
   for (let d = 0; d < out.length; d++) {
     let s = 0;
     for (let i = 0; i < sub.length; i++) s += w[i] * sub[i][d];
@@ -390,6 +422,9 @@ const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
   zero: plainDef('zero', 'none', 'a zero row', { init: (_s, _c, o) => initZero(o) }),
   first: plainDef('first', 'subtokens', 'the first sub-token\'s row', { init: (s, _c, o) => initFirst(s, o) }),
   last: plainDef('last', 'subtokens', 'the last sub-token\'s row', { init: (s, _c, o) => initLast(s, o) }),
+  adaptivocab: plainDef('adaptivocab', 'subtokens',
+    'AdaptiVocab: sub-token i of n weighted exp(2i) for input rows (favours the last), exp(-2i) for output rows (favours the first), normalized; a tied model\'s one matrix takes the input weights',
+    { init: (s, c, o) => initAdaptivocab(s, c.matrix ?? 'input', o) }),
   focus: plainDef('focus', 'aux', 'sparsemax over cosine similarities, in auxiliary embeddings, to the shared (old) tokens, times their rows (FOCUS)',
     { init: (s, _c, o) => initMean(s, o), combine: combineFocus }, 'sources'),
   wechsel: { usage: 'wechsel(k,t)', form: 'wechsel(k,t) with integer k >= 1 and t > 0, e.g. wechsel(10,0.1)',

@@ -128,6 +128,8 @@ export interface ComputeRowsOptions {
   tokens: NewRowSpec[];
   method: InitMethod;
   seed: number;
+  /** Which matrix the rows are for (InitContext.matrix): 'input' (embed_tokens, also a tied model's one matrix) or 'output' (lm_head). */
+  matrix: 'input' | 'output';
   /** Combining methods: each token's combination of existing rows (null: the method's fallback), from computeCombinations. */
   combos?: Map<number, Combination | null>;
 }
@@ -167,7 +169,7 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
   let stats: RowStats | null = null;
   if (needStats) ({ sub, stats } = await scanMatrix(model, tensor, needed, method.needs === 'gaussian'));
   else sub = await gatherRows(model, tensor, needed);
-  const ctx = { hidden, stats, random: seededRandom(opts.seed) };
+  const ctx = { hidden, stats, random: seededRandom(opts.seed), matrix: opts.matrix };
   const rows = new Map<number, Uint8Array>();
   if (combos) {
     const out = new Float32Array(hidden);
@@ -259,9 +261,9 @@ export async function writeExtendedModel(model: ModelDir, dir: string, opts: Wri
   };
   const inC = combosFor(opts.init);
   const outC = model.tied ? undefined : combosFor(outMethod);
-  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed, combos: inC?.combos });
+  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed, matrix: 'input', combos: inC?.combos });
   const headPatch = model.tied ? null
-    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: outMethod, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0, combos: outC?.combos });
+    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: outMethod, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0, matrix: 'output', combos: outC?.combos });
   const edits: Record<string, MatrixEdit> = { [EMBED_TENSOR]: { rows: plan.rows, set: embedPatch.rows } };
   if (headPatch) edits[LM_HEAD_TENSOR] = { rows: plan.rows, set: headPatch.rows };
   const written = await writeModel(dir, {
