@@ -136,7 +136,7 @@ export interface ComputeRowsOptions {
 
 /**
  * The combination of existing rows for every new token (combining methods only); `fallbacks` counts
- * the tokens the method could not place (no auxiliary vector, unknown merge), which get `init` instead.
+ * the tokens the method could not place (no auxiliary vector, unknown merge, never in the corpus), which get `init` instead.
  * Computed once and used for both matrices of an untied model.
  */
 export function computeCombinations(tokens: NewRowSpec[], method: InitMethod, sources: InitSources): { combos: Map<number, Combination | null>; fallbacks: number } {
@@ -232,7 +232,7 @@ export interface WriteModelOptions {
   /** Output rows of an untied model (default: `init`). Ignored for tied models, which have one matrix. */
   initOutput?: InitMethod;
   seed?: number;
-  /** What combining methods read (auxiliary embeddings, merge tree). */
+  /** What combining methods read (auxiliary embeddings, merge tree, corpus alignments). */
   sources?: InitSources;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
