@@ -155,7 +155,7 @@ test('extend CLI: --init focus with --tokens trains on --corpus (cache dir), ref
   assert.ok((await fsp.readdir(cache)).some((f) => f.endsWith('.bin')));
 });
 
-test('compare-init CLI scores focus and merge beside mean (auxiliary embeddings from --corpus); merge refused in added mode', async () => {
+test('compare-init CLI scores focus, merge, align and adaptivocab beside mean (auxiliary embeddings from --corpus); merge refused in added mode', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -166,7 +166,7 @@ test('compare-init CLI scores focus and merge beside mean (auxiliary embeddings 
   await assert.rejects(cliFails(['compare-init', '--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,merge', '--mode', 'added', '--out', path.join(base, 'bad')]), /--mode merges/);
   await assert.rejects(fsp.access(path.join(base, 'bad')));
   const out = path.join(base, 'out');
-  const { stdout } = await run(['--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,focus,merge', '--samples', '4', '--max-context', '6', '--threads', '1', '--out', out]);
-  for (const m of ['mean', 'focus', 'merge']) assert.match(stdout, new RegExp(`\\| ${m} \\|`));
+  const { stdout } = await run(['--model', model, '--corpus', corpus, '--num-tokens', '4', '--methods', 'mean,focus,merge,align,adaptivocab', '--samples', '4', '--max-context', '6', '--threads', '1', '--out', out]);
+  for (const m of ['mean', 'focus', 'merge', 'align', 'adaptivocab']) assert.match(stdout, new RegExp(`\\| ${m} \\|`));
   assert.ok((await fsp.readdir(out + '.work/aux')).some((f) => f.endsWith('.json')));
 });

@@ -64,8 +64,8 @@ async function newTokens(m: ModelDir, plan: RowPlan): Promise<{ specs: NewRowSpe
   return { specs, json };
 }
 
-/** Hand reference of each method over the sub-token values of one dimension (in order). */
-function reference(spec: string, vals: number[]): number | null {
+/** Hand reference of each method over the sub-token values of one dimension (in order), for the input or output matrix. */
+function reference(spec: string, vals: number[], tensor: string): number | null {
   const n = vals.length;
   const sorted = [...vals].sort((a, b) => a - b);
   if (spec === 'mean') return vals.reduce((a, b) => a + b, 0) / n;
@@ -81,6 +81,14 @@ function reference(spec: string, vals: number[]): number | null {
     vals.forEach((v, i) => { s += v * 2 ** (n - i); w += 2 ** (n - i); });
     return s / w;
   }
+  if (spec === 'adaptivocab') {
+    // exp(2i) on embed_tokens (a tied model's one matrix), exp(-2i) on lm_head
+    const sign = tensor === LM_HEAD_TENSOR ? -1 : 1;
+    let s = 0;
+    let w = 0;
+    vals.forEach((v, i) => { s += v * Math.exp(sign * 2 * i); w += Math.exp(sign * 2 * i); });
+    return s / w;
+  }
   return null; // random / hf-mean-resizing: checked by range / mean
 }
 
@@ -94,7 +102,7 @@ async function checkNewRows(out: ModelDir, tensor: string, f: (r: number, d: num
     const row = await readWeightF32(out.weights, tensor, [t.id, t.id + 1]);
     for (let d = 0; d < hidden; d++) {
       const vals = t.subIds.map((s) => f(s, d));
-      const ref = reference(spec, vals);
+      const ref = reference(spec, vals, tensor);
       const col = Array.from({ length: oldRows }, (_, r) => f(r, d));
       const lo = Math.min(...col);
       const hi = Math.max(...col);
@@ -170,7 +178,7 @@ test('tied llama (bf16): every method, old rows bit-identical, other tensors byt
 test('untied qwen2 (f16, padded, v4 config): output rows by --init-output from lm_head rows', async () => {
   const src = await patternModel({ arch: 'qwen2', tied: false, dtype: 'F16', hidden: 16, merges: 48, padRows: 6, configForm: 'v4' });
   assert.equal(src.embeddingRows - src.tokenizerSize, 6);
-  for (const [init, initOutput] of [['mean', 'weighted_drop(2)'], ['first', undefined], ['quantile(0.5)', 'last'], ['min', 'max'], ['zero', 'random'], ['hf-mean-resizing', 'mean']] as const) {
+  for (const [init, initOutput] of [['mean', 'weighted_drop(2)'], ['first', undefined], ['quantile(0.5)', 'last'], ['min', 'max'], ['zero', 'random'], ['hf-mean-resizing', 'mean'], ['adaptivocab', undefined]] as const) {
     const { plan, specs, out } = await extend(src, 5, init, initOutput);
     assert.equal(out.tied, false);
     assert.equal(plan.firstId, src.embeddingRows, 'appended after the padding rows');

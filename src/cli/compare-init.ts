@@ -22,7 +22,7 @@ import { progressBar, info, type Progress } from './progress.ts';
 export const COMPARE_INIT_OPTIONS: OptionSpec[] = [
   MODEL(),
   { key: 'corpus', kind: 'string', arg: '<file>', required: true, doc: 'target-language corpus (text or .gz, one paragraph per line); probes are drawn from it, and new tokens learned on it unless --tokens is given' },
-  { key: 'methods', kind: 'list', default: 'all', doc: `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}; add ${SOURCE_METHODS.join(', ')} by name: they train auxiliary embeddings on --corpus / need merges mode). Forms: ${VALID_FORMS.join('; ')}` },
+  { key: 'methods', kind: 'list', default: 'all', doc: `comma-separated init methods, or "all" (${ALL_METHODS.join(', ')}; add ${SOURCE_METHODS.join(', ')} by name: they train auxiliary embeddings on --corpus / need merges mode / align on --corpus). Forms: ${VALID_FORMS.join('; ')}` },
   NUM_TOKENS('how many new tokens (learned on --corpus, or the first N of --tokens)'),
   { key: 'tokens', kind: 'string', arg: '<tokens.json>', doc: 'use this token list (from `hack-tokenizer tokens`) instead of learning one' },
   { key: 'samples', kind: 'int', min: 1, default: COMPARE_INIT_DEFAULTS.samples, doc: 'probes: lines with a new token after their first position, one occurrence each' },
@@ -96,7 +96,7 @@ async function run(f: Flags): Promise<void> {
     await fsp.mkdir(work, { recursive: true });
     const r = await compareInit({
       model, tokens, lines, methods, samples: f.samples, seed: f.seed, mode: f.mode, maxContext: f.maxContext, batchSize: f.batchSize, threads: f.threads, workDir: work,
-      // focus / wechsel / omp: auxiliary embeddings trained on --corpus, cached beside --out
+      // focus / wechsel / omp: auxiliary embeddings trained on --corpus, cached beside --out; align reads its first 10MB
       aux: { corpus: [f.corpus], cacheDir: path.resolve(f.out) + '.work/aux', settings: { seed: f.seed }, onPhase: (p) => info(p) },
       onPhase: (p) => info(p),
       onProgress: (e) => {

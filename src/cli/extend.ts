@@ -164,7 +164,7 @@ export const EXTEND_OPTIONS: OptionSpec[] = [
   { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'with --init: seed of the random and hf-mean-resizing methods, and of the auxiliary embeddings' },
   { key: 'auxCache', kind: 'string', arg: '<dir>', doc: 'with --init focus|wechsel|omp: cache directory of the auxiliary embeddings', defaultText: '<out>.work/aux' },
   { key: 'auxNgrams', kind: 'bool', doc: 'with --init focus|wechsel|omp: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)' },
-  { key: 'auxMaxBytes', kind: 'size', min: 1, doc: 'with --init focus|wechsel|omp: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines)' },
+  { key: 'auxMaxBytes', kind: 'size', min: 1, doc: 'with --init focus|wechsel|omp: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines); with --init align: align over the first N bytes (default 10MB)' },
 ];
 
 export function register(program: Command): void {
@@ -231,12 +231,17 @@ as an output row, a linear method makes the new token's logit the same combinati
 logits (mean: their average; weighted_drop(K): mostly the first sub-token's; first/last: exactly that
 sub-token's logit), min/max/quantile act per dimension (not on logits), zero gives logit 0 in every
 context, random / hf-mean-resizing ignore the sub-tokens (hf-mean-resizing ~ the average row's logit).
+adaptivocab weighs the pieces per matrix (input exp(2i), output exp(-2i)); a tied model's one row takes the
+input weights (mostly the last sub-token's row, so also mostly its logit).
 Methods that combine EXISTING tokens' rows (the same combination for input and output rows):
 ${methodLines('sources')}
 The auxiliary embeddings (focus, wechsel, omp) are trained here on --corpus tokenized with the EXTENDED
 tokenizer: word-level CBOW with negative sampling (dim 100, window 5, 10 negatives, 3 epochs, seeded),
 cached in --aux-cache; --aux-ngrams adds fastText's character n-grams 3-6. With --tokens, --corpus is then used for these embeddings only. New tokens without
 a vector (too rare in the corpus) or without a known merge get the mean of their sub-token rows (counted).
+align tokenizes the first --aux-max-bytes of --corpus (default 10MB, whole lines) with both tokenizers;
+spans are compared in bytes (a byte-level piece of "ç" overlaps only the bytes it holds); tokens that
+never occur there get the mean (counted as fallbacks).
 Old rows are copied byte for byte; new ids start after every existing row (padding rows kept) unless
 --use-padding-rows.`;
 
@@ -246,20 +251,21 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
   const initOutput = o.initOutput === undefined ? undefined : initFlag(o.initOutput, 'initOutput');
   checkInitNeeds([init, initOutput ?? init], { mode: o.mode as ExtendMode, corpus: o.corpus });
   const needsAux = [init, initOutput ?? init].some((m) => m.needs === 'aux');
-  if (!needsAux && (o.auxCache !== undefined || o.auxMaxBytes !== undefined || o.auxNgrams)) {
-    throw new HackError('BAD_OPTION', '{opt:auxCache}, {opt:auxMaxBytes} and {opt:auxNgrams} shape the auxiliary embeddings of focus, wechsel(k,t) and omp(k); this {opt:init} does not use them', { option: 'init' });
+  const needsCorpus = needsAux || [init, initOutput ?? init].some((m) => m.needs === 'corpus');
+  if (!needsAux && (o.auxCache !== undefined || o.auxNgrams || (!needsCorpus && o.auxMaxBytes !== undefined))) {
+    throw new HackError('BAD_OPTION', '{opt:auxCache}, {opt:auxMaxBytes} and {opt:auxNgrams} shape the auxiliary embeddings of focus, wechsel(k,t) and omp(k) ({opt:auxMaxBytes} also bounds align\'s corpus); this {opt:init} does not use them', { option: 'init' });
   }
   const model = await loadModelDir(await resolveModelForCli(o.model));
   resolveInitMethods(model, init, initOutput);
   const source: TokenizerSource = { tokenizerPath: model.tokenizerPath, modelDir: model.dir, label: o.model };
   const req = { path: o.out!, command: 'extend', inputs: inputsOf(o, source), force: o.force };
   await checkOutput({ ...req, kind: 'dir' });
-  const ext = await buildExtension(o, { firstId: modelFirstId(model, o.usePaddingRows === true), source, corpusForAux: needsAux, tokenizerConfig: model.tokenizerConfig });
+  const ext = await buildExtension(o, { firstId: modelFirstId(model, o.usePaddingRows === true), source, corpusForAux: needsCorpus, tokenizerConfig: model.tokenizerConfig });
   const report = extensionReport(ext);
   let bar: ReturnType<typeof progressBar> | null = null;
   let barPhase = '';
   let written!: Awaited<ReturnType<typeof writeModelExtension>>;
-  const aux = needsAux ? {
+  const aux = needsCorpus ? {
     corpus: o.corpus!, maxBytes: o.auxMaxBytes, cacheDir: o.auxCache ?? path.resolve(o.out!) + '.work/aux', settings: { seed: o.seed ?? 0, ...(o.auxNgrams ? NGRAM_SETTINGS : {}) },
     onPhase: (m: string) => info(m),
     onProgress: (phase: 'tokenize' | 'train', done: number, total: number) => {
@@ -280,14 +286,15 @@ async function extendWithWeights(o: ExtendFlags): Promise<void> {
     await writeTokensFile(path.join(tmp, 'tokens.json'), ext.list, 'extend');
     const weights = {
       init: written.init, initOutput: written.initOutput, tied: model.tied, oldRows: written.plan.oldRows, rows: written.plan.rows, seed: o.seed ?? 0,
-      // only combining methods (focus, wechsel, omp, merge) report fallbacks and auxiliary embeddings
+      // only combining methods (focus, wechsel, omp, merge, align) report fallbacks, auxiliary embeddings, alignment
       ...(init.combine || initOutput?.combine ? { fallbacks: written.fallbacks } : {}), ...(written.aux ? { aux: written.aux } : {}),
+      ...(written.align ? { align: written.align } : {}),
     };
     await fsp.writeFile(path.join(tmp, 'extend.json'), jsonOut({ ...report, weights, newIds: ext.result.newIds, skippedTokens: ext.result.skipped }));
   }, true);
   (bar as ReturnType<typeof progressBar> | null)?.stop();
   if (written.fallbacks.input || written.fallbacks.output) {
-    info(`note: ${written.fallbacks.input} new tokens (input rows) / ${written.fallbacks.output} (output rows) had no auxiliary vector or merge and got the mean of their sub-token rows`);
+    info(`note: ${written.fallbacks.input} new tokens (input rows) / ${written.fallbacks.output} (output rows) had no auxiliary vector, merge or occurrence in the corpus (align) and got the mean of their sub-token rows`);
   }
   info(`wrote ${o.out}: model with ${written.plan.rows} embedding rows (${written.plan.oldRows} before), ${report.added} new tokens (${report.skipped} skipped)`);
   process.stdout.write(jsonOut({ ...report, init: written.init, initOutput: written.initOutput, tied: model.tied, rows: written.plan.rows }));

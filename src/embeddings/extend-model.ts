@@ -10,11 +10,12 @@ import type { TokenizerJson } from '../io/model-dir.ts';
 import { parseInitMethod, type AuxSpace, type InitMethod, type InitSources, type MergeTree } from './init-methods.ts';
 import { planRows, validateNewRows, writeExtendedModel, SurgeryError, type NewRowSpec, type RowPlan } from './surgery.ts';
 import { auxEmbeddings, hasVector, type AuxResult, type AuxSettings } from './aux-embeddings.ts';
+import { corpusAlignment, type AlignReport } from './align-init.ts';
 
-/** Where the auxiliary embeddings come from (methods that need 'aux': focus, wechsel, omp). */
+/** Where the auxiliary embeddings come from (methods that need 'aux': focus, wechsel, omp), and align's corpus. */
 export interface AuxOptions {
   corpus: string[];
-  /** Use only the first maxBytes of the corpus (whole lines). */
+  /** Use only the first maxBytes of the corpus (whole lines); align reads at most ALIGN_DEFAULT_MAX_BYTES without it. */
   maxBytes?: number;
   /** Cache directory for the trained vectors (absent: no cache). */
   cacheDir?: string;
@@ -50,7 +51,7 @@ export interface ExtendModelOptions {
   padToMultipleOf?: number;
   /** Seed of the random methods (random, hf-mean-resizing). Default 0. */
   seed?: number;
-  /** For methods that need auxiliary embeddings (focus, wechsel, omp): the corpus to train them on. */
+  /** For methods that need auxiliary embeddings (focus, wechsel, omp): the corpus to train them on; align reads its corpus here too. */
   aux?: AuxOptions;
   /** Output model directory (written atomically). */
   out: string;
@@ -71,6 +72,8 @@ export interface ExtendModelResult {
   /** New tokens a combining method could not place (mean fallback), per matrix. */
   fallbacks: { input: number; output: number };
   aux: AuxReport | null;
+  /** align: what was read of the corpus. */
+  align: AlignReport | null;
 }
 
 const asMethod = (m: string | InitMethod): InitMethod => (typeof m === 'string' ? parseInitMethod(m) : m);
@@ -112,12 +115,15 @@ export function resolveInitMethods(model: ModelDir, init: string | InitMethod, i
 
 /**
  * Check, before any work, that what the methods need is there: a corpus for auxiliary embeddings
- * (focus, wechsel, omp), merges mode for `merge`.
+ * (focus, wechsel, omp) and for `align`, merges mode for `merge`.
  */
 export function checkInitNeeds(methods: InitMethod[], have: { mode?: ExtendMode; corpus?: string[] }): void {
   for (const m of methods) {
     if (m.needs === 'aux' && !(have.corpus && have.corpus.length > 0)) {
       throw new HackError('MISSING_OPTION', `init method ${m.spec} compares tokens in auxiliary embeddings trained on a corpus: give {opt:corpus} <file...>`, { option: 'corpus' });
+    }
+    if (m.needs === 'corpus' && !(have.corpus && have.corpus.length > 0)) {
+      throw new HackError('MISSING_OPTION', `init method ${m.spec} averages the original tokens under each new token's occurrences in a corpus: give {opt:corpus} <file...>`, { option: 'corpus' });
     }
     if (m.needs === 'merges' && have.mode !== 'merges') {
       throw new HackError('BAD_OPTION', `init method ${m.spec} follows the new tokens' merges: it needs {opt:mode} merges (got ${have.mode ?? 'none'})`, { option: 'init' });
@@ -174,7 +180,7 @@ export function auxSpaceOf(a: AuxResult, firstNew: number, specialIds: Set<numbe
  * directory `dir`, from a tokenizer extension computed beforehand.
  */
 export async function writeModelExtension(model: ModelDir, dir: string, opts: ModelExtensionOptions):
-  Promise<{ plan: RowPlan; files: string[]; init: string; initOutput: string; fallbacks: { input: number; output: number }; aux: AuxReport | null }> {
+  Promise<{ plan: RowPlan; files: string[]; init: string; initOutput: string; fallbacks: { input: number; output: number }; aux: AuxReport | null; align: AlignReport | null }> {
   const { init, initOutput } = resolveInitMethods(model, opts.init, opts.initOutput);
   const firstId = modelFirstId(model, opts.usePaddingRows);
   const ext = opts.result;
@@ -204,12 +210,18 @@ export async function writeModelExtension(model: ModelDir, dir: string, opts: Mo
     const newWithVector = specs.filter((t) => sources.aux!.unit(t.id) !== null).length;
     aux = { tokens: a.tokens, seconds: a.seconds, cached: a.cached, cacheFile: a.cacheFile, minCount: a.minCount, settings: a.settings, newWithVector, shared: sources.aux.sharedIds.length };
   }
+  let align: AlignReport | null = null;
+  if (methods.some((m) => m.needs === 'corpus')) {
+    const r = await corpusAlignment({ corpus: opts.aux!.corpus, original: model.tokenizerJson, extended: ext.json, firstNew: firstId, maxBytes: opts.aux!.maxBytes, onPhase: opts.aux!.onPhase });
+    sources.alignment = r.combos;
+    align = r.report;
+  }
   const extraFiles: Record<string, string> = {};
   if (opts.tokenizerConfig) extraFiles['tokenizer_config.json'] = JSON.stringify(opts.tokenizerConfig, null, 2) + '\n';
   const r = await writeExtendedModel(model, dir, {
     plan, tokens: specs, tokenizerJson: ext.json, extraFiles, init, initOutput, seed: opts.seed ?? 0, sources, onProgress: opts.onProgress,
   });
-  return { plan, files: r.files, init: init.spec, initOutput: initOutput.spec, fallbacks: r.fallbacks, aux };
+  return { plan, files: r.files, init: init.spec, initOutput: initOutput.spec, fallbacks: r.fallbacks, aux, align };
 }
 
 export async function extendModel(opts: ExtendModelOptions): Promise<ExtendModelResult> {
@@ -224,6 +236,6 @@ export async function extendModel(opts: ExtendModelOptions): Promise<ExtendModel
   });
   return {
     out: opts.out, plan: written.plan, newIds: ext.newIds, skipped: ext.skipped, tied: model.tied,
-    init: written.init, initOutput: written.initOutput, files: written.files, fallbacks: written.fallbacks, aux: written.aux,
+    init: written.init, initOutput: written.initOutput, files: written.files, fallbacks: written.fallbacks, aux: written.aux, align: written.align,
   };
 }

@@ -2,9 +2,11 @@
 // pure function. A new token's "sub-token rows" are the rows (of the matrix being initialized) of
 // its tokenization by the ORIGINAL tokenizer, special tokens never included. Methods that do not
 // look at sub-tokens (random, hf-mean-resizing) read statistics of the existing rows and a seeded
-// random source from the context instead. Methods that `combine` (focus, wechsel, omp, merge) build
-// the new row as a weighted sum of EXISTING tokens' rows, chosen from the init sources (auxiliary
-// embeddings, the merge tree); their `init` is the fallback (mean) for tokens they cannot place.
+// random source from the context instead. Methods that `combine` (focus, wechsel, omp, merge, align)
+// build the new row as a weighted sum of EXISTING tokens' rows, chosen from the init sources (auxiliary
+// embeddings, the merge tree, corpus alignments); their `init` is the fallback (mean) for tokens they
+// cannot place. A method may weigh the sub-tokens differently for the input and the output matrix
+// (adaptivocab): the context says which matrix a row is for.
 import { HackError } from '../io/errors.ts';
 import { focusWeights, mergeTreeWeights, ompWeights, similarities, wechselWeights, type Weights } from './aux-methods.ts';
 
@@ -30,17 +32,23 @@ export interface InitContext {
   stats: RowStats | null;
   /** Uniform [0, 1) source, seeded by the caller. */
   random: () => number;
+  /**
+   * The matrix the row is for: 'input' (embed_tokens) or 'output' (an untied lm_head). A tied model's
+   * one matrix is 'input'. Absent: 'input'.
+   */
+  matrix?: 'input' | 'output';
 }
 
 export type MethodName =
   | 'mean' | 'min' | 'max' | 'quantile' | 'weighted_drop' | 'random' | 'hf-mean-resizing' | 'zero' | 'first' | 'last'
-  | 'focus' | 'wechsel' | 'omp' | 'merge';
+  | 'adaptivocab' | 'focus' | 'wechsel' | 'omp' | 'merge' | 'align';
 
 /**
  * What a method reads: the sub-token rows, the per-dimension range, the mean + covariance, nothing,
- * auxiliary vectors of new and existing tokens (a corpus to train them on), or the merge tree.
+ * auxiliary vectors of new and existing tokens (a corpus to train them on), the merge tree, or the
+ * corpus itself tokenized by both tokenizers (align).
  */
-export type InitNeeds = 'subtokens' | 'range' | 'gaussian' | 'none' | 'aux' | 'merges';
+export type InitNeeds = 'subtokens' | 'range' | 'gaussian' | 'none' | 'aux' | 'merges' | 'corpus';
 
 /** A new row as a weighted sum of existing rows: weights[k] x row ids[k] (ids of the original vocabulary). */
 export interface Combination { ids: number[]; weights: number[] }
@@ -65,6 +73,8 @@ export interface MergeTree {
 export interface InitSources {
   aux?: AuxSpace;
   merges?: MergeTree;
+  /** align: each new token seen in the corpus, as its occurrence-weighted original tokens (absent: never seen). */
+  alignment?: ReadonlyMap<number, Combination>;
 }
 
 export interface InitMethod {
@@ -167,6 +177,32 @@ export function weightedDropWeights(k: number, n: number): Float64Array {
 export function initWeightedDrop(k: number, sub: readonly Float32Array[], out: Float32Array): void {
   requireSub(sub, 'weighted_drop');
   const w = weightedDropWeights(k, sub.length);
+  for (let d = 0; d < out.length; d++) {
+    let s = 0;
+    for (let i = 0; i < sub.length; i++) s += w[i] * sub[i][d];
+    out[d] = s;
+  }
+}
+
+/**
+ * AdaptiVocab's exponential weights over the n sub-tokens in order, normalized to sum 1: exp(2i) for
+ * input rows (favouring the LAST piece, which the model reads just before predicting on), exp(-2i)
+ * for output rows (favouring the FIRST piece, the one the model would have emitted first).
+ */
+export function adaptivocabWeights(n: number, matrix: 'input' | 'output'): Float64Array {
+  const w = new Float64Array(n);
+  const sign = matrix === 'output' ? -1 : 1;
+  // shifted by the largest exponent (no overflow for long tokenizations); the ratios are the same
+  const top = sign > 0 ? 2 * (n - 1) : 0;
+  let s = 0;
+  for (let i = 0; i < n; i++) { w[i] = Math.exp(sign * 2 * i - top); s += w[i]; }
+  for (let i = 0; i < n; i++) w[i] /= s;
+  return w;
+}
+
+export function initAdaptivocab(sub: readonly Float32Array[], matrix: 'input' | 'output', out: Float32Array): void {
+  requireSub(sub, 'adaptivocab');
+  const w = adaptivocabWeights(sub.length, matrix);
   for (let d = 0; d < out.length; d++) {
     let s = 0;
     for (let i = 0; i < sub.length; i++) s += w[i] * sub[i][d];
@@ -303,6 +339,12 @@ export function combineMerge(id: number, src: InitSources): Combination | null {
   return { ids, weights: ids.map((i) => w.get(i)!) };
 }
 
+/** align: the token's occurrence-weighted original tokens from the corpus, or null when it never occurs (the fallback). */
+export function combineAlign(id: number, src: InitSources): Combination | null {
+  if (!src.alignment) throw new InitMethodError('align: the corpus alignments were not computed (the method needs a corpus)');
+  return src.alignment.get(id) ?? null;
+}
+
 // ------------------------------------------------------------------ registry + parser
 
 export const WECHSEL_DEFAULT = { k: 10, t: 0.1 };
@@ -346,7 +388,7 @@ export interface InitMethodDef {
   form: string;
   /** --help: what the new row becomes. */
   doc: string;
-  /** 'model': computed from the model's rows alone (compare-init's `all`); 'sources': needs auxiliary embeddings or merges mode. */
+  /** 'model': computed from the model's rows alone (compare-init's `all`); 'sources': needs auxiliary embeddings, merges mode or a corpus. */
   group: 'model' | 'sources';
   /** Its spelling in ALL_METHODS / SOURCE_METHODS (parameters at their research defaults). */
   listed: string;
@@ -390,6 +432,9 @@ const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
   zero: plainDef('zero', 'none', 'a zero row', { init: (_s, _c, o) => initZero(o) }),
   first: plainDef('first', 'subtokens', 'the first sub-token\'s row', { init: (s, _c, o) => initFirst(s, o) }),
   last: plainDef('last', 'subtokens', 'the last sub-token\'s row', { init: (s, _c, o) => initLast(s, o) }),
+  adaptivocab: plainDef('adaptivocab', 'subtokens',
+    'AdaptiVocab: sub-token i of n weighted exp(2i) for input rows (favours the last), exp(-2i) for output rows (favours the first), normalized; a tied model\'s one matrix takes the input weights',
+    { init: (s, c, o) => initAdaptivocab(s, c.matrix ?? 'input', o) }),
   focus: plainDef('focus', 'aux', 'sparsemax over cosine similarities, in auxiliary embeddings, to the shared (old) tokens, times their rows (FOCUS)',
     { init: (s, _c, o) => initMean(s, o), combine: combineFocus }, 'sources'),
   wechsel: { usage: 'wechsel(k,t)', form: 'wechsel(k,t) with integer k >= 1 and t > 0, e.g. wechsel(10,0.1)',
@@ -410,6 +455,9 @@ const DEFS: Record<MethodName, Omit<InitMethodDef, 'name'>> = {
     plain: () => ompMethod(OMP_DEFAULT_K),
     withArgs: (args, spec) => ompMethod(count(spec, args.trim())) },
   merge: plainDef('merge', 'merges', 'the recursive mean down the new token\'s merge tree to old tokens (--mode merges)', { init: (s, _c, o) => initMean(s, o), combine: combineMerge }, 'sources', 'merge (merges mode)'),
+  align: plainDef('align', 'corpus',
+    'average over the new token\'s occurrences in --corpus (extended tokenization) of the mean row of the original tokens overlapping it there (Yamaguchi et al.); unseen tokens: mean',
+    { init: (s, _c, o) => initMean(s, o), combine: combineAlign }, 'sources', 'align (needs --corpus)'),
 };
 
 /** Every init method, in documentation order. */
@@ -420,7 +468,7 @@ export const VALID_FORMS: readonly string[] = INIT_METHODS.map((d) => d.form);
 
 /** Every method computed from the model alone, in documentation order (parameterized ones with their research defaults). */
 export const ALL_METHODS: readonly string[] = INIT_METHODS.filter((d) => d.group === 'model').map((d) => d.listed);
-/** The methods that need more than the model (a corpus for auxiliary embeddings, or merges mode). */
+/** The methods that need more than the model (a corpus for auxiliary embeddings or alignments, or merges mode). */
 export const SOURCE_METHODS: readonly string[] = INIT_METHODS.filter((d) => d.group === 'sources').map((d) => d.listed);
 
 /** Parse a method string strictly: `mean`, `quantile(0.25)`, `weighted_drop(1.5)`, ... */

@@ -128,13 +128,15 @@ export interface ComputeRowsOptions {
   tokens: NewRowSpec[];
   method: InitMethod;
   seed: number;
+  /** Which matrix the rows are for (InitContext.matrix): 'input' (embed_tokens, also a tied model's one matrix) or 'output' (lm_head). */
+  matrix: 'input' | 'output';
   /** Combining methods: each token's combination of existing rows (null: the method's fallback), from computeCombinations. */
   combos?: Map<number, Combination | null>;
 }
 
 /**
  * The combination of existing rows for every new token (combining methods only); `fallbacks` counts
- * the tokens the method could not place (no auxiliary vector, unknown merge), which get `init` instead.
+ * the tokens the method could not place (no auxiliary vector, unknown merge, never in the corpus), which get `init` instead.
  * Computed once and used for both matrices of an untied model.
  */
 export function computeCombinations(tokens: NewRowSpec[], method: InitMethod, sources: InitSources): { combos: Map<number, Combination | null>; fallbacks: number } {
@@ -167,7 +169,7 @@ export async function computeNewRows(model: ModelDir, tensor: string, opts: Comp
   let stats: RowStats | null = null;
   if (needStats) ({ sub, stats } = await scanMatrix(model, tensor, needed, method.needs === 'gaussian'));
   else sub = await gatherRows(model, tensor, needed);
-  const ctx = { hidden, stats, random: seededRandom(opts.seed) };
+  const ctx = { hidden, stats, random: seededRandom(opts.seed), matrix: opts.matrix };
   const rows = new Map<number, Uint8Array>();
   if (combos) {
     const out = new Float32Array(hidden);
@@ -230,7 +232,7 @@ export interface WriteModelOptions {
   /** Output rows of an untied model (default: `init`). Ignored for tied models, which have one matrix. */
   initOutput?: InitMethod;
   seed?: number;
-  /** What combining methods read (auxiliary embeddings, merge tree). */
+  /** What combining methods read (auxiliary embeddings, merge tree, corpus alignments). */
   sources?: InitSources;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
@@ -259,9 +261,9 @@ export async function writeExtendedModel(model: ModelDir, dir: string, opts: Wri
   };
   const inC = combosFor(opts.init);
   const outC = model.tied ? undefined : combosFor(outMethod);
-  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed, combos: inC?.combos });
+  const embedPatch = await computeNewRows(model, EMBED_TENSOR, { plan, tokens, method: opts.init, seed, matrix: 'input', combos: inC?.combos });
   const headPatch = model.tied ? null
-    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: outMethod, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0, combos: outC?.combos });
+    : await computeNewRows(model, LM_HEAD_TENSOR, { plan, tokens, method: outMethod, seed: (seed + OUTPUT_SEED_OFFSET) >>> 0, matrix: 'output', combos: outC?.combos });
   const edits: Record<string, MatrixEdit> = { [EMBED_TENSOR]: { rows: plan.rows, set: embedPatch.rows } };
   if (headPatch) edits[LM_HEAD_TENSOR] = { rows: plan.rows, set: headPatch.rows };
   const written = await writeModel(dir, {

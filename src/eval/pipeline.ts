@@ -53,7 +53,9 @@ export function pipelineSteps(cfg: GridConfig, hooks: PipelineHooks): GridSteps 
     },
     async extendModel(model, tokensFile, numTokens, mode, init, outDir) {
       const list = await readTokensFile(tokensFile);
-      await extendModel({ model: await resolveModel(model), tokens: list.tokens.slice(0, numTokens), mode: mode as ExtendMode, init, out: outDir });
+      // focus / wechsel / omp (auxiliary embeddings) and align read the grid's corpus; other methods ignore it
+      const aux = cfg.corpus.length ? { corpus: cfg.corpus, cacheDir: `${outDir}.work/aux` } : undefined;
+      await extendModel({ model: await resolveModel(model), tokens: list.tokens.slice(0, numTokens), mode: mode as ExtendMode, init, aux, out: outDir });
     },
     async tune(extendedDir, baseModel, outDir, opts) {
       const o = opts as Partial<TuneSettings> & { corpus?: string };
