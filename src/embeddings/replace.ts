@@ -236,7 +236,7 @@ export async function planReplacement(model: ModelDir, target: TargetTokenizer, 
   let focusSpace: ReturnType<typeof auxSpaceWithAnchors> | null = null;
   if (init === 'focus') {
     const settings: AuxSettings = { ...DEFAULT_AUX_SETTINGS, seed, ...(o.aux?.settings ?? {}) };
-    const trained = o.auxVectors ? null : await auxEmbeddings({ ...o.aux, corpus: o.corpus, tokenizer: target.json, settings });
+    const trained = o.auxVectors ? null : await auxEmbeddings({ ...o.aux, corpus: o.corpus, tokenizer: target.json, tokenizerName: 'target', settings });
     const a = o.auxVectors ?? trained!;
     // anchors: the gold tokens (both vocabularies have them, so their source rows are meaningful)
     focusSpace = auxSpaceWithAnchors(a, (id) => kind[id] === 'gold');
@@ -260,6 +260,10 @@ export async function planReplacement(model: ModelDir, target: TargetTokenizer, 
     }
     pieces.set(t, canon[t] === '' ? [] : (await sourcePieces(srcTok, canon[t], bytesTok)).filter((id) => id < model.embeddingRows));
     if (init === 'mean') kind[t] = 'mean';
+  }
+  if (focusSpace && combinations.size === 0) {
+    // every row would be gold or the FVT mean: --init mean under another name
+    throw new HackError('CORPUS_TOO_SMALL', `no target token outside the ${focusSpace.sharedIds.length} shared ones occurs ${aux!.minCount}+ times in the ${aux!.tokens} corpus tokens, so no row gets a FOCUS combination; give a larger ${opt('corpus')}${o.aux?.maxBytes ? ` or a larger ${opt('auxMaxBytes')}` : ''}`, { option: 'corpus' });
   }
   const counts: Record<string, number> = {};
   for (const k of kind) counts[k] = (counts[k] ?? 0) + 1;
