@@ -165,8 +165,36 @@ test('replace refuses bad input before writing anything', async () => {
     r = await runCli(['replace', '--model', DEMO, '--tokenizer', LLAMA2, '--out', out]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /missing --corpus/);
+    // a WordLevel target (no byte mapping of its tokens)
+    const wl = path.join(dir, 'wl.json');
+    await fsp.writeFile(wl, JSON.stringify({ model: { type: 'WordLevel', vocab: { '[UNK]': 0, a: 1 }, unk_token: '[UNK]' } }));
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', wl, '--init', 'mean', '--out', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--tokenizer .*wl\.json: a WordLevel tokenizer: replace supports BPE/);
+    // focus on a corpus whose every token is shared: no FOCUS row at all (it would be --init mean)
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', LLAMA2, '--corpus', tiny, '--init', 'focus', '--aux-cache', path.join(dir, 'aux'), '--out', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--corpus: no target token outside the \d+ shared ones occurs 1\+ times in the \d+ corpus tokens/);
     assert.equal(existsSync(out), false);
     assert.deepEqual((await fsp.readdir(dir)).filter((f) => f.includes('.tmp-')), []);
+    // --out not empty and not written by us: refused, left as it was
+    const full = path.join(dir, 'full');
+    await fsp.mkdir(full);
+    await fsp.writeFile(path.join(full, 'notes.txt'), 'mine\n');
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', LLAMA2, '--init', 'mean', '--out', full, '--force']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--out: .*full is not empty \(notes\.txt\) and was not written by hack-tokenizer/);
+    assert.deepEqual(await fsp.readdir(full), ['notes.txt']);
+    // --out is the model itself (also with --force)
+    const own = path.join(dir, 'own');
+    await fsp.cp(DEMO, own, { recursive: true, dereference: true });
+    const before = await fsp.readdir(own);
+    for (const extra of [[], ['--force']]) {
+      r = await runCli(['replace', '--model', own, '--tokenizer', LLAMA2, '--init', 'mean', '--out', own, ...extra]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /--out: .*own is an input of this command/);
+    }
+    assert.deepEqual(await fsp.readdir(own), before);
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
