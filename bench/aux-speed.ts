@@ -1,15 +1,18 @@
 // Auxiliary-embedding speed: tokenize the first --mb MB of a corpus with an extended tokenizer, then
 // train CBOW, printing each phase's wall and user CPU seconds (user CPU is the fair number on a shared
-// machine). With --compare, a candidate trainer copied to src/embeddings/aux-embeddings-previous.ts
-// (a scratch file, never committed) trains the same tokens in the same run, and the vectors are compared.
+// machine). With --compare <file.ts>, a candidate trainer module (exporting trainAuxVectors, e.g. an earlier
+// version of src/embeddings/aux-embeddings.ts saved elsewhere) trains the same tokens in the same run, and the vectors are compared.
 import { readFileSync, existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { tokenizeCorpus, trainAuxVectors, DEFAULT_AUX_SETTINGS } from '../src/embeddings/aux-embeddings.ts';
 
 const arg = (k: string, d: string) => { const i = process.argv.indexOf('--' + k); return i > 0 ? process.argv[i + 1] : d; };
 const tokenizerFile = arg('tokenizer', '/tmp/m/ext5k/tokenizer.json');
 const corpusFile = arg('corpus', 'assets/corpora/pt-pt-parliament-train.txt.gz');
 const mb = Number(arg('mb', '2'));
-const compare = process.argv.includes('--compare');
+const compareAt = process.argv.indexOf('--compare');
+const compare = compareAt >= 0 ? path.resolve(process.argv[compareAt + 1] ?? '') : null;
 const cpu = () => process.cpuUsage().user / 1e6;
 const phase = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
   const w0 = Date.now(); const c0 = cpu();
@@ -22,8 +25,8 @@ const corpus = await phase('tokenize', () => tokenizeCorpus(tok, [corpusFile], m
 console.log(`tokens ${corpus.ids.length}, lines ${corpus.starts.length - 1}, vocab ${corpus.vocabSize}`);
 const settings = { ...DEFAULT_AUX_SETTINGS, minCount: Number(arg('min-count', '0')) };
 const fresh = await phase('train (current)', () => trainAuxVectors(corpus, settings));
-if (compare && existsSync('src/embeddings/aux-embeddings-previous.ts')) {
-  const prev = await import('../src/embeddings/aux-embeddings-previous.ts');
+if (compare && existsSync(compare)) {
+  const prev = (await import(pathToFileURL(compare).href)) as { trainAuxVectors: typeof trainAuxVectors };
   const old = await phase('train (previous)', () => prev.trainAuxVectors(corpus, settings));
   let same = 0; for (let i = 0; i < fresh.vectors.length; i++) if (fresh.vectors[i] === old.vectors[i]) same++;
   console.log(`identical vector entries: ${same} / ${fresh.vectors.length}`);
