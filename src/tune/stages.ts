@@ -28,6 +28,8 @@ export interface TorchStage {
   loraR?: number;
   loraAlpha?: number;
   loraTargets?: string[];
+  /** What the stage minimizes (engine default ce); distill and alm need recipe rows and the original model. */
+  objective?: 'ce' | 'distill' | 'alm';
 }
 
 /** What a stage may set. The learning rate's default depends on the recipe (TORCH_DEFAULTS.lr). */
@@ -47,6 +49,7 @@ export const STAGE_OPTIONS: readonly ParamSpec[] = [
   { key: 'loraR', kind: 'int', min: 1, doc: 'recipe lora: adapter rank' },
   { key: 'loraAlpha', kind: 'number', above: 0, doc: 'recipe lora: adapter alpha' },
   { key: 'loraTargets', kind: 'list', doc: 'recipe lora: module names that get adapters' },
+  { key: 'objective', kind: 'choice', choices: ['ce', 'distill', 'alm'], doc: 'loss: ce (next-token cross-entropy, the default); distill, alm: checked by the engine, not trained yet' },
 ];
 
 /** Keys of the file itself, beside `stages`. */
