@@ -51,7 +51,7 @@ test('a tiny table spills sorted runs and the merge gives the same counts', asyn
   for (let i = 0; i < ref.values.length; i++) assert.ok(Math.abs(got.values[i] - ref.values[i]) < 1e-9);
 });
 
-test('one AdaGrad step moves each parameter by -eta g / sqrt(G) with g from finite differences', () => {
+test('one AdaGrad step is glove.c\'s: w -= eta g / sqrt(G), G += (eta g)^2; b -= g / sqrt(G_b), G_b += g^2 (g from finite differences)', () => {
   const s = { xMax: 10, alpha: 0.75, eta: 0.05 };
   for (const x of [3.5, 25]) { // below and above x_max
     const p = initGloveParams(4, 5, 7);
@@ -77,13 +77,32 @@ test('one AdaGrad step moves each parameter by -eta g / sqrt(G) with g from fini
     idxs.forEach((idx, n) => {
       const expected = before[idx] - (s.eta * grads[n]) / Math.sqrt(G[idx]);
       assert.ok(Math.abs(p.w[idx] - expected) < 2e-4 * Math.max(1, Math.abs(grads[n])), `w[${idx}]: ${p.w[idx]} vs ${expected}`);
-      assert.ok(Math.abs(p.gw[idx] - (G[idx] + grads[n] ** 2)) < 1e-3 * Math.max(1, grads[n] ** 2), `G[${idx}]`);
+      const u = s.eta * grads[n];
+      assert.ok(Math.abs(p.gw[idx] - (G[idx] + u * u)) < 1e-3 * Math.max(1e-3, u * u), `G[${idx}]: ${p.gw[idx]} vs ${G[idx] + u * u}`);
     });
-    assert.ok(Math.abs(p.b[i] - (bBefore[i] - s.eta * gb[0])) < 1e-4);
-    assert.ok(Math.abs(p.b[j + 4] - (bBefore[j + 4] - s.eta * gb[1])) < 1e-4);
+    // biases: no eta in the step (G_b was 1)
+    assert.ok(Math.abs(p.b[i] - (bBefore[i] - gb[0])) < 1e-3 * Math.max(1, Math.abs(gb[0])), `b[i]: ${p.b[i]} vs ${bBefore[i] - gb[0]}`);
+    assert.ok(Math.abs(p.b[j + 4] - (bBefore[j + 4] - gb[1])) < 1e-3 * Math.max(1, Math.abs(gb[1])));
+    assert.ok(Math.abs(p.gb[i] - (1 + gb[0] ** 2)) < 1e-3 * Math.max(1, gb[0] ** 2));
     // parameters of other rows are untouched
     assert.equal(p.w[0], before[0]);
   }
+});
+
+test('a gradient coordinate beyond 100 is clipped to 100 before the step, as glove.c does', () => {
+  const s = { xMax: 10, alpha: 0.75, eta: 0.05 };
+  const p = initGloveParams(2, 2, 3);
+  p.w.set([10, 0, 0, 0, 0, 0, 30, 0]); // w_0 = (10, 0), w~_1 = (30, 0): dot 300, g = 300 - log 20 + biases
+  p.b.fill(0);
+  const x = 20; // f(x) = 1
+  const g = 300 - Math.log(x);
+  gloveStep(p, 0, 1, x, s);
+  // dJ/dw_0[0] = g * 30 (~8900) and dJ/dw~_1[0] = g * 10 (~3000): both clipped to 100
+  assert.ok(Math.abs(p.w[0] - (10 - s.eta * 100)) < 1e-5, `w_0[0] = ${p.w[0]}`);
+  assert.ok(Math.abs(p.w[6] - (30 - s.eta * 100)) < 1e-5, `w~_1[0] = ${p.w[6]}`);
+  assert.ok(Math.abs(p.gw[0] - (1 + (s.eta * 100) ** 2)) < 1e-4);
+  // biases are not clipped
+  assert.ok(Math.abs(p.b[0] - -g) < 1e-3, `b_0 = ${p.b[0]}`);
 });
 
 test('the loss decreases over iterations and a seed gives the same vectors', async () => {

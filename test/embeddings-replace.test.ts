@@ -4,11 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
-import { createGunzip } from 'node:zlib';
+import { firstLines } from './support/corpus.ts';
 import { loadModelDir, EMBED_TENSOR, LM_HEAD_TENSOR } from '../src/io/model-dir.ts';
 import { readTensorRows } from '../src/io/safetensors.ts';
 import { weightFile } from '../src/io/weights.ts';
@@ -24,13 +23,6 @@ const TRAIN = path.join(repoRoot, 'assets/corpora/pt-pt-parliament-train.txt.gz'
 // the interop check needs the project's Python environment (npm run setup:python builds .venv)
 const PYTHON = process.env.HACK_TOKENIZER_PYTHON ?? path.join(repoRoot, '.venv/bin/python');
 
-async function firstLines(file: string, n: number): Promise<string> {
-  const rl = createInterface({ input: createReadStream(file).pipe(createGunzip()) });
-  const out: string[] = [];
-  for await (const l of rl) { out.push(l); if (out.length >= n) break; }
-  rl.close();
-  return out.join('\n') + '\n';
-}
 
 const GLOVE = ['--glove-dim', '16', '--glove-iterations', '3', '--glove-window', '5'];
 
@@ -165,8 +157,36 @@ test('replace refuses bad input before writing anything', async () => {
     r = await runCli(['replace', '--model', DEMO, '--tokenizer', LLAMA2, '--out', out]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /missing --corpus/);
+    // a WordLevel target (no byte mapping of its tokens)
+    const wl = path.join(dir, 'wl.json');
+    await fsp.writeFile(wl, JSON.stringify({ model: { type: 'WordLevel', vocab: { '[UNK]': 0, a: 1 }, unk_token: '[UNK]' } }));
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', wl, '--init', 'mean', '--out', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--tokenizer .*wl\.json: a WordLevel tokenizer: replace supports BPE/);
+    // focus on a corpus whose every token is shared: no FOCUS row at all (it would be --init mean)
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', LLAMA2, '--corpus', tiny, '--init', 'focus', '--aux-cache', path.join(dir, 'aux'), '--out', out]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--corpus: no target token outside the \d+ shared ones occurs 1\+ times in the \d+ corpus tokens/);
     assert.equal(existsSync(out), false);
     assert.deepEqual((await fsp.readdir(dir)).filter((f) => f.includes('.tmp-')), []);
+    // --out not empty and not written by us: refused, left as it was
+    const full = path.join(dir, 'full');
+    await fsp.mkdir(full);
+    await fsp.writeFile(path.join(full, 'notes.txt'), 'mine\n');
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', LLAMA2, '--init', 'mean', '--out', full, '--force']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--out: .*full is not empty \(notes\.txt\) and was not written by hack-tokenizer/);
+    assert.deepEqual(await fsp.readdir(full), ['notes.txt']);
+    // --out is the model itself (also with --force)
+    const own = path.join(dir, 'own');
+    await fsp.cp(DEMO, own, { recursive: true, dereference: true });
+    const before = await fsp.readdir(own);
+    for (const extra of [[], ['--force']]) {
+      r = await runCli(['replace', '--model', own, '--tokenizer', LLAMA2, '--init', 'mean', '--out', own, ...extra]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /--out: .*own is an input of this command/);
+    }
+    assert.deepEqual(await fsp.readdir(own), before);
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }

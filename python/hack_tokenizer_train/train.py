@@ -417,6 +417,8 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                 "replay_windows": math.floor(total * per_step * frac),  # the windows k with visit(k)[0]
                 "trainable_parameters": trainable, "resumed_at": start or None,
                 "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+                # the loss of every optimizer step (resumed runs keep the checkpointed ones): the stage's curve
+                "losses": list(losses),
                 "seconds": prior_seconds + seconds_here,
                 "tokens_per_s": (total - start) * per_step * st.seq_len / max(1e-9, seconds_here),
             })

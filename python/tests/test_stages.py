@@ -58,6 +58,9 @@ def test_rows_then_full_across_a_resume(tmp_path, pt_corpus, extended):
     assert s["steps"] == 4 and s["tokens"] == 4 * 2 * 32
     assert all(d["first_loss"] is not None and d["tokens_per_s"] > 0 and d["seconds"] > 0 for d in s["stages"])
     assert [(e["stage"], e["step"]) for e in evs if e["event"] == "step"] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    # each stage's curve: one loss per step, the same as the step events
+    step_losses = [[e["loss"] for e in evs if e["event"] == "step" and e["stage"] == i] for i in (0, 1)]
+    assert [d["losses"] for d in s["stages"]] == step_losses
     # interrupted after stage 1's two steps: the checkpoint is taken at the start of stage 2 and holds every weight
     wb = tmp_path / "wb"
     with pytest.raises(Interrupted):
@@ -79,6 +82,7 @@ def test_rows_then_full_across_a_resume(tmp_path, pt_corpus, extended):
     s3 = run(job(out=str(tmp_path / "c"), work_dir=str(wc), resume=True, **common))
     assert [d["resumed_at"] for d in s3["stages"]] == [None, 1]
     assert [d["first_loss"] for d in s3["stages"]] == [d["first_loss"] for d in s["stages"]]
+    assert [len(d["losses"]) for d in s3["stages"]] == [2, 2]  # the resumed stage keeps its checkpointed step
     tc = tensors(str(tmp_path / "c"))
     ta, tb = tensors(str(tmp_path / "a")), tensors(str(tmp_path / "b"))
     for key in ta:

@@ -21,7 +21,7 @@ import { INIT_METHODS, InitMethodError, VALID_FORMS, parseInitMethod, type InitM
 import { NGRAM_SETTINGS } from '../embeddings/aux-embeddings.ts';
 import { checkInitNeeds, modelFirstId, resolveInitMethods, writeModelExtension } from '../embeddings/extend-model.ts';
 import { LEARN_OPTIONS, learnOptionsFromFlags, learnWithProgress, reportInvalidText, type LearnFlags } from './tokens.ts';
-import { CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
+import { AUX_CACHE, AUX_MAX_BYTES, AUX_NGRAMS, CORPUS, FORCE, MODEL, NUM_TOKENS, OUT, command, type OptionSpec } from './options.ts';
 
 export interface ExtendFlags extends LearnFlags {
   model?: string;
@@ -162,9 +162,9 @@ export const EXTEND_OPTIONS: OptionSpec[] = [
   { key: 'usePaddingRows', kind: 'bool', doc: 'with --init: give new tokens the free padding rows past the tokenizer first (default: append after every existing row)' },
   { key: 'padToMultipleOf', kind: 'int', min: 1, arg: '<M>', doc: 'with --init: round the new vocabulary size up to a multiple of M (e.g. 64); extra rows hold the mean row' },
   { key: 'seed', kind: 'int', min: 0, default: 0, doc: 'with --init: seed of the random and hf-mean-resizing methods, and of the auxiliary embeddings' },
-  { key: 'auxCache', kind: 'string', arg: '<dir>', doc: 'with --init focus|wechsel|omp: cache directory of the auxiliary embeddings', defaultText: '<out>.work/aux' },
-  { key: 'auxNgrams', kind: 'bool', doc: 'with --init focus|wechsel|omp: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)' },
-  { key: 'auxMaxBytes', kind: 'size', min: 1, doc: 'with --init focus|wechsel|omp: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines); with --init align: align over the first N bytes (default 10MB)' },
+  AUX_CACHE('with --init focus|wechsel|omp: cache directory of the auxiliary embeddings', '<out>.work/aux'),
+  AUX_NGRAMS('with --init focus|wechsel|omp: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)'),
+  AUX_MAX_BYTES('with --init focus|wechsel|omp: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines); with --init align: align over the first N bytes (default 10MB)'),
 ];
 
 export function register(program: Command): void {

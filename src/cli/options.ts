@@ -152,6 +152,10 @@ export const NUM_TOKENS = (doc = 'number of new tokens', required = false): Opti
 export const PT = (doc = 'Portuguese (target-language) held-out text'): OptionSpec => ({ key: 'pt', kind: 'string', arg: '<file>', doc });
 export const EN = (doc = 'English held-out text'): OptionSpec => ({ key: 'en', kind: 'string', arg: '<file>', doc });
 export const MAX_BYTES: OptionSpec = { key: 'maxBytes', kind: 'size', min: 1, doc: 'use only the first N bytes of each held-out file (cut at a line end; a documented subset)' };
+/** The auxiliary embeddings of FOCUS-like inits (extend --init focus|wechsel|omp, replace --init focus): each command says what they are for and where the cache goes by default. */
+export const AUX_CACHE = (doc: string, defaultText: string): OptionSpec => ({ key: 'auxCache', kind: 'string', arg: '<dir>', doc, defaultText });
+export const AUX_NGRAMS = (doc: string): OptionSpec => ({ key: 'auxNgrams', kind: 'bool', doc });
+export const AUX_MAX_BYTES = (doc: string): OptionSpec => ({ key: 'auxMaxBytes', kind: 'size', min: 1, doc });
 export const ALLOW_INVALID_UTF8: OptionSpec = { key: 'allowInvalidUtf8', kind: 'bool', doc: 'accept text files with invalid UTF-8 or NUL bytes (counted and reported; default: an error naming the file, offset and line)' };
 export const ENCODE_WITH: OptionSpec = {
   // a string, not a choice: the old form `--encode-with <dir>` is still read (cli/eval.ts originalOf)

@@ -12,15 +12,17 @@ import { TOKALIGN_GLOVE } from '../embeddings/glove.ts';
 import { mapSpecialTokens, planReplacement, readTargetTokenizer, REPLACE_INITS, writeReplacement, type ReplaceInit } from '../embeddings/replace.ts';
 import { resolveModelForCli } from './download.ts';
 import { info, progressBar, type Progress } from './progress.ts';
-import { ALLOW_INVALID_UTF8, CORPUS, FORCE, MODEL, OUT, SEED, command, type OptionSpec } from './options.ts';
+import { NGRAM_SETTINGS } from '../embeddings/aux-embeddings.ts';
+import { ALLOW_INVALID_UTF8, AUX_CACHE, AUX_MAX_BYTES, AUX_NGRAMS, CORPUS, FORCE, MODEL, OUT, SEED, command, type OptionSpec } from './options.ts';
 
-const defaultCache = () => path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'hack-tokenizer', 'glove');
+const cacheRoot = () => path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'hack-tokenizer');
+const defaultCache = () => path.join(cacheRoot(), 'glove');
 
 export const REPLACE_OPTIONS: OptionSpec[] = [
   MODEL('the model whose vocabulary is replaced (directory or Hugging Face repo id)'),
   { key: 'tokenizer', kind: 'string', arg: '<tokenizer.json|dir>', required: true, doc: 'the target tokenizer: a tokenizer.json, or a directory with one (its tokenizer_config.json is used too)' },
-  CORPUS('corpus files (plain or .gz, one paragraph per line) for the GloVe vectors of both tokenizations (needed by --init tokalign)', false),
-  { key: 'init', kind: 'choice', choices: REPLACE_INITS, default: 'tokalign', doc: 'rows of tokens without an identical old token: tokalign (GloVe alignment), mean (mean of the old pieces\' rows, FVT) or random (a random old row)' },
+  CORPUS('corpus files (plain or .gz, one paragraph per line) for the GloVe vectors of both tokenizations (--init tokalign) or the auxiliary vectors of the target tokenization (--init focus)', false),
+  { key: 'init', kind: 'choice', choices: REPLACE_INITS, default: 'tokalign', doc: 'rows of tokens without an identical old token: tokalign (GloVe alignment), mean (mean of the old pieces\' rows, FVT), random (a random old row) or focus (FOCUS: sparsemax over auxiliary-vector cosines to the identical tokens, times their old rows)' },
   { key: 'gloveWindow', kind: 'int', min: 1, default: TOKALIGN_GLOVE.window, doc: 'GloVe: context tokens on each side' },
   { key: 'gloveDim', kind: 'int', min: 1, default: TOKALIGN_GLOVE.dim, doc: 'GloVe: vector size' },
   { key: 'gloveIterations', kind: 'int', min: 1, default: TOKALIGN_GLOVE.iterations, doc: 'GloVe: training passes' },
@@ -30,6 +32,9 @@ export const REPLACE_OPTIONS: OptionSpec[] = [
   { key: 'freshGlove', kind: 'bool', doc: 'train the GloVe vectors afresh: neither read nor write the cache' },
   { key: 'pivots', kind: 'int', min: 1, default: 300, doc: 'alignment: number of gold token pairs used as anchors of the relative representations' },
   { key: 'similarity', kind: 'choice', choices: ['dot', 'cosine'], default: 'dot', doc: 'alignment: compare relative representations by their dot product (TokAlign\'s code) or their cosine (less pull towards hub tokens)' },
+  AUX_CACHE('with --init focus: cache directory of the auxiliary embeddings', '$XDG_CACHE_HOME/hack-tokenizer/aux or ~/.cache/hack-tokenizer/aux'),
+  AUX_NGRAMS('with --init focus: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)'),
+  AUX_MAX_BYTES('with --init focus: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines)'),
   SEED,
   ALLOW_INVALID_UTF8,
   OUT('<dir>', 'output model directory (weights, config, the target tokenizer, alignment.json)'),
@@ -39,6 +44,7 @@ export const REPLACE_OPTIONS: OptionSpec[] = [
 interface ReplaceFlags {
   model: string; tokenizer: string; corpus?: string[]; init: ReplaceInit; gloveWindow: number; gloveDim: number; gloveIterations: number;
   gloveXMax: number; gloveMinCount: number; gloveCache?: string; freshGlove?: boolean; pivots: number; similarity: 'dot' | 'cosine'; seed: number;
+  auxCache?: string; auxNgrams?: boolean; auxMaxBytes?: number;
   allowInvalidUtf8?: boolean; out: string; force?: boolean;
   [k: string]: unknown;
 }
@@ -46,6 +52,10 @@ interface ReplaceFlags {
 export function register(program: Command): void {
   command(program, 'replace', 'Replace a model\'s vocabulary with another tokenizer\'s (TokAlign: GloVe token alignment; identical tokens keep their rows bit for bit)', REPLACE_OPTIONS, async (o: ReplaceFlags) => {
     if (o.init === 'tokalign' && !o.corpus?.length) throw new HackError('MISSING_OPTION', 'missing {opt:corpus} <file...>: --init tokalign trains GloVe vectors on it', { option: 'corpus' });
+    if (o.init === 'focus' && !o.corpus?.length) throw new HackError('MISSING_OPTION', 'missing {opt:corpus} <file...>: --init focus trains auxiliary embeddings on it', { option: 'corpus' });
+    if (o.init !== 'focus' && (o.auxCache !== undefined || o.auxNgrams || o.auxMaxBytes !== undefined)) {
+      throw new HackError('BAD_OPTION', '{opt:auxCache}, {opt:auxMaxBytes} and {opt:auxNgrams} shape the auxiliary embeddings of --init focus; this {opt:init} does not use them', { option: 'init' });
+    }
     const model = await loadModelDir(await resolveModelForCli(o.model));
     const target = await readTargetTokenizer(o.tokenizer);
     mapSpecialTokens(model, target); // a missing bos/eos/pad is an error before any work
@@ -58,6 +68,16 @@ export function register(program: Command): void {
       corpus: o.corpus ?? [], init: o.init, pivots: o.pivots, similarity: o.similarity, seed: o.seed, allowInvalidUtf8: o.allowInvalidUtf8,
       glove: { window: o.gloveWindow, dim: o.gloveDim, iterations: o.gloveIterations, xMax: o.gloveXMax, minCount: o.gloveMinCount },
       gloveCacheDir: o.freshGlove ? undefined : o.gloveCache ?? defaultCache(),
+      aux: {
+        maxBytes: o.auxMaxBytes, cacheDir: o.auxCache ?? path.join(cacheRoot(), 'aux'), settings: o.auxNgrams ? NGRAM_SETTINGS : {},
+        onPhase: (msg) => info(msg),
+        onProgress: (phase, done, total) => {
+          const stage = phase === 'tokenize' ? 'auxiliary embeddings: tokenizing' : 'auxiliary embeddings: training';
+          let b = bars.get(stage);
+          if (!b) { for (const x of bars.values()) x.stop(); bars.clear(); b = progressBar(stage, total); bars.set(stage, b); }
+          b.update(done);
+        },
+      },
       onProgress: (stage, done, total) => {
         let b = bars.get(stage);
         if (!b) { for (const x of bars.values()) x.stop(); bars.clear(); b = progressBar(stage, total); bars.set(stage, b); }
@@ -70,7 +90,7 @@ export function register(program: Command): void {
       await writeReplacement(model, tmp, plan, (done, total) => bar.update(Math.floor((100 * done) / total)));
     }, true);
     bar.stop();
-    const report = { rows: plan.rows, init: plan.init, counts: plan.counts, tied: model.tied, special_token_ids: plan.special.ids, glove: plan.glove };
+    const report = { rows: plan.rows, init: plan.init, counts: plan.counts, tied: model.tied, special_token_ids: plan.special.ids, glove: plan.glove, ...(plan.aux ? { aux: plan.aux } : {}) };
     info(`wrote ${o.out}: ${plan.rows} rows (${Object.entries(plan.counts).map(([k, n]) => `${n} ${k}`).join(', ')})`);
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   });

@@ -300,8 +300,10 @@ export async function tokenizeCorpus(tokenizer: TokenizerJson, files: string[], 
 export interface AuxRequest {
   /** Corpus files (plain or .gz). */
   corpus: string[];
-  /** The EXTENDED tokenizer (its ids index the vectors). */
+  /** The EXTENDED tokenizer (its ids index the vectors); replacement's target tokenizer. */
   tokenizer: TokenizerJson;
+  /** What the tokenizer is, in progress messages (default: extended). */
+  tokenizerName?: string;
   settings?: Partial<AuxSettings>;
   /** Use only the first maxBytes of the corpus (whole lines). */
   maxBytes?: number;
@@ -337,7 +339,7 @@ export async function auxEmbeddings(req: AuxRequest): Promise<AuxResult> {
     const hit = await readCache(base, settings);
     if (hit) { req.onPhase?.(`auxiliary embeddings: reusing ${base}.json`); return { ...hit, settings, cached: true, cacheFile: base + '.json' }; }
   }
-  req.onPhase?.(`auxiliary embeddings: tokenizing the corpus with the extended tokenizer${req.maxBytes ? ` (first ${req.maxBytes} bytes)` : ''}`);
+  req.onPhase?.(`auxiliary embeddings: tokenizing the corpus with the ${req.tokenizerName ?? 'extended'} tokenizer${req.maxBytes ? ` (first ${req.maxBytes} bytes)` : ''}`);
   const corpus = await tokenizeCorpus(req.tokenizer, req.corpus, req.maxBytes, (b) => req.onProgress?.('tokenize', b, req.maxBytes ?? 0));
   req.onPhase?.(`auxiliary embeddings: CBOW over ${corpus.ids.length} tokens (dim ${settings.dim}, window ${settings.window}, ${settings.negatives} negatives, ${settings.epochs} epochs)`);
   const v = trainAuxVectors(corpus, settings, (d, t) => req.onProgress?.('train', d, t));

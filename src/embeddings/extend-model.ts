@@ -9,7 +9,7 @@ import { HackError } from '../io/errors.ts';
 import type { TokenizerJson } from '../io/model-dir.ts';
 import { parseInitMethod, type AuxSpace, type InitMethod, type InitSources, type MergeTree } from './init-methods.ts';
 import { planRows, validateNewRows, writeExtendedModel, SurgeryError, type NewRowSpec, type RowPlan } from './surgery.ts';
-import { auxEmbeddings, hasVector, type AuxResult, type AuxSettings } from './aux-embeddings.ts';
+import { auxEmbeddings, hasVector, type AuxSettings, type AuxVectors } from './aux-embeddings.ts';
 import { corpusAlignment, type AlignReport } from './align-init.ts';
 
 /** Where the auxiliary embeddings come from (methods that need 'aux': focus, wechsel, omp), and align's corpus. */
@@ -153,7 +153,15 @@ export function mergeTreeOf(json: TokenizerJson, tokens: NewToken[], newIds: num
 }
 
 /** The auxiliary space: unit vectors, and the existing non-special tokens (ids < firstNew) seen in the corpus. */
-export function auxSpaceOf(a: AuxResult, firstNew: number, specialIds: Set<number>): AuxSpace {
+export function auxSpaceOf(a: AuxVectors, firstNew: number, specialIds: Set<number>): AuxSpace {
+  return auxSpaceWithAnchors(a, (id) => id < firstNew && !specialIds.has(id));
+}
+
+/**
+ * The auxiliary space with the anchors (the tokens new rows are combined from) picked by `isAnchor`:
+ * extension's existing tokens, or replacement's gold tokens (both vocabularies share them).
+ */
+export function auxSpaceWithAnchors(a: AuxVectors, isAnchor: (id: number) => boolean): AuxSpace {
   const dim = a.dim;
   const unit = new Float32Array(a.vectors.length);
   const ok = new Uint8Array(a.vocabSize);
@@ -169,7 +177,7 @@ export function auxSpaceOf(a: AuxResult, firstNew: number, specialIds: Set<numbe
   const shared: number[] = [];
   // atoms are the existing tokens SEEN in the corpus (>= minCount): with n-grams every token has a
   // vector, but one built from hashed n-grams alone is noise as an atom (it is fine as a target)
-  for (let i = 0; i < Math.min(firstNew, a.vocabSize); i++) if (ok[i] && !specialIds.has(i) && a.counts[i] >= a.minCount && a.counts[i] > 0) shared.push(i);
+  for (let i = 0; i < a.vocabSize; i++) if (ok[i] && isAnchor(i) && a.counts[i] >= a.minCount && a.counts[i] > 0) shared.push(i);
   const sharedUnit = new Float32Array(shared.length * dim);
   shared.forEach((id, k) => sharedUnit.set(unit.subarray(id * dim, (id + 1) * dim), k * dim));
   return { dim, unit: (id) => (id >= 0 && id < a.vocabSize && ok[id] ? unit.subarray(id * dim, (id + 1) * dim) : null), sharedIds: Int32Array.from(shared), sharedUnit };

@@ -255,9 +255,14 @@ export function gloveRecordLoss(p: GloveParams, i: number, j: number, x: number,
   return 0.5 * gloveWeight(x, s.xMax, s.alpha) * diff * diff;
 }
 
+/** GloVe's per-coordinate gradient clip (glove.c's `-grad-clip`, default 100). */
+export const GLOVE_GRAD_CLIP = 100;
+
 /**
- * One AdaGrad step on one record (GloVe's update: each parameter moves by eta * g / sqrt(G), G the
- * sum of squared gradients before this one, then G += g^2). Returns the record's loss before the step.
+ * One AdaGrad step on one record, exactly as stanfordnlp/GloVe's glove.c does it (measured against it: the plain
+ * textbook form eta * g / sqrt(sum g^2) trained to twice the reference's loss in 15 passes). Word vectors: u =
+ * eta * clip(g, +-100); w -= u / sqrt(G); G += u^2, so the squared sums hold eta-scaled steps and the
+ * effective rate stays high. Biases: b -= g / sqrt(G_b); G_b += g^2 (no eta, no clip). Returns the loss before the step.
  */
 export function gloveStep(p: GloveParams, i: number, j: number, x: number, s: Pick<GloveSettings, 'xMax' | 'alpha' | 'eta'>): number {
   const d = p.dim, w = p.w, gw = p.gw, l1 = i * d, l2 = (j + p.vocabSize) * d, bj = j + p.vocabSize;
@@ -267,16 +272,20 @@ export function gloveStep(p: GloveParams, i: number, j: number, x: number, s: Pi
   const fx = gloveWeight(x, s.xMax, s.alpha);
   const loss = 0.5 * fx * diff * diff;
   const g = fx * diff; // dJ/d(dot) = dJ/db_i = dJ/db~_j
+  if (!Number.isFinite(g)) return loss; // glove.c skips such a record
+  const eta = s.eta, clip = GLOVE_GRAD_CLIP;
   for (let k = 0; k < d; k++) {
-    const g1 = g * w[l2 + k]; // dJ/dw_i[k]
-    const g2 = g * w[l1 + k]; // dJ/dw~_j[k]
-    w[l1 + k] -= (s.eta * g1) / Math.sqrt(gw[l1 + k]);
-    w[l2 + k] -= (s.eta * g2) / Math.sqrt(gw[l2 + k]);
+    let g1 = g * w[l2 + k]; // dJ/dw_i[k]
+    let g2 = g * w[l1 + k]; // dJ/dw~_j[k]
+    g1 = (g1 > clip ? clip : g1 < -clip ? -clip : g1) * eta;
+    g2 = (g2 > clip ? clip : g2 < -clip ? -clip : g2) * eta;
+    w[l1 + k] -= g1 / Math.sqrt(gw[l1 + k]);
+    w[l2 + k] -= g2 / Math.sqrt(gw[l2 + k]);
     gw[l1 + k] += g1 * g1;
     gw[l2 + k] += g2 * g2;
   }
-  p.b[i] -= (s.eta * g) / Math.sqrt(p.gb[i]);
-  p.b[bj] -= (s.eta * g) / Math.sqrt(p.gb[bj]);
+  p.b[i] -= g / Math.sqrt(p.gb[i]);
+  p.b[bj] -= g / Math.sqrt(p.gb[bj]);
   p.gb[i] += g * g;
   p.gb[bj] += g * g;
   return loss;

@@ -4,7 +4,10 @@
 // (alignment.ts), or, for a target token with neither, the mean of the rows of its pieces under the
 // source tokenizer (as FVT; such rows are the only ones computed, in float32). `init` picks how
 // non-gold tokens are filled: `tokalign` (alignment), `mean` (FVT for every non-gold token: the
-// baseline) or `random` (a seeded random source row: TokAlign's random-permutation baseline).
+// baseline), `random` (a seeded random source row: TokAlign's random-permutation baseline) or
+// `focus` (FOCUS, as extension's: sparsemax over cosines in auxiliary CBOW vectors trained on the
+// corpus under the TARGET tokenizer, to the gold tokens, times those tokens' source rows; tokens
+// without an auxiliary vector get the FVT mean, kind `fallback`).
 // Special tokens the config names (bos, eos, pad) are mapped by role to the source's.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -17,13 +20,16 @@ import { BYTE_TO_CHAR } from '../tokenizer/byte-level.ts';
 import { tokenizerFingerprint } from '../tokenizer/fingerprint.ts';
 import { encode, tokenizerFromJson, type LoadedTokenizer } from '../tokenizer/load.ts';
 import { alignTokens, canonicalTokens, goldMap, tokenStrings, type AlignKind, type Alignment } from './alignment.ts';
+import { auxEmbeddings, DEFAULT_AUX_SETTINGS, type AuxSettings, type AuxVectors } from './aux-embeddings.ts';
+import { auxSpaceWithAnchors, type AuxOptions, type AuxReport } from './extend-model.ts';
+import { combineFocus } from './init-methods.ts';
 import { gloveOnCorpus, TOKALIGN_GLOVE, type GloveEmbedding, type GloveSettings } from './glove.ts';
 
-export const REPLACE_INITS = ['tokalign', 'mean', 'random'] as const;
+export const REPLACE_INITS = ['tokalign', 'mean', 'random', 'focus'] as const;
 export type ReplaceInit = (typeof REPLACE_INITS)[number];
 
 /** How a target row was filled (alignment's kinds, plus the baselines'). */
-export type RowKind = AlignKind | 'mean' | 'random';
+export type RowKind = AlignKind | 'mean' | 'random' | 'focus';
 
 /** The target tokenizer: its tokenizer.json (raw bytes, written unchanged) and tokenizer_config.json. */
 export interface TargetTokenizer {
@@ -130,8 +136,15 @@ export interface ReplaceOptions {
   similarity?: 'dot' | 'cosine';
   seed?: number;
   allowInvalidUtf8?: boolean;
+  /** focus: how the auxiliary vectors are trained (corpus: ReplaceOptions.corpus). */
+  aux?: Omit<AuxOptions, 'corpus'>;
+  /** focus: auxiliary vectors over the target's ids given ready-made (tests); then none are trained. */
+  auxVectors?: AuxVectors;
   onProgress?: (stage: string, done: number, total: number, detail?: string) => void;
 }
+
+/** focus's row: weights on source rows (the anchors' gold source ids). */
+export interface SourceCombination { sources: number[]; weights: number[] }
 
 export interface ReplacementPlan {
   init: ReplaceInit;
@@ -144,10 +157,14 @@ export interface ReplacementPlan {
   similarity: Float32Array;
   /** Source pieces of the rows computed as means. */
   pieces: Map<number, number[]>;
+  /** focus: the rows computed as weighted sums of source rows. */
+  combinations: Map<number, SourceCombination>;
   special: SpecialMapping;
   counts: Record<string, number>;
   pivots: number[];
   glove: { source: GloveEmbedding['stats']; target: GloveEmbedding['stats'] } | null;
+  /** focus: the auxiliary training (shared = anchors: gold tokens with a vector; newWithVector = non-gold target tokens with one). */
+  aux: AuxReport | null;
   gold: number;
 }
 
@@ -214,15 +231,43 @@ export async function planReplacement(model: ModelDir, target: TargetTokenizer, 
   const canon = canonicalTokens(target.json);
   const bytesTok = byteTokens(model.tokenizerJson);
   const rnd = seededRandom(seed ^ 0x2545f491);
+  const combinations = new Map<number, SourceCombination>();
+  let aux: AuxReport | null = null;
+  let focusSpace: ReturnType<typeof auxSpaceWithAnchors> | null = null;
+  if (init === 'focus') {
+    const settings: AuxSettings = { ...DEFAULT_AUX_SETTINGS, seed, ...(o.aux?.settings ?? {}) };
+    const trained = o.auxVectors ? null : await auxEmbeddings({ ...o.aux, corpus: o.corpus, tokenizer: target.json, tokenizerName: 'target', settings });
+    const a = o.auxVectors ?? trained!;
+    // anchors: the gold tokens (both vocabularies have them, so their source rows are meaningful)
+    focusSpace = auxSpaceWithAnchors(a, (id) => kind[id] === 'gold');
+    if (focusSpace.sharedIds.length === 0) {
+      throw new HackError('CORPUS_TOO_SMALL', `no token the two vocabularies share has an auxiliary vector (none occurs ${a.minCount}+ times in the ${a.tokens} corpus tokens), so FOCUS has nothing to combine; give a larger ${opt('corpus')}${o.aux?.maxBytes ? ` or a larger ${opt('auxMaxBytes')}` : ''}`, { option: 'corpus' });
+    }
+    aux = { tokens: a.tokens, seconds: a.seconds, cached: trained?.cached ?? false, cacheFile: trained?.cacheFile ?? null, minCount: a.minCount, settings, newWithVector: 0, shared: focusSpace.sharedIds.length };
+  }
   for (let t = 0; t < rows; t++) {
     if (kind[t] !== 'fallback') continue;
     if (init === 'random') { sourceOf[t] = Math.floor(rnd() * model.embeddingRows); kind[t] = 'random'; continue; }
+    if (focusSpace) {
+      const c = combineFocus(t, { aux: focusSpace });
+      if (c) {
+        // the anchors are gold target ids; their rows are the gold source rows
+        combinations.set(t, { sources: c.ids.map((id) => gold.get(id)!), weights: c.weights });
+        kind[t] = 'focus';
+        aux!.newWithVector++;
+        continue;
+      }
+    }
     pieces.set(t, canon[t] === '' ? [] : (await sourcePieces(srcTok, canon[t], bytesTok)).filter((id) => id < model.embeddingRows));
     if (init === 'mean') kind[t] = 'mean';
   }
+  if (focusSpace && combinations.size === 0) {
+    // every row would be gold or the FVT mean: --init mean under another name
+    throw new HackError('CORPUS_TOO_SMALL', `no target token outside the ${focusSpace.sharedIds.length} shared ones occurs ${aux!.minCount}+ times in the ${aux!.tokens} corpus tokens, so no row gets a FOCUS combination; give a larger ${opt('corpus')}${o.aux?.maxBytes ? ` or a larger ${opt('auxMaxBytes')}` : ''}`, { option: 'corpus' });
+  }
   const counts: Record<string, number> = {};
   for (const k of kind) counts[k] = (counts[k] ?? 0) + 1;
-  return { init, similarityMeasure: o.similarity ?? 'dot', target, rows, sourceOf, kind, similarity: alignment.similarity, pieces, special, counts, pivots: alignment.pivots, glove, gold: alignment.counts.gold };
+  return { init, similarityMeasure: o.similarity ?? 'dot', target, rows, sourceOf, kind, similarity: alignment.similarity, pieces, combinations, special, counts, pivots: alignment.pivots, glove, aux, gold: alignment.counts.gold };
 }
 
 /** Mean rows of each target token's pieces (the mean of all rows when a token has no pieces). */
@@ -252,6 +297,21 @@ async function meanRows(model: ModelDir, tensor: string, pieces: Map<number, num
   return out;
 }
 
+/** focus rows: each the weighted sum of its source rows (float64 sums, float32 rows). */
+async function combinedRows(model: ModelDir, tensor: string, combinations: Map<number, SourceCombination>): Promise<Map<number, RowValues>> {
+  const out = new Map<number, RowValues>();
+  if (combinations.size === 0) return out;
+  const d = model.hiddenSize;
+  const m = await readWeightF32(model.weights, tensor);
+  const acc = new Float64Array(d);
+  for (const [t, c] of combinations) {
+    acc.fill(0);
+    c.sources.forEach((s, k) => { const w = c.weights[k]; for (let j = 0; j < d; j++) acc[j] += w * m[s * d + j]; });
+    out.set(t, Float32Array.from(acc));
+  }
+  return out;
+}
+
 /** alignment.json: every target id, the source row it came from and how. */
 export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<string, unknown> {
   const tgt = tokenStrings(plan.target.json), src = tokenStrings(model.tokenizerJson);
@@ -269,13 +329,15 @@ export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<
       gold: 'same canonical string as the source token: rows copied byte for byte',
       special: 'a role token (bos/eos/pad) without gold: the source role token\'s rows',
       aligned: 'GloVe relative-representation argmax: that source token\'s rows copied',
-      fallback: 'no gold and no GloVe vector: mean of the source rows of its pieces (source: null, pieces listed)',
+      fallback: 'no gold and no GloVe (tokalign) or auxiliary (focus) vector: mean of the source rows of its pieces (source: null, pieces listed)',
       mean: 'the mean of the source rows of its pieces (FVT baseline)',
+      focus: 'FOCUS: sparsemax over auxiliary-vector cosines to the gold tokens, the weighted sum of those tokens\' source rows (source: null, sources and weights listed)',
       random: 'a seeded random source row (baseline)',
     },
     special_token_ids: plan.special.ids,
     pivots: plan.pivots,
     glove: plan.glove,
+    aux: plan.aux,
     map: Array.from({ length: plan.rows }, (_, t) => {
       const s = plan.sourceOf[t];
       const e: Record<string, unknown> = { target: t, token: tgt[t] ?? '', kind: plan.kind[t], source: s >= 0 ? s : null };
@@ -283,6 +345,8 @@ export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<
       if (!Number.isNaN(plan.similarity[t])) e.similarity = Number(plan.similarity[t].toFixed(6));
       const p = plan.pieces.get(t);
       if (p) e.pieces = p;
+      const c = plan.combinations.get(t);
+      if (c) { e.sources = c.sources; e.weights = c.weights.map((w) => Number(w.toFixed(6))); }
       return e;
     }),
   };
@@ -290,7 +354,10 @@ export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<
 
 /** Write the replaced model into `dir` (empty; normally output.ts's temporary directory). */
 export async function writeReplacement(model: ModelDir, dir: string, plan: ReplacementPlan, onProgress?: (done: number, total: number) => void): Promise<{ files: string[] }> {
-  const edit = async (tensor: string): Promise<MatrixEdit> => ({ rows: plan.rows, gather: plan.sourceOf, set: await meanRows(model, tensor, plan.pieces) });
+  const edit = async (tensor: string): Promise<MatrixEdit> => ({
+    rows: plan.rows, gather: plan.sourceOf,
+    set: new Map([...await meanRows(model, tensor, plan.pieces), ...await combinedRows(model, tensor, plan.combinations)]),
+  });
   const edits: Record<string, MatrixEdit> = { [EMBED_TENSOR]: await edit(EMBED_TENSOR) };
   if (!model.tied) edits[LM_HEAD_TENSOR] = await edit(LM_HEAD_TENSOR);
   const config: Record<string, unknown> = { ...model.config.raw, vocab_size: plan.rows };
