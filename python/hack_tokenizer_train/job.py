@@ -16,8 +16,6 @@ SCHEDULES = ("cosine", "linear", "constant")
 SAVE_DTYPES = ("keep", "float32", "bfloat16", "float16")
 # ce: next-token cross-entropy; distill / alm: matched against the original model (see objectives.py)
 OBJECTIVES = ("ce", "distill", "alm")
-# the objectives whose loss the training loop computes today (distill and alm have their pieces in objectives.py)
-TRAINED_OBJECTIVES = ("ce",)
 
 
 # The keys a stage sets (at the top level for a one-stage job, in each `stages` item otherwise).
@@ -153,9 +151,6 @@ def _check_stage(st: Stage, where: str, job: "Job") -> None:
             raise JobError(k("objective"), f"objective {st.objective} trains only the new rows: use recipe rows, not {st.recipe}")
         if job.original is None:
             raise JobError("original", f"objective {st.objective} needs the original model as its teacher")
-        if st.objective not in TRAINED_OBJECTIVES:
-            raise JobError(k("objective"), f"objective {st.objective}: the training loop does not compute it yet "
-                           "(its alignment and loss are in hack_tokenizer_train/objectives.py)", "NOT_TRAINED")
     per_step = st.batch_size * st.grad_accum * st.seq_len
     if st.max_tokens is not None and st.max_tokens < per_step:
         # known from the numbers alone: refused before the corpus is read
@@ -216,6 +211,11 @@ def parse_job(data: dict[str, Any]) -> Job:
                 raise JobError(f"stages[{i}].{bad[0]}", f"unknown stage key(s): {', '.join(bad)} (known: {', '.join(STAGE_KEYS)})")
             st = Stage(**raw)
             _check_stage(st, f"stages[{i}].", job)
+            moved = [j for j, p in enumerate(job.plan) if p.recipe != "rows"]
+            if st.objective != "ce" and moved:
+                # the teacher is the model itself on old ids: only while body and old rows are still the original's
+                raise JobError(f"stages[{i}].objective", f"objective {st.objective} compares with the original model, "
+                               f"but stages[{moved[0]}] ({job.plan[moved[0]].recipe}) has changed it: put it before any non-rows stage")
             job.plan.append(st)
     return job
 

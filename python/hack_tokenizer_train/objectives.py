@@ -1,83 +1,137 @@
-"""Pieces of the distill and alm objectives (issue 16, item 3) that do not depend on the training loop.
+"""What a stage minimizes: ce (next-token cross-entropy), distill and alm (issue 16, item 3).
 
-Alignment is by bytes: the extended and the original tokenizer split the same text, and a student position is
-matched with the teacher position whose token ends at the same byte. Byte ends come from each token's byte length,
-not from the tokenizer's offsets (those count code points, so "ç" would be 1 where it is 2 bytes).
+distill and alm compare the extended model with the original model on the same text. The original's view of a
+window is the window with every new token replaced by its pieces (its tokenization by the original tokenizer): in
+merges mode that is exactly the original tokenization of the text, since continued BPE only adds merges ranked
+after every original one. The teacher is the model itself on those ids: the objectives run under the rows recipe
+(checked in job.py), which keeps the body and every old row bit-identical to the original's, so the model reading
+old ids only is the original model (for alm, with the new tokens' logits left out of the softmax). No second copy
+of the model is loaded.
+
+- distill (Dobler et al. 2025, token distillation): mean squared difference between the last hidden states of the
+  extended model on the window and of the original on its pieces, at every position, matched with the original's
+  position of the token's last piece. It reaches the input rows only (the output matrix is not in the path): for
+  an untied model the new output rows keep their init.
+- alm: cross-entropy plus, at each position whose next token n is new, (log p(n) - T)^2, where T is the
+  original's log-probability of n's pieces in the same context (the sum of its log-probs of each piece): the
+  output rows learn to give a new token the probability the original gave its spelling (as --distill of the
+  TypeScript engine).
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
 
-
-def _byte_level_decoder() -> dict[str, int]:
-    # GPT-2's byte-to-unicode table, inverted: a ByteLevel vocabulary entry is one such character per byte
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+from .job import OBJECTIVES, JobError
 
 
-_BYTE_OF = _byte_level_decoder()
+def ce_loss(fwd, batch: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy of one micro-batch (`fwd`: the model, or its DDP wrapper)."""
+    return fwd(input_ids=batch, labels=batch).loss
 
 
-def token_byte_lengths(tokenizer) -> list[int]:
-    """Byte length of every id of a `tokenizers.Tokenizer` with a ByteLevel vocabulary. Added tokens (how the
-    launcher and the tests add new tokens) are stored as plain text, so their length is their UTF-8 length."""
-    added = {i: t.content for i, t in tokenizer.get_added_tokens_decoder().items()}
-    lengths = [0] * tokenizer.get_vocab_size()
-    for piece, i in tokenizer.get_vocab(with_added_tokens=False).items():
-        lengths[i] = len(piece) if all(c in _BYTE_OF for c in piece) else len(piece.encode("utf-8"))
-    for i, content in added.items():
-        lengths[i] = len(content.encode("utf-8"))
-    return lengths
+def new_token_pieces(model_dir: str, original_dir: str, new_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Each new id -> its original ids: an added token's text encoded by the original tokenizer, a merged token's
+    vocabulary string split by the original BPE model (no pre-tokenization: the string is one word already)."""
+    from tokenizers import Tokenizer
 
-
-def byte_ends(ids: Sequence[int], lengths: Sequence[int]) -> list[int]:
-    """The byte offset where each token ends (exclusive) in the text the ids spell."""
-    ends, at = [], 0
-    for i in ids:
-        at += lengths[i]
-        ends.append(at)
-    return ends
-
-
-def align_positions(student_ends: Sequence[int], teacher_ends: Sequence[int]) -> list[tuple[int, int]]:
-    """(student position, teacher position) pairs whose tokens end at the same byte. A student token that merges
-    several original tokens is matched with the last of them; one that ends inside an original token (it can when
-    the two tokenizers cut a word differently) has no match and is left out."""
-    where = {e: j for j, e in enumerate(teacher_ends)}
-    return [(i, where[e]) for i, e in enumerate(student_ends) if e in where]
-
-
-def distill_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Token distillation (Dobler et al. 2025): mean over aligned positions and hidden units of the squared
-    difference between the student's and the teacher's last hidden states ([seq, hidden] each, one window)."""
-    s = torch.tensor([p[0] for p in pairs], dtype=torch.long)
-    t = torch.tensor([p[1] for p in pairs], dtype=torch.long)
-    return torch.nn.functional.mse_loss(student_hidden[s].float(), teacher_hidden[t].float().detach())
-
-
-def chunk_logprob_targets(teacher_logits: torch.Tensor, teacher_ids: Sequence[int], student_ends: Sequence[int],
-                          teacher_ends: Sequence[int], new_ids: set[int], student_ids: Sequence[int]) -> list[tuple[int, int, float]]:
-    """alm targets for one window: for each student position i whose NEXT token n = student_ids[i+1] is new, the
-    teacher's log p(p1..pk | context) = sum of its log-probs of the original pieces p1..pk that spell n, read at
-    the teacher positions before each piece. Returns (student position i, new id n, target log-prob). Positions
-    where the pieces are not aligned (n does not start and end on original token boundaries) are left out."""
-    logp = torch.log_softmax(teacher_logits.float(), dim=-1)
-    end_at = {e: j for j, e in enumerate(teacher_ends)}
-    out = []
-    for i in range(len(student_ids) - 1):
-        n = student_ids[i + 1]
-        if n not in new_ids or student_ends[i] not in end_at or student_ends[i + 1] not in end_at:
-            continue
-        first, last = end_at[student_ends[i]] + 1, end_at[student_ends[i + 1]]
-        target = sum(float(logp[j - 1, teacher_ids[j]]) for j in range(first, last + 1))
-        out.append((i, n, target))
+    ext = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    orig = Tokenizer.from_file(os.path.join(original_dir, "tokenizer.json"))
+    added = {i: t.content for i, t in ext.get_added_tokens_decoder().items()}
+    strings = {i: s for s, i in ext.get_vocab(with_added_tokens=False).items()}
+    new = set(new_ids)
+    out: dict[int, list[int]] = {}
+    for i in new_ids:
+        if i in added:
+            pieces = orig.encode(added[i], add_special_tokens=False).ids
+        elif i in strings:
+            pieces = [t.id for t in orig.model.tokenize(strings[i])]
+        else:
+            raise JobError("new_ids", f"token id {i} is not in {model_dir}/tokenizer.json")
+        if not pieces or any(p in new for p in pieces):
+            raise JobError("original", f"new token {i} ({(added.get(i) or strings.get(i))!r}) has no split into original tokens")
+        out[i] = pieces
     return out
+
+
+def expand(ids: Sequence[int], pieces: dict[int, list[int]]) -> tuple[list[int], list[int]]:
+    """The original's ids for one window, and for each window position the position of its token's last piece."""
+    t_ids: list[int] = []
+    last: list[int] = []
+    for i in ids:
+        t_ids.extend(pieces.get(i, (i,)))
+        last.append(len(t_ids) - 1)
+    return t_ids, last
+
+
+def _teacher_batch(batch: torch.Tensor, pieces: dict[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expanded windows, right-padded with id 0 (causal attention: padding after a position does not change it),
+    and [B, L] positions of the last pieces."""
+    rows = [expand(r, pieces) for r in batch.tolist()]
+    width = max(len(t) for t, _ in rows)
+    t_ids = torch.zeros(len(rows), width, dtype=torch.long)
+    for b, (t, _) in enumerate(rows):
+        t_ids[b, : len(t)] = torch.tensor(t, dtype=torch.long)
+    return t_ids.to(batch.device), torch.tensor([last for _, last in rows], dtype=torch.long, device=batch.device)
+
+
+def distill_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """[B, L, H] student states, [B, Lt, H] teacher states, [B, L] teacher positions -> the mean squared difference."""
+    target = torch.gather(teacher_hidden, 1, last.unsqueeze(-1).expand(-1, -1, teacher_hidden.shape[-1]))
+    return torch.nn.functional.mse_loss(student_hidden.float(), target.float().detach())
+
+
+def alm_targets(teacher_logp: torch.Tensor, batch: torch.Tensor, last: torch.Tensor,
+                pieces: dict[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each (b, i) whose next token n = batch[b, i + 1] is new: T = sum over n's pieces p_j of the teacher's
+    log p(p_j) at the position before p_j (the pieces start right after the teacher position last[b, i]).
+    Returns index tensors b, i, n and the targets T."""
+    bs, ps, ns, ts = [], [], [], []
+    ids = batch.tolist()
+    for b, row in enumerate(ids):
+        for i in range(len(row) - 1):
+            p = pieces.get(row[i + 1])
+            if p is None:
+                continue
+            a = int(last[b, i])
+            pos = torch.arange(a, a + len(p), device=teacher_logp.device)
+            ts.append(teacher_logp[b, pos, torch.tensor(p, device=teacher_logp.device)].sum())
+            bs.append(b)
+            ps.append(i)
+            ns.append(row[i + 1])
+    dev = batch.device
+    t = torch.stack(ts) if ts else torch.zeros(0, device=dev)
+    return (torch.tensor(bs, dtype=torch.long, device=dev), torch.tensor(ps, dtype=torch.long, device=dev),
+            torch.tensor(ns, dtype=torch.long, device=dev), t)
+
+
+class Objective:
+    """The loss of one micro-batch for a stage's objective (`fwd` is the model, or its DDP wrapper for ce)."""
+
+    def __init__(self, name: str, model, pieces: dict[int, list[int]]):
+        if name not in OBJECTIVES:
+            raise JobError("objective", f"expected one of {', '.join(OBJECTIVES)}, got {name!r}")
+        self.name, self.model, self.pieces = name, model, pieces
+        self.new_ids = torch.tensor(sorted(pieces), dtype=torch.long)
+
+    def __call__(self, fwd, batch: torch.Tensor) -> torch.Tensor:
+        if self.name == "ce":
+            return ce_loss(fwd, batch)
+        t_ids, last = _teacher_batch(batch, self.pieces)
+        if self.name == "distill":
+            decoder = self.model.get_decoder()
+            with torch.no_grad():
+                teacher = decoder(input_ids=t_ids).last_hidden_state
+            return distill_loss(decoder(input_ids=batch).last_hidden_state, teacher, last)
+        with torch.no_grad():
+            tl = self.model(input_ids=t_ids).logits.float()
+            tl[..., self.new_ids.to(tl.device)] = float("-inf")  # the original's softmax: old tokens only
+            logp = torch.log_softmax(tl, dim=-1)
+            b, i, n, target = alm_targets(logp, batch, last, self.pieces)
+        out = fwd(input_ids=batch, labels=batch)  # ce_loss's forward, with the logits kept
+        if target.numel() == 0:
+            return out.loss
+        lp = torch.log_softmax(out.logits[b, i].float(), dim=-1).gather(1, n.unsqueeze(1)).squeeze(1)
+        return out.loss + ((lp - target) ** 2).mean()

@@ -1,76 +1,69 @@
-"""The distill / alm pieces (byte alignment, losses, chunk targets) and the job rules of `objective`."""
+"""The objectives (ce, distill, alm): the original's view of a window, the losses by hand, the job rules, and
+training with each (old rows bit-identical, the new rows moved, the loss going down)."""
 from __future__ import annotations
 
-import math
 import os
 
 import pytest
 import torch
 from tokenizers import Tokenizer
 
-from conftest import TINY, job
-from hack_tokenizer_train.objectives import (align_positions, byte_ends, chunk_logprob_targets, distill_loss,
-                                             token_byte_lengths)
+from conftest import TINY, job, run
+from hack_tokenizer_train.objectives import alm_targets, distill_loss, expand, new_token_pieces
+from test_train import tensors
 
-TEXT = "A associação também"
-
-
-def tokenizers(extended):
-    return Tokenizer.from_file(os.path.join(extended, "tokenizer.json")), Tokenizer.from_file(os.path.join(TINY, "tokenizer.json"))
+TEXT = "A associação também sobre os deputados"
+OLD = 8192
 
 
-def test_byte_lengths_count_bytes_not_code_points(extended):
-    student, teacher = tokenizers(extended)
-    s_len, t_len = token_byte_lengths(student), token_byte_lengths(teacher)
-    s_ids, t_ids = student.encode(TEXT).ids, teacher.encode(TEXT).ids
-    n = len(TEXT.encode("utf-8"))
-    assert n == len(TEXT) + 3  # "ç", "ã" and "é" are two bytes each
-    assert byte_ends(s_ids, s_len)[-1] == n and byte_ends(t_ids, t_len)[-1] == n
-    cao = student.token_to_id("ção")
-    assert cao in s_ids and s_len[cao] == 5  # 3 code points, 5 bytes
+def test_expanding_the_window_gives_the_original_tokenization(extended):
+    student = Tokenizer.from_file(os.path.join(extended, "tokenizer.json"))
+    teacher = Tokenizer.from_file(os.path.join(TINY, "tokenizer.json"))
+    new_ids = list(range(OLD, student.get_vocab_size()))
+    pieces = new_token_pieces(extended, TINY, new_ids)
+    s_enc, t_enc = student.encode(TEXT), teacher.encode(TEXT)
+    s_ids, t_ids = s_enc.ids, t_enc.ids
+    assert sum(i >= OLD for i in s_ids) >= 3
+    got, last = expand(s_ids, pieces)
+    assert got == t_ids
+    # each position is matched with its token's last piece: both end at the same character of the text
+    assert len(last) == len(s_ids) and last[-1] == len(t_ids) - 1
+    for i, j in enumerate(last):
+        assert s_enc.offsets[i][1] == t_enc.offsets[j][1], (i, j)
 
 
-def test_alignment_by_hand():
-    # student "ab|ção" = teacher "ab|ç|ão": the merged token is matched with its last piece
-    assert align_positions([2, 7], [2, 4, 7]) == [(0, 0), (1, 2)]
-    # a student token ending inside a teacher token has no match
-    assert align_positions([1, 3], [2, 3]) == [(1, 1)]
-
-
-def test_alignment_on_the_real_tokenizers(extended):
-    student, teacher = tokenizers(extended)
-    s_ids, t_ids = student.encode(TEXT).ids, teacher.encode(TEXT).ids
-    s_end, t_end = byte_ends(s_ids, token_byte_lengths(student)), byte_ends(t_ids, token_byte_lengths(teacher))
-    pairs = align_positions(s_end, t_end)
-    cao, i = student.token_to_id("ção"), s_ids.index(student.token_to_id("ção"))
-    j = dict(pairs)[i]
-    # both end just after "ção"; the teacher spells it with several byte-level pieces, the last one at j
-    assert s_end[i] == t_end[j] and TEXT.encode("utf-8")[: s_end[i]].decode("utf-8") == "A associação"
-    assert j > i and len(pairs) < len(t_ids)
+def test_pieces_of_merged_tokens_split_by_the_original_bpe(tmp_path):
+    # a merges-mode token lives in the vocabulary (not an added token): its string is split by the original model
+    tok = Tokenizer.from_file(os.path.join(TINY, "tokenizer.json"))
+    d = tmp_path / "m"
+    d.mkdir()
+    import json
+    data = json.loads(tok.to_str())
+    a, b = tok.encode(" os deputados").tokens[2:4]  # the original's first two pieces of " deputados", merged
+    data["model"]["vocab"][a + b] = OLD
+    data["model"]["merges"].append([a, b] if isinstance(data["model"]["merges"][0], list) else f"{a} {b}")
+    (d / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    pieces = new_token_pieces(str(d), TINY, [OLD])
+    assert pieces == {OLD: [data["model"]["vocab"][a], data["model"]["vocab"][b]]}
+    ext = Tokenizer.from_file(str(d / "tokenizer.json"))
+    s_ids = ext.encode(" os deputados").ids
+    assert OLD in s_ids and expand(s_ids, pieces)[0] == tok.encode(" os deputados").ids
 
 
 def test_distill_loss_by_hand():
-    s = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
-    t = torch.tensor([[0.0, 0.0], [9.0, 9.0], [1.0, 1.0]])
-    # pairs (0,0) and (1,2): ((1+4) + (4+16)) / 4
-    assert distill_loss(s, t, [(0, 0), (1, 2)]).item() == pytest.approx(25 / 4)
+    s = torch.tensor([[[1.0, 2.0], [3.0, 5.0]]])
+    t = torch.tensor([[[0.0, 0.0], [9.0, 9.0], [1.0, 1.0]]])
+    # positions 0 -> 0 and 1 -> 2: ((1+4) + (4+16)) / 4
+    assert distill_loss(s, t, torch.tensor([[0, 2]])).item() == pytest.approx(25 / 4)
 
 
-def test_distill_gradient_reaches_only_the_aligned_student_rows():
-    s = torch.zeros(3, 2, requires_grad=True)
-    distill_loss(s, torch.ones(3, 2), [(0, 0), (2, 2)]).backward()
-    assert s.grad[1].abs().sum() == 0 and s.grad[0].abs().sum() > 0 and s.grad[2].abs().sum() > 0
-
-
-def test_chunk_target_is_the_sum_of_the_teacher_piece_logprobs():
-    # teacher: ids [5, 1, 2] ending at bytes [1, 2, 4]; student: [5, 9] ending at [1, 4], 9 new = pieces 1, 2
+def test_alm_target_is_the_sum_of_the_teacher_piece_logprobs():
+    # student [5, 9], 9 new = pieces 1, 2; teacher [5, 1, 2]: token 5 is at teacher position 0
     torch.manual_seed(0)
-    logits = torch.randn(3, 6)
-    lp = torch.log_softmax(logits, dim=-1)
-    got = chunk_logprob_targets(logits, [5, 1, 2], [1, 4], [1, 2, 4], {9}, [5, 9])
-    assert len(got) == 1 and got[0][:2] == (0, 9)
-    assert got[0][2] == pytest.approx(float(lp[0, 1] + lp[1, 2]), abs=1e-6)
-    assert not math.isclose(got[0][2], float(lp[0, 1]), abs_tol=1e-6)  # both pieces counted, not just the first
+    lp = torch.log_softmax(torch.randn(1, 3, 6), dim=-1)
+    b, i, n, t = alm_targets(lp, torch.tensor([[5, 9]]), torch.tensor([[0, 2]]), {9: [1, 2]})
+    assert b.tolist() == [0] and i.tolist() == [0] and n.tolist() == [9]
+    assert float(t[0]) == pytest.approx(float(lp[0, 0, 1] + lp[0, 1, 2]), abs=1e-6)
 
 
 def test_objective_job_rules(tmp_path, pt_corpus, extended):
@@ -87,7 +80,32 @@ def test_objective_job_rules(tmp_path, pt_corpus, extended):
     with pytest.raises(JobError, match="teacher") as e:
         job(**base, new_ids=[8192], objective="alm")
     assert e.value.key == "original"
-    with pytest.raises(JobError, match="does not compute it yet") as e:
-        job(**base, original=TINY, objective="distill")
-    assert e.value.code == "NOT_TRAINED"
+    with pytest.raises(JobError, match="put it before any non-rows stage") as e:
+        job(**base, original=TINY, stages=[{"recipe": "embeddings"}, {"recipe": "rows", "objective": "alm"}])
+    assert e.value.key == "stages[1].objective"
+    assert job(**base, original=TINY, stages=[{"recipe": "rows", "objective": "distill"}, {"recipe": "full"}]).plan[0].objective == "distill"
     assert not os.path.exists(tmp_path / "o") and not os.path.exists(tmp_path / "w")
+
+
+@pytest.mark.parametrize("objective", ["distill", "alm"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_training_with_an_objective_moves_only_new_rows(tmp_path, pt_corpus, extended, extended_untied, objective, tied):
+    model = extended if tied else extended_untied
+    events: list = []
+    j = job(model=model, original=TINY, out=str(tmp_path / "o"), corpus=[pt_corpus], work_dir=str(tmp_path / "w"),
+            recipe="rows", objective=objective, lr=1e-2, max_steps=6)
+    summary = run(j, events)
+    before, after = tensors(model), tensors(str(tmp_path / "o"))
+    for name, w in before.items():
+        if w.ndim == 2 and w.shape[0] > OLD:
+            assert torch.equal(w[:OLD], after[name][:OLD]), name  # old rows: the same bits
+        else:
+            assert torch.equal(w, after[name]), name  # the body: untouched
+    emb = next(n for n in before if "embed_tokens" in n)
+    assert not torch.equal(before[emb][OLD:], after[emb][OLD:])
+    losses = summary["stages"][0]["losses"]
+    assert summary["stages"][0]["objective"] == objective and all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0]
+    if objective == "distill" and not tied:
+        head = next(n for n in before if "lm_head" in n)
+        assert torch.equal(before[head], after[head])  # distill does not reach the output matrix
