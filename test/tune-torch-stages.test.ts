@@ -50,6 +50,14 @@ test('recipe errors name the stage and key; defaults by recipe; budgets below on
     [['rows', 1e-3, 4, 512, 1, 'cosine', undefined], ['full', 5e-5, 4, 512, 4, 'cosine', 0.5]]);
 });
 
+test('a stage objective is one of ce, distill, alm and absent unless set (the engine default ce)', () => {
+  const f = '/r/recipe.yaml';
+  assert.throws(() => parseStageRecipe({ stages: [{ recipe: 'rows', objective: 'kl' }] }, f),
+    (e: unknown) => e instanceof HackError && /^stages\[0\]\.objective: kl: expected one of ce, distill, alm/.test(e.detail));
+  const r = parseStageRecipe({ stages: [{ recipe: 'rows', objective: 'distill' }, { recipe: 'full' }] }, f);
+  assert.deepEqual(r.stages.map((s) => s.objective), ['distill', undefined]);
+});
+
 test('CLI: tune --engine torch --stages on the demo model: two stages recorded in tune.json; a bad recipe writes nothing', async () => {
   const root = await fsp.mkdtemp(path.join(tmpdir(), 'tune-stages-'));
   try {

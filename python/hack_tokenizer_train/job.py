@@ -14,11 +14,13 @@ RECIPES = ("rows", "embeddings", "lora", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULES = ("cosine", "linear", "constant")
 SAVE_DTYPES = ("keep", "float32", "bfloat16", "float16")
+# ce: next-token cross-entropy; distill / alm: matched against the original model (see objectives.py)
+OBJECTIVES = ("ce", "distill", "alm")
 
 
 # The keys a stage sets (at the top level for a one-stage job, in each `stages` item otherwise).
 STAGE_KEYS = ("recipe", "lr", "weight_decay", "batch_size", "grad_accum", "seq_len", "epochs", "max_tokens", "max_steps",
-              "warmup_steps", "schedule", "replay_ratio", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")
+              "warmup_steps", "schedule", "replay_ratio", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "objective")
 
 
 class JobError(Exception):
@@ -50,6 +52,7 @@ class Stage:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    objective: str = "ce"
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Job:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    objective: str = "ce"
     keep_adapter: bool = True
     save_dtype: str = "keep"
     log_every: int = 1
@@ -139,6 +143,14 @@ def _check_stage(st: Stage, where: str, job: "Job") -> None:
     if st.weight_decay > 0 and st.recipe == "rows":
         # decoupled weight decay would shrink the old rows too; they must stay bit-identical
         raise JobError(k("weight_decay"), "the rows recipe trains only the new rows; weight decay would change the old ones (use 0)")
+    if st.objective not in OBJECTIVES:
+        raise JobError(k("objective"), f"expected one of {', '.join(OBJECTIVES)}, got {st.objective!r}")
+    if st.objective != "ce":
+        # both compare the extended model with the original on the same text: only the new rows may move
+        if st.recipe != "rows":
+            raise JobError(k("objective"), f"objective {st.objective} trains only the new rows: use recipe rows, not {st.recipe}")
+        if job.original is None:
+            raise JobError("original", f"objective {st.objective} needs the original model as its teacher")
     per_step = st.batch_size * st.grad_accum * st.seq_len
     if st.max_tokens is not None and st.max_tokens < per_step:
         # known from the numbers alone: refused before the corpus is read
@@ -199,6 +211,11 @@ def parse_job(data: dict[str, Any]) -> Job:
                 raise JobError(f"stages[{i}].{bad[0]}", f"unknown stage key(s): {', '.join(bad)} (known: {', '.join(STAGE_KEYS)})")
             st = Stage(**raw)
             _check_stage(st, f"stages[{i}].", job)
+            moved = [j for j, p in enumerate(job.plan) if p.recipe != "rows"]
+            if st.objective != "ce" and moved:
+                # the teacher is the model itself on old ids: only while body and old rows are still the original's
+                raise JobError(f"stages[{i}].objective", f"objective {st.objective} compares with the original model, "
+                               f"but stages[{moved[0]}] ({job.plan[moved[0]].recipe}) has changed it: put it before any non-rows stage")
             job.plan.append(st)
     return job
 

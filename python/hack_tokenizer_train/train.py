@@ -24,6 +24,7 @@ from dataclasses import asdict
 from .data import cut_windows, replay_fraction, sample_index, token_ids, visit
 from .dist import Dist
 from .job import Job, JobError, Stage
+from .objectives import Objective, ce_loss, new_token_pieces
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -237,7 +238,8 @@ def write_output(job: Job, model, summary: dict[str, Any], emit: Emit, lora: boo
         raise
 
 
-def accumulate(model, micro_batches: list[torch.Tensor], autocast=None, backward=torch.Tensor.backward) -> float:
+def accumulate(model, micro_batches: list[torch.Tensor], autocast=None, backward=torch.Tensor.backward,
+               loss_of: Callable[[Any, torch.Tensor], torch.Tensor] = ce_loss) -> float:
     """Backward over the micro-batches of one optimizer step; returns their mean loss.
 
     Each loss is divided by their number, so the accumulated gradient is that of their mean: with equal-length
@@ -247,9 +249,9 @@ def accumulate(model, micro_batches: list[torch.Tensor], autocast=None, backward
     for batch in micro_batches:
         if autocast is not None:
             with autocast:
-                loss = model(input_ids=batch, labels=batch).loss
+                loss = loss_of(model, batch)
         else:
-            loss = model(input_ids=batch, labels=batch).loss
+            loss = loss_of(model, batch)
         backward(loss / len(micro_batches))
         total += float(loss.detach()) / len(micro_batches)
     return total
@@ -287,6 +289,10 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     np.random.seed(job.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     new_ids = job.new_ids if job.new_ids is not None else (new_token_ids(job.model, job.original) if job.original else [])
+    uses_teacher = [st.objective for st in job.plan if st.objective != "ce"]
+    if uses_teacher and world > 1:
+        raise JobError("objective", f"objective {uses_teacher[0]} runs in one process only (this launch has {world})", "ONE_PROCESS")
+    pieces = new_token_pieces(job.model, job.original, new_ids) if uses_teacher else {}
     ids, corpus_info = token_ids(job.model, job.corpus, job.corpus_bytes)
     replay_ids, replay_info = (token_ids(job.model, [job.replay], None, "replay") if job.replay else (None, None))
     # every stage's windows and step count before the model is loaded: a stage whose budget is below one batch
@@ -337,7 +343,9 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                 trainable = sum(len(new_ids) * p.shape[1] for g in groups for p in g["params"])
             trainable_total = max(trainable_total, trainable)
             label = f"stage {si + 1}/{len(job.plan)}: " if len(job.plan) > 1 else ""
-            emit({"event": "info", "message": f"{label}{st.recipe}, lr {st.lr}: {trainable} trainable parameters" + (f", {len(new_ids)} new tokens" if new_ids else "")})
+            emit({"event": "info", "message": f"{label}{st.recipe}, lr {st.lr}" + (f", objective {st.objective}" if st.objective != "ce" else "")
+                  + f": {trainable} trainable parameters" + (f", {len(new_ids)} new tokens" if new_ids else "")})
+            loss_of = Objective(st.objective, model, pieces)
             opt = torch.optim.AdamW(groups, lr=st.lr, betas=(0.9, 0.95), eps=1e-8, foreach=False)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(st, total))
             start, losses, prior_seconds = 0, [], 0.0
@@ -384,7 +392,7 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                         else:
                             rows.append(windows[sample_index(seed, n, idx, perm_cache)])
                     micro_batches.append(torch.stack(rows).to(device))
-                lv = dist.mean(accumulate(fwd, micro_batches, autocast, dist.backward))
+                lv = dist.mean(accumulate(fwd, micro_batches, autocast, dist.backward, loss_of))
                 tokens_since += per_step * st.seq_len
                 step_opt.step()
                 sched.step()

@@ -28,6 +28,8 @@ export interface TorchStage {
   loraR?: number;
   loraAlpha?: number;
   loraTargets?: string[];
+  /** What the stage minimizes (engine default ce); distill and alm need recipe rows and the original model. */
+  objective?: 'ce' | 'distill' | 'alm';
 }
 
 /** What a stage may set. The learning rate's default depends on the recipe (TORCH_DEFAULTS.lr). */
@@ -47,6 +49,7 @@ export const STAGE_OPTIONS: readonly ParamSpec[] = [
   { key: 'loraR', kind: 'int', min: 1, doc: 'recipe lora: adapter rank' },
   { key: 'loraAlpha', kind: 'number', above: 0, doc: 'recipe lora: adapter alpha' },
   { key: 'loraTargets', kind: 'list', doc: 'recipe lora: module names that get adapters' },
+  { key: 'objective', kind: 'choice', choices: ['ce', 'distill', 'alm'], doc: 'loss: ce (next-token cross-entropy, the default); distill (new input rows: last hidden states matched to the original model on the original tokenization); alm (ce + the new token\'s log-prob matched to the original\'s log-prob of its pieces); distill and alm need recipe rows, --original, one process, and no non-rows stage before them' },
 ];
 
 /** Keys of the file itself, beside `stages`. */

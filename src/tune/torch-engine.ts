@@ -153,6 +153,7 @@ const STAGE_KEYS: Record<string, string> = {
   recipe: 'recipe', lr: 'lr', batchSize: 'batch_size', seqLen: 'seq_len', gradAccum: 'grad_accum', epochs: 'epochs',
   maxTokens: 'max_tokens', maxSteps: 'max_steps', warmupSteps: 'warmup_steps', schedule: 'schedule', weightDecay: 'weight_decay',
   replayRatio: 'replay_ratio', loraR: 'lora_r', loraAlpha: 'lora_alpha', loraTargets: 'lora_targets',
+  objective: 'objective',
 };
 
 function snake(src: object, keys: Record<string, string>): Record<string, unknown> {
@@ -262,7 +263,7 @@ const KEY_TO_OPTION: Record<string, string> = {
   batch_size: 'batchSize', seq_len: 'seqLen', epochs: 'epochs', max_tokens: 'maxTokens', max_steps: 'maxSteps',
   corpus_bytes: 'corpusBytes', warmup_steps: 'warmupSteps', weight_decay: 'weightDecay', device: 'device', resume: 'resume',
   lora_r: 'loraR', lora_targets: 'loraTargets', threads: 'threads', seed: 'seed', grad_accum: 'gradAccum', replay: 'replay',
-  replay_ratio: 'replayRatio', stages: 'stages', accelerate_config: 'accelerateConfig',
+  replay_ratio: 'replayRatio', stages: 'stages', accelerate_config: 'accelerateConfig', objective: 'objective',
 };
 
 /** The option an engine error is about: a stage's key (`stages[1].lr`) is the stages recipe's. */
