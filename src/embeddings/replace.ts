@@ -8,11 +8,13 @@
 // `focus` (FOCUS, as extension's: sparsemax over cosines in auxiliary CBOW vectors trained on the
 // corpus under the TARGET tokenizer, to the gold tokens, times those tokens' source rows; tokens
 // without an auxiliary vector get the FVT mean, kind `fallback`).
-// Special tokens the config names (bos, eos, pad) are mapped by role to the source's.
+// Special tokens the config names (bos, eos, pad) are mapped by role to the source's. The chat
+// template the output carries is, by default, the source model's (the format the model was trained
+// on): every added token it spells out must be an added token of the target too, and keeps its row.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { HackError, opt } from '../io/errors.ts';
-import { EMBED_TENSOR, LM_HEAD_TENSOR, tokenizerSizeOf, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
+import { EMBED_TENSOR, LM_HEAD_TENSOR, readChatTemplate, tokenizerSizeOf, type ChatTemplate, type ModelDir, type TokenizerJson } from '../io/model-dir.ts';
 import { writeModel, type MatrixEdit, type RowValues } from '../io/model-writer.ts';
 import { seededRandom } from '../io/seeded-random.ts';
 import { readWeightF32 } from '../io/weights.ts';
@@ -37,8 +39,10 @@ export interface TargetTokenizer {
   raw: Uint8Array;
   json: TokenizerJson;
   config: Record<string, unknown> | null;
-  /** tokenizer_config.json as stored (written unchanged). */
+  /** tokenizer_config.json as stored (written unchanged unless the chat template changes). */
   configRaw: Uint8Array | null;
+  /** The target tokenizer's own chat template (tokenizer_config.json or a chat_template file beside it). */
+  chatTemplate: ChatTemplate | null;
 }
 
 /** Read a target tokenizer from a tokenizer.json or a directory holding one (its tokenizer_config.json beside it). */
@@ -69,7 +73,30 @@ export async function readTargetTokenizer(spec: string, option = 'tokenizer'): P
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HackError('BAD_FILE', `could not read (${(e as Error).message})`, { file: configFile, option });
     configRaw = null;
   }
-  return { file, raw, json, config, configRaw };
+  const chatTemplate = await readChatTemplate(path.dirname(file), config);
+  return { file, raw, json, config, configRaw, chatTemplate };
+}
+
+export const CHAT_TEMPLATE_CHOICES = ['source', 'target', 'none'] as const;
+export type ChatTemplateChoice = (typeof CHAT_TEMPLATE_CHOICES)[number];
+
+/** Which chat template the output carries, and the added tokens it spells out (source ids). */
+export interface ChatTemplatePlan {
+  choice: ChatTemplateChoice;
+  template: ChatTemplate | null;
+}
+
+/**
+ * The output's chat template: `source` (the default when the model has one: the format it was trained
+ * on), `target` (the target tokenizer's own, if any; the default otherwise) or `none`.
+ */
+export async function planChatTemplate(model: ModelDir, target: TargetTokenizer, choice?: ChatTemplateChoice): Promise<ChatTemplatePlan> {
+  const source = await readChatTemplate(model.dir, model.tokenizerConfig);
+  const c = choice ?? (source ? 'source' : 'target');
+  if (c === 'source' && !source) {
+    throw new HackError('BAD_OPTION', `source: the model ${model.dir} has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja or chat_template.json)`, { option: 'chatTemplate' });
+  }
+  return { choice: c, template: c === 'source' ? source : c === 'target' ? target.chatTemplate : null };
 }
 
 const ROLES = ['bos', 'eos', 'pad'] as const;
@@ -85,16 +112,20 @@ function roleContent(v: unknown): string | null {
 export interface SpecialMapping {
   /** config/generation-config field -> new value. */
   ids: Partial<Record<`${Role}_token_id`, number | number[] | null>>;
-  /** target id -> source id, for the role tokens. */
+  /** target id -> source id, for the role tokens and the chat template's tokens. */
   forced: Map<number, number>;
+  /** The source chat template's added tokens: each the same added token of the target. */
+  chatTokens: Array<{ token: string; source: number; target: number }>;
 }
 
 /**
  * bos/eos/pad: the target's id for each role the source config sets (the source token's string in
  * the target's vocabulary, else the token the target's tokenizer_config names for the role); an
- * error when the target has neither.
+ * error when the target has neither. With the source's chat template kept, each source added token
+ * the template spells out must be an added token of the target (else a prompt would be cut into
+ * ordinary pieces the model never saw): an error naming them otherwise.
  */
-export function mapSpecialTokens(model: ModelDir, target: TargetTokenizer): SpecialMapping {
+export function mapSpecialTokens(model: ModelDir, target: TargetTokenizer, chat?: ChatTemplatePlan): SpecialMapping {
   const srcStrings = tokenStrings(model.tokenizerJson);
   const tgtIds = new Map<string, number>();
   tokenStrings(target.json).forEach((t, id) => { if (t !== '' && !tgtIds.has(t)) tgtIds.set(t, id); });
@@ -122,11 +153,29 @@ export function mapSpecialTokens(model: ModelDir, target: TargetTokenizer): Spec
     }
     ids[key] = Array.isArray(v) ? out : out[0];
   }
-  return { ids, forced };
+  const chatTokens: SpecialMapping['chatTokens'] = [];
+  if (chat?.choice === 'source' && chat.template) {
+    const tgtAdded = new Map<string, number>();
+    for (const t of target.json.added_tokens ?? []) if (!tgtAdded.has(t.content)) tgtAdded.set(t.content, t.id);
+    const missing: string[] = [];
+    for (const t of model.tokenizerJson.added_tokens ?? []) {
+      if (t.content === '' || !chat.template.text.includes(t.content) || chatTokens.some((c) => c.token === t.content)) continue;
+      const id = tgtAdded.get(t.content);
+      if (id === undefined) { if (!missing.includes(t.content)) missing.push(t.content); continue; }
+      chatTokens.push({ token: t.content, source: t.id, target: id });
+      if (!forced.has(id) && t.id < model.embeddingRows) forced.set(id, t.id);
+    }
+    if (missing.length > 0) {
+      throw new HackError('MISSING_SPECIAL_TOKEN', `the model's chat template (${chat.template.file}) spells out ${missing.map((m) => JSON.stringify(m)).join(', ')}, which the target tokenizer has no added token for, so a chat prompt would be cut into ordinary pieces the model never saw; add ${missing.length > 1 ? 'them' : 'it'} to the target's added_tokens, or pass ${opt('chatTemplate')} target (the target's own template${target.chatTemplate ? '' : ': it has none'}) or ${opt('chatTemplate')} none`, { file: target.file, option: 'tokenizer' });
+    }
+  }
+  return { ids, forced, chatTokens };
 }
 
 export interface ReplaceOptions {
   corpus: string[];
+  /** The output's chat template (planChatTemplate): the source's by default when it has one. */
+  chatTemplate?: ChatTemplateChoice;
   init?: ReplaceInit;
   glove?: Partial<GloveSettings>;
   /** GloVe cache directory (none: no cache). */
@@ -160,6 +209,7 @@ export interface ReplacementPlan {
   /** focus: the rows computed as weighted sums of source rows. */
   combinations: Map<number, SourceCombination>;
   special: SpecialMapping;
+  chat: ChatTemplatePlan;
   counts: Record<string, number>;
   pivots: number[];
   glove: { source: GloveEmbedding['stats']; target: GloveEmbedding['stats'] } | null;
@@ -196,7 +246,8 @@ export async function planReplacement(model: ModelDir, target: TargetTokenizer, 
   const init = o.init ?? 'tokalign';
   const seed = o.seed ?? 0;
   const rows = tokenizerSizeOf(target.json);
-  const special = mapSpecialTokens(model, target);
+  const chat = await planChatTemplate(model, target, o.chatTemplate);
+  const special = mapSpecialTokens(model, target, chat);
   const gold = goldMap(target.json, model.tokenizerJson);
   // gold rows must point at real source rows
   for (const [t, s] of gold) if (s >= model.embeddingRows) gold.delete(t);
@@ -267,7 +318,7 @@ export async function planReplacement(model: ModelDir, target: TargetTokenizer, 
   }
   const counts: Record<string, number> = {};
   for (const k of kind) counts[k] = (counts[k] ?? 0) + 1;
-  return { init, similarityMeasure: o.similarity ?? 'dot', target, rows, sourceOf, kind, similarity: alignment.similarity, pieces, combinations, special, counts, pivots: alignment.pivots, glove, aux, gold: alignment.counts.gold };
+  return { init, similarityMeasure: o.similarity ?? 'dot', target, rows, sourceOf, kind, similarity: alignment.similarity, pieces, combinations, special, chat, counts, pivots: alignment.pivots, glove, aux, gold: alignment.counts.gold };
 }
 
 /** Mean rows of each target token's pieces (the mean of all rows when a token has no pieces). */
@@ -312,6 +363,22 @@ async function combinedRows(model: ModelDir, tensor: string, combinations: Map<n
   return out;
 }
 
+/** Where the output's chat template came from, and the tokens it spells out that kept their rows. */
+export function chatTemplateReport(plan: ReplacementPlan): Record<string, unknown> {
+  return { choice: plan.chat.choice, from: plan.chat.template ? path.resolve(plan.chat.template.file) : null, tokens: plan.special.chatTokens };
+}
+
+/** The output's tokenizer_config.json: the target's, with the chosen chat template (bytes unchanged when it already holds it). */
+function outputTokenizerConfig(plan: ReplacementPlan): Uint8Array | string | null {
+  const { target, chat } = plan;
+  const want = chat.template?.value;
+  const has = target.config?.chat_template;
+  if (JSON.stringify(has) === JSON.stringify(want)) return target.configRaw;
+  const cfg: Record<string, unknown> = { ...(target.config ?? {}) };
+  if (want === undefined) delete cfg.chat_template; else cfg.chat_template = want;
+  return JSON.stringify(cfg, null, 2) + '\n';
+}
+
 /** alignment.json: every target id, the source row it came from and how. */
 export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<string, unknown> {
   const tgt = tokenStrings(plan.target.json), src = tokenStrings(model.tokenizerJson);
@@ -327,7 +394,7 @@ export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<
     counts: plan.counts,
     kinds: {
       gold: 'same canonical string as the source token: rows copied byte for byte',
-      special: 'a role token (bos/eos/pad) without gold: the source role token\'s rows',
+      special: 'a role token (bos/eos/pad) or a token the kept chat template spells out, without gold: the source token\'s rows',
       aligned: 'GloVe relative-representation argmax: that source token\'s rows copied',
       fallback: 'no gold and no GloVe (tokalign) or auxiliary (focus) vector: mean of the source rows of its pieces (source: null, pieces listed)',
       mean: 'the mean of the source rows of its pieces (FVT baseline)',
@@ -335,6 +402,7 @@ export function alignmentReport(model: ModelDir, plan: ReplacementPlan): Record<
       random: 'a seeded random source row (baseline)',
     },
     special_token_ids: plan.special.ids,
+    chat_template: chatTemplateReport(plan),
     pivots: plan.pivots,
     glove: plan.glove,
     aux: plan.aux,
@@ -366,7 +434,8 @@ export async function writeReplacement(model: ModelDir, dir: string, plan: Repla
     'tokenizer.json': plan.target.raw,
     'alignment.json': JSON.stringify(alignmentReport(model, plan)) + '\n',
   };
-  if (plan.target.configRaw) files['tokenizer_config.json'] = plan.target.configRaw;
+  const tokenizerConfig = outputTokenizerConfig(plan);
+  if (tokenizerConfig !== null) files['tokenizer_config.json'] = tokenizerConfig;
   if (model.generationConfig) {
     const g: Record<string, unknown> = { ...model.generationConfig };
     for (const [k, v] of Object.entries(plan.special.ids)) if (k in g) g[k] = v;

@@ -8,12 +8,11 @@
 // pre-tokenizer type is chosen by the model's split rule, the vocabulary and the merges are copied in
 // id and rank order (extended merges included), added tokens keep their raw text.
 import { HackError } from '../io/errors.ts';
-import { type ModelDir, type TokenizerJson, EMBED_TENSOR, LM_HEAD_TENSOR } from '../io/model-dir.ts';
+import { readChatTemplate, type ModelDir, type TokenizerJson, EMBED_TENSOR, LM_HEAD_TENSOR } from '../io/model-dir.ts';
 import { hasTensor, readWeightF32, weightInfo } from '../io/weights.ts';
 import { checkOutput } from '../io/output.ts';
 import { writeGguf, type GgmlType, type GgufTensorSource, type GgufValue, QK8_0 } from '../io/gguf.ts';
 import { ropeInvFreq, ropeLayers } from '../runtime/model-spec.ts';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
 export const GGUF_TYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
@@ -146,9 +145,10 @@ function addsSpecial(tj: TokenizerJson): { bos: boolean; eos: boolean } {
 }
 
 async function chatTemplate(model: ModelDir): Promise<string | null> {
-  const fromConfig = model.tokenizerConfig?.chat_template;
-  if (typeof fromConfig === 'string') return fromConfig;
-  try { return await fsp.readFile(path.join(model.dir, 'chat_template.jinja'), 'utf8'); } catch { return null; }
+  // GGUF holds one template: the default one
+  const t = await readChatTemplate(model.dir, model.tokenizerConfig);
+  if (!t) return null;
+  return typeof t.value === 'string' ? t.value : (t.value.find((x) => x.name === 'default') ?? t.value[0]).template;
 }
 
 /**

@@ -138,6 +138,34 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
   };
 }
 
+/**
+ * A chat template as a model or tokenizer directory stores it: tokenizer_config.json's `chat_template`
+ * (a string, or a list of {name, template}), else chat_template.jinja, else chat_template.json's
+ * `chat_template`. `text` joins every template (to search them); `value` is what was stored.
+ */
+export interface ChatTemplate { value: string | Array<{ name: string; template: string }>; text: string; file: string }
+
+export async function readChatTemplate(dir: string, tokenizerConfig: Record<string, unknown> | null): Promise<ChatTemplate | null> {
+  const of = (v: unknown, file: string): ChatTemplate | null => {
+    if (typeof v === 'string') return { value: v, text: v, file };
+    if (Array.isArray(v) && v.every((x) => x && typeof x.name === 'string' && typeof x.template === 'string')) {
+      return { value: v as ChatTemplate['value'], text: (v as Array<{ template: string }>).map((x) => x.template).join('\n'), file };
+    }
+    return null;
+  };
+  const fromConfig = of(tokenizerConfig?.chat_template, path.join(dir, 'tokenizer_config.json'));
+  if (fromConfig) return fromConfig;
+  try {
+    const file = path.join(dir, 'chat_template.jinja');
+    return of(await fsp.readFile(file, 'utf8'), file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const file = path.join(dir, 'chat_template.json');
+  const j = await readJson(file, false);
+  return j ? of(j.chat_template, file) : null;
+}
+
 /** Copy the side files (generation config, chat template, special tokens...) that exist. */
 export async function copySideFiles(src: string, dst: string, skip: string[] = []): Promise<string[]> {
   const copied: string[] = [];
