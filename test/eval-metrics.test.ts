@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scoringWindows, bitsPerByte } from '../src/eval/windows.ts';
-import { measureBpbIds, textPrefix } from '../src/eval/bpb.ts';
+import { measureBpbIds } from '../src/eval/bpb.ts';
+import { textPrefix } from '../src/io/text.ts';
 import { repetitionRate, efficiencyGain, firstWord, firstWordSettled, meanStd } from '../src/eval/text-metrics.ts';
 import { tokensForFirstWord, prefixLengths, fertilityOutput } from '../src/eval/fertility-output.ts';
 import { fertilityBoost } from '../src/eval/fertility-boost.ts';

@@ -13,6 +13,7 @@ import { loadEngine } from '../src/runtime/engine.ts';
 import { checkPython, findPython, repoRoot, runTorchTune, type TorchStep } from '../src/tune/torch-engine.ts';
 import { writeTestModel, SAMPLE_TEXT } from './support/factory.ts';
 import { transformersLogits } from './support/python.ts';
+import { runCli } from './support/cli.ts';
 
 async function fixture(): Promise<{ root: string; model: string; corpus: string }> {
   const root = await fsp.mkdtemp(path.join(tmpdir(), 'tune-torch-'));
@@ -132,6 +133,41 @@ test('CLI: flags of the other engine are refused by name; SIGINT checkpoints (ex
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /resumed from .* at step \d+\/150/);
     assert.equal(JSON.parse(await fsp.readFile(path.join(out, 'tune.json'), 'utf8')).steps, 150);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('held-out bits/byte along the run: the points the CLI shows equal `eval` on the models before and after', async () => {
+  const { root, model, corpus } = await fixture();
+  try {
+    const pt = path.join(root, 'pt.txt'), en = path.join(root, 'en.txt');
+    await fsp.writeFile(pt, SAMPLE_TEXT.repeat(6).replace(/\. /g, '.\n'));
+    await fsp.writeFile(en, 'The committee met on Tuesday and agreed on the budget.\n'.repeat(30));
+    const out = path.join(root, 'out');
+    // a step is 2 x 32 = 64 tokens: points at 0, 128, 256 and the end (320)
+    const r = await runCli(['tune', '--engine', 'torch', '--recipe', 'full', '--model', model, '--corpus', corpus, '--out', out, '--threads', '1',
+      '--batch-size', '2', '--seq-len', '32', '--max-steps', '5', '--lr', '3e-3', '--schedule', 'constant', '--save-dtype', 'float32',
+      '--eval-pt', pt, '--eval-en', en, '--eval-max-bytes', '1500', '--eval-every', '128']);
+    assert.equal(r.code, 0, r.stderr);
+    const shown = [...r.stderr.matchAll(/held-out at (\d+) tokens .*: pt (\d\.\d{4}), en (\d\.\d{4}) bits\/byte/g)].map((m) => [Number(m[1]), m[2], m[3]]);
+    assert.deepEqual(shown.map((s) => s[0]), [0, 128, 256, 320], r.stderr);
+    const evals = JSON.parse(await fsp.readFile(path.join(out, 'tune.json'), 'utf8')).evals as Array<{ tokens: number; bpb: Record<string, number> }>;
+    assert.deepEqual(evals.map((e) => e.tokens), [0, 128, 256, 320]);
+    // `eval` (ONNX Runtime, float32) on the input model and on the float32 output: the first and last points
+    for (const [dir, point] of [[model, evals[0]], [out, evals[3]]] as const) {
+      const res = path.join(root, `bpb-${point.tokens}.json`);
+      const e = await runCli(['eval', '--model', dir, '--metrics', 'bpb', '--pt', pt, '--en', en, '--max-bytes', '1500', '--threads', '1', '--out', res]);
+      assert.equal(e.code, 0, e.stderr);
+      const m = JSON.parse(await fsp.readFile(res, 'utf8')).metrics.bpb as Record<string, number>;
+      for (const k of ['pt', 'en']) assert.ok(Math.abs(m[k] - point.bpb[k]) < 1e-5, `${dir} ${k}: eval ${m[k]} vs in-training ${point.bpb[k]}`);
+    }
+    assert.ok(evals[3].bpb.pt < evals[0].bpb.pt, JSON.stringify(evals));
+    // asking for points without a text is refused before any work
+    const r2 = await runCli(['tune', '--engine', 'torch', '--recipe', 'full', '--model', model, '--corpus', corpus, '--out', path.join(root, 'o2'), '--eval-every', '100']);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /--eval-every: held-out measurements asked for, but no held-out text is given/);
+    assert.equal(existsSync(path.join(root, 'o2')), false);
   } finally {
     await fsp.rm(root, { recursive: true, force: true });
   }

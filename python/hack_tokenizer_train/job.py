@@ -95,6 +95,10 @@ class Job:
     keep_adapter: bool = True
     save_dtype: str = "keep"
     log_every: int = 1
+    # held-out texts (a JSON list of {name, file, bytes, ids}: heldout.py) measured in bits/byte before training,
+    # every eval_every training tokens (replay included) and at the end of every stage
+    heldout: Optional[str] = None
+    eval_every: Optional[int] = None
     # testing aid: behave as if SIGINT arrived after this many steps (checkpoint, exit 130)
     stop_after_steps: Optional[int] = None
     # the checked stages (from `stages`, or the one stage of the top-level keys)
@@ -178,7 +182,7 @@ def parse_job(data: dict[str, Any]) -> Job:
     _check_int("seed", job.seed, 0)
     _check_int("log_every", job.log_every, 1)
     _check_num("checkpoint_seconds", job.checkpoint_seconds, 0.0, strict=True)
-    for k in ("corpus_bytes", "threads", "checkpoint_steps", "stop_after_steps"):
+    for k in ("corpus_bytes", "threads", "checkpoint_steps", "stop_after_steps", "eval_every"):
         if getattr(job, k) is not None:
             _check_int(k, getattr(job, k), 1)
     if job.replay_ratio is not None:
@@ -188,6 +192,10 @@ def parse_job(data: dict[str, Any]) -> Job:
     for c in job.corpus:
         if not os.path.isfile(c):
             raise JobError("corpus", f"{c}: no such file")
+    if job.heldout is not None and (not isinstance(job.heldout, str) or not os.path.isfile(job.heldout)):
+        raise JobError("heldout", f"{job.heldout}: no such file")
+    if job.eval_every is not None and job.heldout is None:
+        raise JobError("eval_every", "held-out evaluation asked for, but the job has no held-out texts")
     if job.replay is not None and (not isinstance(job.replay, str) or not os.path.isfile(job.replay)):
         raise JobError("replay", f"{job.replay}: no such file")
     for k in ("model",) + (("original",) if job.original else ()):

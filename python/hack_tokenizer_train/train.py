@@ -23,6 +23,7 @@ from dataclasses import asdict
 
 from .data import cut_windows, replay_fraction, sample_index, token_ids, visit
 from .dist import Dist
+from .heldout import bits_per_byte, load_heldout
 from .job import Job, JobError, Stage
 from .objectives import Objective, ce_loss, new_token_pieces
 
@@ -161,10 +162,12 @@ def trainable_state(model, everything: bool) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if everything or p.requires_grad}
 
 
-def write_checkpoint(job: Job, model, opt, sched, stage: int, step: int, losses: list[float], seconds: float, done: list[dict], processes: int = 1) -> None:
+def write_checkpoint(job: Job, model, opt, sched, stage: int, step: int, losses: list[float], seconds: float, done: list[dict], processes: int = 1,
+                     evals: Optional[list[dict]] = None) -> None:
     os.makedirs(job.work_dir, exist_ok=True)
     _atomic_torch_save({
         "key": job_key(job, processes), "stage": stage, "step": step, "losses": losses, "seconds": seconds, "done": done,
+        "evals": evals or [],
         # from the second stage on, earlier stages changed weights this one does not train: keep them all
         "params": trainable_state(model, everything=stage > 0), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
@@ -294,6 +297,7 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
         raise JobError("objective", f"objective {uses_teacher[0]} runs in one process only (this launch has {world})", "ONE_PROCESS")
     pieces = new_token_pieces(job.model, job.original, new_ids) if uses_teacher else {}
     ids, corpus_info = token_ids(job.model, job.corpus, job.corpus_bytes)
+    heldout = load_heldout(job.heldout) if job.heldout else []
     replay_ids, replay_info = (token_ids(job.model, [job.replay], None, "replay") if job.replay else (None, None))
     # every stage's windows and step count before the model is loaded: a stage whose budget is below one batch
     # stops the job before any training
@@ -318,6 +322,22 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
     model.to(device)
     ck = read_checkpoint(job, world) if job.resume else None
     done: list[dict[str, Any]] = list(ck["done"]) if ck is not None else []
+    evals: list[dict[str, Any]] = list(ck.get("evals", [])) if ck is not None else []
+    corpus_bytes_per_token = corpus_info["bytes"] / max(1, corpus_info["tokens"])
+
+    def measure(si: int, step: int, tokens: int, corpus_windows: int, seq_len: int, train_seconds: float) -> float:
+        """One point of the held-out curve (rank 0; the others go on and wait at the next all-reduce); its seconds."""
+        if not heldout or not dist.main or (evals and evals[-1]["stage"] == si and evals[-1]["step"] == step):
+            return 0.0
+        t = time.time()
+        bpb = {h["name"]: bits_per_byte(model, h["ids"], h["bytes"], device) for h in heldout}
+        corpus_tokens = sum(d["corpus_windows"] * d["seq_len"] for d in done) + corpus_windows * seq_len
+        ev = {"stage": si, "step": step, "tokens": tokens, "corpus_tokens": corpus_tokens,
+              "corpus_bytes": round(corpus_tokens * corpus_bytes_per_token), "train_seconds": train_seconds,
+              "bpb": bpb, "seconds": time.time() - t}
+        evals.append(ev)
+        emit({"event": "eval", **ev})
+        return ev["seconds"]
     first_stage = ck["stage"] if ck is not None else 0
     stop = {"now": False}
 
@@ -373,11 +393,19 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
             tokens_since, t_since = 0, time.time()
             step = start
             per_step = st.batch_size * st.grad_accum * world  # windows of one step, all processes together
+            tokens_before = sum(d["tokens"] for d in done)
+            seconds_before = sum(d["seconds"] for d in done)
+            eval_seconds = 0.0  # held-out evaluation: not training time
+            corpus_windows_at = lambda k: k * per_step - math.floor(k * per_step * frac)
+            elapsed = lambda: prior_seconds + time.time() - t_train - eval_seconds
+            if si == 0 and step == 0:
+                eval_seconds += measure(si, 0, 0, 0, st.seq_len, 0.0)
+                tokens_since, t_since = 0, time.time()
             while step < total:
                 # all processes stop at the same step (one all-reduce of the flag; nothing in one process)
                 if dist.any(stop["now"]) or (job.stop_after_steps is not None and steps_here >= job.stop_after_steps):
                     if dist.main:
-                        write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done, world)
+                        write_checkpoint(job, model, opt, sched, si, step, losses, elapsed(), done, world, evals)
                         emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
                     dist.barrier()
                     raise Interrupted(step)
@@ -407,9 +435,14 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                     emit({"event": "step", "step": step, "total": total, "loss": lv, "lr": sched.get_last_lr()[0],
                           "tokens_per_s": tokens_since / dt, "stage": si, "stages": len(job.plan)})
                     tokens_since, t_since = 0, time.time()
+                step_tokens = per_step * st.seq_len
+                at = tokens_before + step * step_tokens
+                if job.eval_every and (at - step_tokens) // job.eval_every < at // job.eval_every and step < total:
+                    eval_seconds += measure(si, step, at, corpus_windows_at(step), st.seq_len, seconds_before + elapsed())
+                    tokens_since, t_since = 0, time.time()
                 due = (job.checkpoint_steps is not None and step % job.checkpoint_steps == 0) or time.time() - last_ck >= job.checkpoint_seconds
                 if due and step < total and dist.main:
-                    write_checkpoint(job, model, opt, sched, si, step, losses, prior_seconds + time.time() - t_train, done, world)
+                    write_checkpoint(job, model, opt, sched, si, step, losses, elapsed(), done, world, evals)
                     emit({"event": "checkpoint", "step": step, "stage": si, "path": checkpoint_path(job)})
                     last_ck = time.time()
             dist.end_stage()
@@ -418,11 +451,16 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                 h.remove()
             for p in model.parameters():
                 p.requires_grad_(False)
-            seconds_here = time.time() - t_train
+            seconds_here = time.time() - t_train - eval_seconds
+            if st.recipe == "lora" and si < len(job.plan) - 1:
+                model = model.merge_and_unload()  # the next stage trains the merged weights
+            eval_seconds += measure(si, total, tokens_before + total * per_step * st.seq_len, corpus_windows_at(total), st.seq_len,
+                                    seconds_before + prior_seconds + seconds_here)
             tokens = total * per_step * st.seq_len
             done.append({
                 **asdict(st), "index": si, "steps": total, "tokens": tokens,
                 "replay_windows": math.floor(total * per_step * frac),  # the windows k with visit(k)[0]
+                "corpus_windows": corpus_windows_at(total),
                 "trainable_parameters": trainable, "resumed_at": start or None,
                 "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                 # the loss of every optimizer step (resumed runs keep the checkpointed ones): the stage's curve
@@ -430,8 +468,6 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
                 "seconds": prior_seconds + seconds_here,
                 "tokens_per_s": (total - start) * per_step * st.seq_len / max(1e-9, seconds_here),
             })
-            if st.recipe == "lora" and si < len(job.plan) - 1:
-                model = model.merge_and_unload()  # the next stage trains the merged weights
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
@@ -446,6 +482,8 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
         "tokens": sum(d["tokens"] for d in done),
         "tokens_per_s": sum(d["tokens"] for d in done) / max(1e-9, train_seconds),
         "stages": done,
+        # held-out bits/byte along the run (empty without held-out texts); tokens and train_seconds count every stage
+        "evals": evals,
         "versions": {"torch": torch.__version__},
     }
     model.eval()

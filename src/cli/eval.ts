@@ -10,7 +10,7 @@ import {
   type BenchFiles, type EvalOptions,
 } from '../eval/evaluate.ts';
 import { loadSetup } from '../eval/setup.ts';
-import { textPrefix } from '../eval/bpb.ts';
+import { textPrefix } from '../io/text.ts';
 import { formatResults } from '../eval/summary.ts';
 import type { Lang } from '../eval/results.ts';
 import { progressBar, info } from './progress.ts';

@@ -71,6 +71,8 @@ export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command):
     resume: v.resume === true, checkpointSeconds: pick('checkpointSeconds', TORCH_DEFAULTS.checkpointSeconds),
     saveDtype: v.saveDtype as TorchJob['saveDtype'], force: v.force === true,
     accelerateConfig: v.accelerateConfig as string | undefined,
+    heldout: [['pt', v.evalPt], ['en', v.evalEn]].filter(([, f]) => f !== undefined).map(([name, file]) => ({ name: name as string, file: file as string })),
+    evalEvery: v.evalEvery as number | undefined, evalMaxBytes: v.evalMaxBytes as number | undefined,
   };
   const job: TorchJob = staged ? { ...common, stages: staged.stages } : {
     ...common,
@@ -83,6 +85,7 @@ export async function runTorchFromCli(v: Record<string, unknown>, cmd: Command):
   let last = { loss: NaN, tps: NaN };
   const s = await runTorchTune(job, {
     onInfo: info,
+    onEval: (e) => info(`held-out at ${e.tokens} tokens (${(e.corpusBytes / 1e6).toFixed(2)} MB of corpus): ${Object.entries(e.bpb).map(([k, b]) => `${k} ${b.toFixed(4)}`).join(', ')} bits/byte (${e.seconds.toFixed(0)} s)`),
     onPhase: (label, total, unit) => { bar = progressBar(label, total, unit); },
     onTick: (done, st) => { last = { loss: st.loss, tps: st.tokensPerS }; bar?.setTotal(st.total); bar?.update(done); },
     onPhaseEnd: () => { bar?.stop(); bar = null; if (Number.isFinite(last.loss)) info(`last step: loss ${last.loss.toFixed(4)}, ${last.tps.toFixed(0)} tokens/s`); },

@@ -24,12 +24,3 @@ export async function measureBpbIds(engine: EvalEngine, ids: number[], bytes: nu
   }
   return bitsPerByte(all, bytes, ids.length);
 }
-
-/** The first `maxBytes` of a text, cut at a line end when one is near (documented subsets). */
-export function textPrefix(text: string, maxBytes?: number): string {
-  if (!maxBytes || utf8Bytes(text) <= maxBytes) return text;
-  let cut = Buffer.from(text, 'utf8').subarray(0, maxBytes).toString('utf8');
-  if (cut.endsWith('\uFFFD')) cut = cut.slice(0, -1);
-  const nl = cut.lastIndexOf('\n');
-  return nl > cut.length * 0.9 ? cut.slice(0, nl + 1) : cut;
-}

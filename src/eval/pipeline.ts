@@ -16,7 +16,7 @@ import { baselineMetrics, evaluate, needsOriginalEngine, type EvalOptions } from
 import { loadSetup } from './setup.ts';
 import type { GridConfig, GridSteps } from './grid.ts';
 import type { CellMeta } from './report.ts';
-import { textPrefix } from './bpb.ts';
+import { textPrefix } from '../io/text.ts';
 import type { ProgressFn } from './engine-api.ts';
 
 export interface PipelineHooks {

@@ -231,3 +231,12 @@ export async function readTextFile(file: string, o: TextReadOptions = {}, stats:
   if (text.trim().length === 0) throw new HackError('EMPTY_FILE', 'the file is empty', { file, option: o.option });
   return text;
 }
+
+/** The first `maxBytes` of a text, cut at a line end when one is near (documented subsets). */
+export function textPrefix(text: string, maxBytes?: number): string {
+  if (!maxBytes || Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  let cut = Buffer.from(text, 'utf8').subarray(0, maxBytes).toString('utf8');
+  if (cut.endsWith('\uFFFD')) cut = cut.slice(0, -1);
+  const nl = cut.lastIndexOf('\n');
+  return nl > cut.length * 0.9 ? cut.slice(0, nl + 1) : cut;
+}

@@ -56,6 +56,10 @@ export const TORCH_TUNE_OPTIONS: readonly ParamSpec[] = [
   { key: 'loraAlpha', kind: 'number', above: 0, default: 16, doc: '--engine torch --recipe lora: adapter alpha' },
   { key: 'loraTargets', kind: 'list', default: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], doc: '--engine torch --recipe lora: module names that get adapters' },
   { key: 'accelerateConfig', kind: 'string', arg: '<file.yaml>', doc: '--engine torch: train in several processes (GPUs or nodes) with `accelerate launch --config_file <file.yaml>`: data parallel, each process takes --batch-size windows of every step (see README, "Several GPUs or nodes")' },
+  { key: 'evalPt', kind: 'string', arg: '<file>', doc: '--engine torch: Portuguese (target-language) held-out text, read with the model\'s tokenizer: bits/byte measured as `eval` does, before training, every --eval-every tokens and after each stage (tune.json `evals`)' },
+  { key: 'evalEn', kind: 'string', arg: '<file>', doc: '--engine torch: English held-out text, measured as --eval-pt' },
+  { key: 'evalEvery', kind: 'int', min: 1, doc: '--engine torch: training tokens (replay included) between held-out measurements', defaultText: 'only before training and after each stage' },
+  { key: 'evalMaxBytes', kind: 'size', min: 1, doc: '--engine torch: measure only the first N bytes of each held-out file (cut at a line end, as eval --max-bytes)' },
   { key: 'saveDtype', kind: 'choice', choices: ['keep', 'float32', 'bfloat16', 'float16'], default: 'keep', doc: '--engine torch: dtype of the written weights (keep: the input model\'s)' },
 ];
 

@@ -12,7 +12,8 @@ import YAML from 'yaml';
 import { HackError, opt } from '../io/errors.ts';
 import { loadModelDir } from '../io/model-dir.ts';
 import { checkNotInput, checkOutput, makeDirs, writeOutputDir } from '../io/output.ts';
-import { checkTextFiles } from '../io/text.ts';
+import { checkTextFiles, readTextFile, textPrefix } from '../io/text.ts';
+import { encode, tokenizerFromJson } from '../tokenizer/load.ts';
 import { selfReplayFile } from './replay.ts';
 import type { TorchStage } from './stages.ts';
 
@@ -127,6 +128,27 @@ export interface TorchJob {
   force?: boolean;
   /** An accelerate config file: the engine runs under `accelerate launch --config_file <it>` (several processes). */
   accelerateConfig?: string;
+  /** Held-out texts measured in bits/byte along the run (name: pt, en...): before training, every evalEvery tokens, after each stage. */
+  heldout?: Array<{ name: string; file: string }>;
+  /** Training tokens (replay included) between held-out measurements (none: only before training and after each stage). */
+  evalEvery?: number;
+  /** Only the first N bytes of each held-out file (cut at a line end, as eval's maxBytes). */
+  evalMaxBytes?: number;
+}
+
+/** One point of the held-out curve (tune.json `evals`). */
+export interface TorchEval {
+  stage: number;
+  step: number;
+  /** Training tokens so far, every stage and replay included. */
+  tokens: number;
+  /** Corpus (not replay) tokens so far, and their bytes (at the corpus's bytes per token). */
+  corpusTokens: number;
+  corpusBytes: number;
+  /** Training seconds so far (evaluation excluded). */
+  trainSeconds: number;
+  bpb: Record<string, number>;
+  seconds: number;
 }
 
 export interface TorchStep { step: number; total: number; loss: number; lr: number; tokensPerS: number; stage?: number; stages?: number }
@@ -136,6 +158,7 @@ export interface TorchCallbacks {
   onTick?: (done: number, info: TorchStep) => void;
   onPhaseEnd?: () => void;
   onInfo?: (msg: string) => void;
+  onEval?: (e: TorchEval) => void;
 }
 
 export interface TorchSummary {
@@ -146,6 +169,7 @@ export interface TorchSummary {
   tokensPerS: number;
   seconds: number;
   python: string;
+  evals: TorchEval[];
 }
 
 /** A stage's keys as the engine spells them (snake_case). */
@@ -163,7 +187,7 @@ function snake(src: object, keys: Record<string, string>): Record<string, unknow
 }
 
 /** The engine's job keys (snake_case) from the library's option names; `replayFile` is the resolved replay text. */
-function jobJson(j: TorchJob, out: string, replayFile?: string): Record<string, unknown> {
+function jobJson(j: TorchJob, out: string, replayFile?: string, heldoutFile?: string): Record<string, unknown> {
   const o: Record<string, unknown> = {
     model: path.resolve(j.model), out, corpus: j.corpus.map((c) => path.resolve(c)), work_dir: path.resolve(j.workDir),
     seed: j.seed, device: j.device, resume: j.resume,
@@ -181,6 +205,10 @@ function jobJson(j: TorchJob, out: string, replayFile?: string): Record<string, 
     Object.assign(o, snake({ ...j, replayRatio: replayFile !== undefined ? j.replayRatio : undefined }, STAGE_KEYS));
   }
   if (replayFile !== undefined) o.replay = path.resolve(replayFile);
+  if (heldoutFile !== undefined) {
+    o.heldout = path.resolve(heldoutFile);
+    if (j.evalEvery !== undefined) o.eval_every = j.evalEvery;
+  }
   return o;
 }
 
@@ -264,6 +292,7 @@ const KEY_TO_OPTION: Record<string, string> = {
   corpus_bytes: 'corpusBytes', warmup_steps: 'warmupSteps', weight_decay: 'weightDecay', device: 'device', resume: 'resume',
   lora_r: 'loraR', lora_targets: 'loraTargets', threads: 'threads', seed: 'seed', grad_accum: 'gradAccum', replay: 'replay',
   replay_ratio: 'replayRatio', stages: 'stages', accelerate_config: 'accelerateConfig', objective: 'objective',
+  eval_every: 'evalEvery', heldout: 'heldout',
 };
 
 /** The option an engine error is about: a stage's key (`stages[1].lr`) is the stages recipe's. */
@@ -285,7 +314,7 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
   const accel = job.accelerateConfig !== undefined ? await checkAccelerateConfig(job.accelerateConfig) : undefined;
   const py = opts.checked ?? checkPython(opts.python ?? findPython(process.env, root), root);
   const replayGiven = job.replay !== undefined && job.replay !== 'self' ? job.replay : undefined;
-  const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus, replayGiven], force: job.force };
+  const req = { path: job.out, command: 'tune', inputs: [job.model, job.original, ...job.corpus, replayGiven, ...(job.heldout ?? []).map((h) => h.file)], force: job.force };
   await checkOutput({ ...req, kind: 'dir' });
   checkNotInput(job.workDir, req.inputs, 'workDir');
   // the text files before any sampling or training (the engine would find a missing one only after the sample)
@@ -293,7 +322,23 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
   if (replayGiven) {
     await checkTextFiles([replayGiven], 'replay').catch((e) => { throw new HackError(e.code, `${e.detail} (give a text file or "self")`, { option: 'replay', file: replayGiven }); });
   }
+  if (job.evalEvery !== undefined && !job.heldout?.length) throw new HackError('BAD_OPTION', 'held-out measurements asked for, but no held-out text is given', { option: 'evalEvery' });
+  // held-out texts: read (strict UTF-8) and tokenized here, once, exactly as `eval` reads them
+  const heldout: Array<{ name: string; file: string; bytes: number; ids: number[] }> = [];
+  if (job.heldout?.length) {
+    const m = await loadModelDir(job.model);
+    const tok = tokenizerFromJson(m.tokenizerJson, m.tokenizerPath);
+    for (const h of job.heldout) {
+      const option = h.name === 'pt' ? 'evalPt' : h.name === 'en' ? 'evalEn' : 'heldout';
+      const text = textPrefix(await readTextFile(h.file, { option }), job.evalMaxBytes);
+      const ids = await encode(tok, text, false);
+      if (ids.length < 2) throw new HackError('EMPTY_TEXT', 'fewer than two tokens: nothing to measure', { option, file: h.file });
+      heldout.push({ name: h.name, file: path.resolve(h.file), bytes: Buffer.byteLength(text, 'utf8'), ids });
+    }
+  }
   await makeDirs(job.workDir, 'workDir');
+  const heldoutFile = heldout.length ? path.join(path.resolve(job.workDir), 'heldout.json') : undefined;
+  if (heldoutFile) await fsp.writeFile(heldoutFile, JSON.stringify(heldout) + '\n');
   let replayFile = replayGiven;
   if (job.replay === 'self') {
     const bytes = selfReplayBytes(job, job.corpusBytes !== undefined ? Math.min(job.corpusBytes, corpusBytes) : corpusBytes);
@@ -317,7 +362,7 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
   }
   return writeOutputDir(req, async (tmp) => {
     const jobFile = path.join(path.resolve(job.workDir), 'job.json');
-    await fsp.writeFile(jobFile, JSON.stringify(jobJson(job, tmp, replayFile), null, 2) + '\n');
+    await fsp.writeFile(jobFile, JSON.stringify(jobJson(job, tmp, replayFile, heldoutFile), null, 2) + '\n');
     const s = await runChild(py, jobFile, root, cb, accel);
     return { ...s, out: job.out };
   }, true);
@@ -341,6 +386,7 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
     });
     let stderr = '';
     let done: TorchSummary | null = null;
+    const evals: TorchEval[] = [];
     let error: { code: string; key: string | null; message: string } | null = null;
     let interruptedAt: number | null = null;
     let phase = false;
@@ -368,10 +414,18 @@ function runChild(py: PythonCheck, jobFile: string, root: string, cb: TorchCallb
           break;
         }
         case 'checkpoint': break;
+        case 'eval': {
+          const e: TorchEval = { stage: Number(ev.stage), step: Number(ev.step), tokens: Number(ev.tokens), corpusTokens: Number(ev.corpus_tokens),
+            corpusBytes: Number(ev.corpus_bytes), trainSeconds: Number(ev.train_seconds), bpb: ev.bpb as Record<string, number>, seconds: Number(ev.seconds) };
+          evals.push(e);
+          // between steps: the bar is redrawn by the next tick
+          cb.onEval?.(e);
+          break;
+        }
         case 'phase': endPhase(); cb.onInfo?.(`${String(ev.phase)} ${String(ev.out ?? '')}`.trim()); break;
         case 'done':
           done = { out: String(ev.out), steps: Number(ev.steps), firstLoss: ev.first_loss as number | null, lastLoss: ev.last_loss as number | null,
-            tokensPerS: Number(ev.tokens_per_s), seconds: Number(ev.seconds), python: py.python };
+            tokensPerS: Number(ev.tokens_per_s), seconds: Number(ev.seconds), python: py.python, evals };
           break;
         // several processes: the first error reported is the cause (the others' come after it, if at all)
         case 'error': error ??= { code: String(ev.code), key: (ev.key as string | null) ?? null, message: String(ev.message) }; break;
