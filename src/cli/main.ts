@@ -17,6 +17,7 @@ import { register as registerDownload } from './download.ts';
 import { register as registerAdapt } from './adapt.ts';
 import { register as registerExportGguf } from './export-gguf.ts';
 import { register as registerReplace } from './replace.ts';
+import { register as registerCurves } from './curves.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -29,7 +30,7 @@ export function buildProgram(): Command {
   for (const reg of [
     registerTokens, registerExtend, registerTune, registerGenerate, registerEval, registerCompareInit,
     registerExperiment, registerAdapt, registerInspect, registerDemo, registerInspectModel, registerExportOnnx, registerDownload, registerExportGguf,
-    registerReplace,
+    registerReplace, registerCurves,
   ]) reg(program);
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

@@ -351,6 +351,7 @@ export async function runTorchTune(job: TorchJob, cb: TorchCallbacks = {}, opts:
           bytes, seed: job.seed, threads: job.threads, batch: Math.max(1, Math.min(32, Math.ceil(bytes / 800))),
           onProgress: (b) => cb.onTick?.(b, { step: b, total: bytes, loss: NaN, lr: NaN, tokensPerS: NaN }),
         });
+        if (r.reused) cb.onTick?.(bytes, { step: bytes, total: bytes, loss: NaN, lr: NaN, tokensPerS: NaN }); // nothing to sample: the bar ends full
         cb.onPhaseEnd?.();
         cb.onInfo?.(r.reused ? `reusing the replay sample ${r.file}` : `sampled ${(bytes / 1e6).toFixed(2)} MB of replay text from ${from.dir} in ${r.seconds.toFixed(1)} s -> ${r.file}`);
         replayFile = r.file;
