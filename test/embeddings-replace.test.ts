@@ -15,6 +15,7 @@ import { toFloat32 } from '../src/io/dtype.ts';
 import { loadEngine } from '../src/runtime/engine.ts';
 import { runCli } from './support/cli.ts';
 import { writeTestModel } from './support/factory.ts';
+import { mapSpecialTokens, readTargetTokenizer } from '../src/embeddings/replace.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const DEMO = path.join(repoRoot, 'assets/models/tiny-en-llama');
@@ -256,6 +257,13 @@ print(ids.count(int(sys.argv[2])), ids.count(int(sys.argv[3])))
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await fsp.readFile(path.join(bad, 'tokenizer_config.json')), await fsp.readFile(path.join(LLAMA2, 'tokenizer_config.json')));
     assert.equal(JSON.parse(await fsp.readFile(path.join(bad, 'alignment.json'), 'utf8')).chat_template.choice, 'none');
+    // only special and markup-like added tokens count: an added whitespace token in the template does not
+    const src2 = await loadModelDir(model);
+    src2.tokenizerJson.added_tokens.push({ id: 10, content: '  ', special: false }, { id: 11, content: '<tool>', special: false });
+    const tmpl = { value: '{{ "  " }}<tool>', text: '{{ "  " }}<tool>', file: 'x.jinja' };
+    const llama = await readTargetTokenizer(LLAMA2);
+    assert.throws(() => mapSpecialTokens(src2, llama, { choice: 'source', template: tmpl }), (e: Error) => /spells out "<tool>", which/.test(e.message));
+    assert.deepEqual(mapSpecialTokens(src2, llama, { choice: 'target', template: null }).chatTokens, []);
     // --chat-template source on a model without one
     r = await runCli(['replace', '--model', DEMO, '--tokenizer', QWEN3, '--init', 'mean', '--chat-template', 'source', '--out', path.join(dir, 'x')]);
     assert.equal(r.code, 1);

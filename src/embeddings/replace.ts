@@ -158,8 +158,11 @@ export function mapSpecialTokens(model: ModelDir, target: TargetTokenizer, chat?
     const tgtAdded = new Map<string, number>();
     for (const t of target.json.added_tokens ?? []) if (!tgtAdded.has(t.content)) tgtAdded.set(t.content, t.id);
     const missing: string[] = [];
+    // special tokens, and markup-like added ones (<tool_call>): not added whitespace or word pieces a template may
+    // contain as plain text
+    const markup = (t: { content: string; special: boolean }) => t.special || /[<>[\]|]/.test(t.content);
     for (const t of model.tokenizerJson.added_tokens ?? []) {
-      if (t.content === '' || !chat.template.text.includes(t.content) || chatTokens.some((c) => c.token === t.content)) continue;
+      if (t.content.trim() === '' || !markup(t) || !chat.template.text.includes(t.content) || chatTokens.some((c) => c.token === t.content)) continue;
       const id = tgtAdded.get(t.content);
       if (id === undefined) { if (!missing.includes(t.content)) missing.push(t.content); continue; }
       chatTokens.push({ token: t.content, source: t.id, target: id });
