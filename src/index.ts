@@ -43,8 +43,8 @@ export { bpeModelOf, type BpeKind } from './tokenizer/bpe-model.ts';
 export { parseInitMethod, parseInitMethodList, ALL_METHODS, SOURCE_METHODS, VALID_FORMS, type InitMethod } from './embeddings/init-methods.ts';
 export { extendModel, type ExtendModelOptions, type ExtendModelResult } from './embeddings/extend-model.ts';
 export {
-  readTargetTokenizer, planReplacement, writeReplacement, alignmentReport, REPLACE_INITS,
-  type ReplaceInit, type ReplaceOptions, type ReplacementPlan, type TargetTokenizer,
+  readTargetTokenizer, planReplacement, writeReplacement, alignmentReport, REPLACE_INITS, CHAT_TEMPLATE_CHOICES,
+  type ReplaceInit, type ReplaceOptions, type ReplacementPlan, type TargetTokenizer, type ChatTemplateChoice,
 } from './embeddings/replace.ts';
 
 // runtime: the ONNX engine, generation, extended-vocabulary decoding
@@ -70,6 +70,7 @@ export {
   type GridConfig, type GridSteps, type GridRun, type GridProgress, type CellRecord, type TuneVariant,
 } from './eval/grid.ts';
 export { pipelineSteps, type PipelineHooks } from './eval/pipeline.ts';
+export { readCurve, curveChartSpec, curveTable, CURVE_X, type Curve, type CurvePoint, type CurveX } from './eval/curves.ts';
 
 // export: transformers.js (ONNX) and llama.cpp (GGUF)
 export { exportOnnx, type ExportResult as OnnxExportResult } from './export/onnx.ts';

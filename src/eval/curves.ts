@@ -75,7 +75,7 @@ export function curveChartSpec(curves: Curve[], x: CurveX, title?: string): vl.T
       encoding: {
         x: { field: 'x', type: 'quantitative', title: xf.title },
         y: { field: 'bpb', type: 'quantitative', title: 'bits per byte', scale: { zero: false } },
-        color: { field: 'run', type: 'nominal', title: 'run' },
+        color: { field: 'run', type: 'nominal', title: 'run', legend: { labelLimit: 400 } },
         tooltip: [{ field: 'run' }, { field: 'stage' }, { field: 'x', format: '.3f' }, { field: 'bpb', format: '.4f' }],
       },
     },
