@@ -11,7 +11,7 @@ import { FORCE, OUT, command, type OptionSpec } from './options.ts';
 import { info } from './progress.ts';
 
 export const CURVES_OPTIONS: OptionSpec[] = [
-  { key: 'run', kind: 'files', arg: '<label=dir...>', required: true, doc: 'runs to draw: a label and the output directory (or tune.json) of `tune --engine torch --eval-pt/--eval-en`, e.g. extended=runs/A' },
+  { key: 'run', kind: 'files', arg: '<label=dir...>', required: true, doc: 'runs to draw: a label (without "=") and the output directory (or tune.json) of `tune --engine torch --eval-pt/--eval-en`, e.g. extended=runs/A' },
   { key: 'x', kind: 'choice', choices: CURVE_X, default: 'corpus-bytes', doc: 'the x axis: corpus text read (MB), training tokens, or training seconds' },
   { key: 'title', kind: 'string', arg: '<text>', doc: 'chart title' },
   OUT('<dir>', 'output directory: curves.svg, curves.md, curves.json'),
@@ -23,7 +23,7 @@ export function register(program: Command): void {
     async (o: { run: string[]; x: CurveX; title?: string; out: string; force?: boolean }) => {
       const runs = o.run.map((r) => {
         const i = r.indexOf('=');
-        if (i <= 0 || i === r.length - 1) throw new HackError('BAD_OPTION', `expected label=dir, got ${JSON.stringify(r)}`, { option: 'run' });
+        if (i <= 0 || i === r.length - 1) throw new HackError('BAD_OPTION', `expected label=dir (a label without "="), got ${JSON.stringify(r)}`, { option: 'run' });
         return { label: r.slice(0, i), dir: r.slice(i + 1) };
       });
       const dup = runs.find((r, i) => runs.findIndex((s) => s.label === r.label) !== i);
