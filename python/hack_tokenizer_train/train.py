@@ -454,8 +454,8 @@ def train(job: Job, emit: Emit) -> dict[str, Any]:
             seconds_here = time.time() - t_train - eval_seconds
             if st.recipe == "lora" and si < len(job.plan) - 1:
                 model = model.merge_and_unload()  # the next stage trains the merged weights
-            eval_seconds += measure(si, total, tokens_before + total * per_step * st.seq_len, corpus_windows_at(total), st.seq_len,
-                                    seconds_before + prior_seconds + seconds_here)
+            measure(si, total, tokens_before + total * per_step * st.seq_len, corpus_windows_at(total), st.seq_len,
+                    seconds_before + prior_seconds + seconds_here)
             tokens = total * per_step * st.seq_len
             done.append({
                 **asdict(st), "index": si, "steps": total, "tokens": tokens,

@@ -35,7 +35,7 @@ export const REPLACE_OPTIONS: OptionSpec[] = [
   AUX_CACHE('with --init focus: cache directory of the auxiliary embeddings', '$XDG_CACHE_HOME/hack-tokenizer/aux or ~/.cache/hack-tokenizer/aux'),
   AUX_NGRAMS('with --init focus: add fastText\'s character n-grams (3-6) to the auxiliary embeddings (rare tokens get vectors; ~5x slower)'),
   AUX_MAX_BYTES('with --init focus: train the auxiliary embeddings on the first N bytes of --corpus only (whole lines)'),
-  { key: 'chatTemplate', kind: 'choice', choices: CHAT_TEMPLATE_CHOICES, doc: 'the chat template the output carries: source (the model\'s own, the format it was trained on; every added token it spells out must be an added token of the target, and keeps its row), target (the target tokenizer\'s) or none', defaultText: 'source when the model has one, else target' },
+  { key: 'chatTemplate', kind: 'choice', choices: CHAT_TEMPLATE_CHOICES, doc: 'the chat template the output carries: source (the model\'s own, the format it was trained on; every special or markup-like added token it spells out must be an added token of the target, and keeps its row), target (the target tokenizer\'s) or none', defaultText: 'source when the model has one, else target' },
   SEED,
   ALLOW_INVALID_UTF8,
   OUT('<dir>', 'output model directory (weights, config, the target tokenizer, alignment.json)'),

@@ -10,7 +10,8 @@
 // without an auxiliary vector get the FVT mean, kind `fallback`).
 // Special tokens the config names (bos, eos, pad) are mapped by role to the source's. The chat
 // template the output carries is, by default, the source model's (the format the model was trained
-// on): every added token it spells out must be an added token of the target too, and keeps its row.
+// on): every special or markup-like added token it spells out must be an added token of the target too,
+// and keeps its row.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { HackError, opt } from '../io/errors.ts';
@@ -80,7 +81,7 @@ export async function readTargetTokenizer(spec: string, option = 'tokenizer'): P
 export const CHAT_TEMPLATE_CHOICES = ['source', 'target', 'none'] as const;
 export type ChatTemplateChoice = (typeof CHAT_TEMPLATE_CHOICES)[number];
 
-/** Which chat template the output carries, and the added tokens it spells out (source ids). */
+/** Which chat template the output carries (null: none). */
 export interface ChatTemplatePlan {
   choice: ChatTemplateChoice;
   template: ChatTemplate | null;
